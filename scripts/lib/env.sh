@@ -1,0 +1,58 @@
+# shellcheck shell=bash
+# Shared by scripts/setup, scripts/test and scripts/develop: find Python 3.13 and keep
+# .venv in sync with requirements.txt + constraints.txt (re-installs only when they change).
+
+find_python313() {
+  local candidate
+  for candidate in python3.13 "$(command -v pyenv >/dev/null 2>&1 && pyenv root)/versions/3.13"*/bin/python3 \
+                   "$HOME/.pyenv/versions/3.13"*/bin/python3 /usr/local/bin/python3.13 /usr/bin/python3.13; do
+    if [ -x "$(command -v "$candidate" 2>/dev/null)" ] \
+       && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+ensure_venv() {
+  local root venv py stamp want
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+  venv="$root/.venv"
+  if [ ! -x "$venv/bin/python" ]; then
+    if ! py="$(find_python313)"; then
+      echo "error: Python 3.13 not found. Install it (e.g. 'pyenv install 3.13.0' or your" >&2
+      echo "       distribution's python3.13 package) and run this again." >&2
+      return 1
+    fi
+    echo ">> creating $venv with $py"
+    "$py" -m venv "$venv"
+  fi
+  stamp="$venv/.requirements.sha256"
+  want="$(cat "$root/requirements.txt" "$root/constraints.txt" "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo ">> installing pinned requirements into $venv (a few minutes the first time)"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+      -r "$root/requirements.txt" -c "$root/constraints.txt" 2> >(grep -v '^WARNING: Location' >&2)
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+      -e "$root" 2> >(grep -v '^WARNING: Location' >&2)
+    echo "$want" > "$stamp"
+  fi
+  export PATH="$venv/bin:$PATH"
+  export VIRTUAL_ENV="$venv"
+}
+
+ensure_chromium() {
+  # The browser test drives Debian's Chromium; install it from Debian's packages if we can.
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    return 0
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo ">> installing Debian's chromium and chromium-driver"
+    (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; }) \
+      || echo "warning: could not install chromium; the browser test will be skipped" >&2
+  else
+    echo "warning: chromium/chromedriver missing and not root; the browser test will be skipped" >&2
+  fi
+}
