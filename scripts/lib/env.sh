@@ -34,7 +34,7 @@ ensure_venv() {
     echo ">> installing pinned requirements into $venv (a few minutes the first time)"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
       -r "$root/requirements.txt" -c "$root/constraints.txt" 2> >(grep -v '^WARNING: Location' >&2)
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation --config-settings editable_mode=compat \
       -e "$root" 2> >(grep -v '^WARNING: Location' >&2)
     echo "$want" > "$stamp"
   fi

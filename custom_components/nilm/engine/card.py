@@ -135,7 +135,9 @@ class ModelCard:
                 raise ModelCardError(f"{key} {value!r} is not one of {', '.join(IO_DTYPES)}")
         status_output = raw.get("status_output")
         if status_output is not None and (
-            not isinstance(status_output, int) or isinstance(status_output, bool) or status_output < 0
+            not isinstance(status_output, int)
+            or isinstance(status_output, bool)
+            or status_output < 0
         ):
             raise ModelCardError("status_output must be a non-negative integer or null")
         sha = raw.get("tflite_sha256", "")
