@@ -1,0 +1,1147 @@
+"""Data sources -> one tidy, regular, masked frame of aggregate + appliance power.
+
+Every loader returns :class:`HouseData`: a UTC grid of ``period_s`` with column
+``aggregate`` and canonical appliance columns (see :mod:`trainer.appliances`), float32
+watts, NaN where the data cannot be trusted. Masking is explicit and counted so that
+training and metrics never silently learn from gap fills:
+
+* **zero runs** - the house aggregate is never exactly 0 W for minutes (fridge, standby);
+  REFIT fills its gaps with 0 (House 2: 2013-10-25 .. 2014-02-13 and more).
+* **constant runs** - a live aggregate never repeats the same value for half an hour
+  (House 2 at 30 s: 99.9 % of repeats last < 16 min); REFIT also fills gaps with constants.
+* **missing** - grid bins with no sample (beyond a short zero-order-hold fill) or NaN input.
+* **issues** - REFIT CLEAN rows flagged ``Issues == 1`` (sub-meters exceed the aggregate).
+* **negative** - net meters exporting solar power; seq2point disaggregates consumption.
+
+Not masked but counted: the aggregate clipped at 6000 W (as in REFIT's 30 s files, so
+every source matches what the models were trained on) and sub-meter spikes (set to NaN in
+that appliance's column only).
+
+Resampling is a mean over bins ``[t, t + period)`` labelled with the bin start; a bin
+that contains any masked sample is masked as a whole (never half-trusted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gzip
+import json
+import os
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from .appliances import APPLIANCES
+from .errors import TrainerError
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+Unit = Literal["W", "kW", "auto"]
+
+CANONICAL: tuple[str, ...] = tuple(APPLIANCES)
+
+# Mask reasons, in precedence order (a row masked for several reasons counts once, under
+# the first).
+REASON_ISSUES = "issues"
+REASON_ZERO = "zero runs"
+REASON_CONSTANT = "constant runs"
+REASON_NEGATIVE = "negative"
+REASON_MISSING = "missing"
+REASON_ORDER: tuple[str, ...] = (
+    REASON_ISSUES,
+    REASON_NEGATIVE,
+    REASON_ZERO,
+    REASON_CONSTANT,
+    REASON_MISSING,
+)
+
+# REFIT CLEAN release: Appliance1..9 per house, as listed in the dataset's README
+# (same as ../shared/data/refit_1day_20houses/appliance_map.csv). House 14 does not exist.
+REFIT_APPLIANCE_MAP: dict[int, tuple[str, ...]] = {
+    1: ("fridge", "freezer", "freezer", "washer_dryer", "washing_machine", "dishwasher",
+        "computer", "television", "electric_heater"),
+    2: ("fridge_freezer", "washing_machine", "dishwasher", "television", "microwave",
+        "toaster", "hifi", "kettle", "fan"),
+    3: ("toaster", "fridge_freezer", "freezer", "tumble_dryer", "dishwasher",
+        "washing_machine", "television", "microwave", "kettle"),
+    4: ("fridge", "freezer", "fridge_freezer", "washing_machine", "washing_machine",
+        "computer", "television", "microwave", "kettle"),
+    5: ("fridge_freezer", "tumble_dryer", "washing_machine", "dishwasher", "computer",
+        "television", "microwave", "kettle", "toaster"),
+    6: ("freezer", "washing_machine", "dishwasher", "computer", "television", "microwave",
+        "kettle", "toaster", "computer"),
+    7: ("fridge", "freezer", "freezer", "tumble_dryer", "washing_machine", "dishwasher",
+        "television", "toaster", "kettle"),
+    8: ("fridge", "freezer", "washer_dryer", "washing_machine", "toaster", "computer",
+        "television", "microwave", "kettle"),
+    9: ("fridge_freezer", "washer_dryer", "washing_machine", "dishwasher", "television",
+        "microwave", "kettle", "hifi", "electric_heater"),
+    10: ("blender", "toaster", "freezer", "fridge_freezer", "washing_machine", "dishwasher",
+         "television", "microwave", "kitchen_mixer"),
+    11: ("fridge", "fridge_freezer", "washing_machine", "dishwasher", "computer",
+         "microwave", "kettle", "router", "hifi"),
+    12: ("fridge_freezer", "unknown", "unknown", "computer", "microwave", "kettle",
+         "toaster", "television", "unknown"),
+    13: ("television", "freezer", "washing_machine", "dishwasher", "unknown", "network",
+         "microwave", "microwave", "kettle"),
+    15: ("fridge_freezer", "tumble_dryer", "washing_machine", "dishwasher", "computer",
+         "television", "microwave", "hifi", "toaster"),
+    16: ("fridge_freezer", "fridge_freezer", "electric_heater", "electric_heater",
+         "washing_machine", "dishwasher", "computer", "television", "dehumidifier"),
+    17: ("freezer", "fridge_freezer", "tumble_dryer", "washing_machine", "computer",
+         "television", "microwave", "kettle", "television"),
+    18: ("fridge", "freezer", "fridge_freezer", "washer_dryer", "washing_machine",
+         "dishwasher", "computer", "television", "microwave"),
+    19: ("fridge_freezer", "washing_machine", "television", "microwave", "kettle", "toaster",
+         "bread_maker", "games_console", "hifi"),
+    20: ("fridge", "freezer", "tumble_dryer", "washing_machine", "dishwasher", "computer",
+         "television", "microwave", "kettle"),
+    21: ("fridge_freezer", "tumble_dryer", "washing_machine", "dishwasher", "food_mixer",
+         "television", "kettle", "vivarium", "pond_pump"),
+}  # fmt: skip
+
+# In the 2015 one-day release the columns of these houses do not follow the CLEAN map
+# (dataset README caveat): only their aggregate is trustworthy without a manual map.
+# E.g. house 12 on 2015-01-08: "kettle" (Appliance6) draws ~110 W for 19 % of the day while
+# "computer" (Appliance4) makes eleven ~2.7 kW bursts.
+REFIT_DAY_UNMAPPED_HOUSES: frozenset[int] = frozenset({3, 8, 12})
+
+# Plausibility bounds for the unit check: a household's median mains power in watts.
+_MIN_PLAUSIBLE_MEDIAN_W = 20.0
+_MAX_PLAUSIBLE_MEDIAN_W = 20_000.0
+
+
+@dataclass(frozen=True, slots=True)
+class DataConfig:
+    """How raw samples become the training grid.
+
+    ``period_s`` None keeps each source's native period (30 s, 8 s, 6 s).
+    ``fill_gap_s`` holds the last value across short gaps (as the integration's streaming
+    resampler does); longer gaps are masked as missing.
+    ``appliance_spike_factor`` masks sub-meter readings above factor x the appliance's
+    ``max_power_w`` (REFIT's 8 s files contain 32768 W glitches).
+    """
+
+    period_s: float | None = None
+    max_zero_run_s: float = 300.0
+    max_constant_run_s: float = 1800.0
+    fill_gap_s: float = 60.0
+    clip_aggregate_w: float | None = 6000.0
+    appliance_spike_factor: float | None = 4.0
+    appliances: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.period_s is not None and not self.period_s > 0:
+            raise TrainerError(f"period must be positive seconds, got {self.period_s}")
+        for name in ("max_zero_run_s", "max_constant_run_s", "fill_gap_s"):
+            if getattr(self, name) < 0:
+                raise TrainerError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.appliances is not None:
+            for name in self.appliances:
+                check_appliance(name)
+
+
+@dataclass(frozen=True, slots=True)
+class HouseData:
+    """One house on a regular grid.
+
+    ``mask_reasons`` counts masked grid rows per reason (each row once, see
+    ``REASON_ORDER``) plus informational counts such as ``"clipped"`` (not masked).
+    ``status_columns`` names appliance columns holding an on/off label (1.0/0.0) instead
+    of watts (Home Assistant binary entities).
+    """
+
+    frame: pd.DataFrame
+    period_s: float
+    source: str
+    mask_reasons: Mapping[str, int] = field(default_factory=dict)
+    status_columns: frozenset[str] = frozenset()
+
+    @property
+    def appliances(self) -> tuple[str, ...]:
+        """Canonical appliance columns present in the frame."""
+        return tuple(c for c in self.frame.columns if c != "aggregate")
+
+    @property
+    def masked_fraction(self) -> float:
+        """Share of grid rows whose aggregate is masked (NaN)."""
+        n = len(self.frame)
+        return float(self.frame["aggregate"].isna().sum() / n) if n else 0.0
+
+    def column(self, appliance: str) -> npt.NDArray[np.float32]:
+        """One appliance's series; a clear error names what the house does have."""
+        check_appliance(appliance)
+        if appliance not in self.frame.columns:
+            have = ", ".join(self.appliances) or "none"
+            raise TrainerError(
+                f"{self.source} has no {appliance} data (appliances present: {have})"
+            )
+        values: npt.NDArray[np.float32] = self.frame[appliance].to_numpy(dtype=np.float32)
+        return values
+
+    def time_slice(
+        self, start: str | pd.Timestamp | None = None, end: str | pd.Timestamp | None = None
+    ) -> HouseData:
+        """Rows in ``[start, end)`` (UTC): keeps overlapping releases apart, e.g. REFIT
+        House 2 at 8 s lies inside January 2015 of the 30 s files. Per-reason counts do
+        not survive slicing: ``mask_reasons`` holds the slice's masked total."""
+        frame = self.frame
+        idx = frame.index
+        lo = 0 if start is None else int(idx.searchsorted(pd.Timestamp(start, tz="UTC")))
+        hi = len(frame) if end is None else int(idx.searchsorted(pd.Timestamp(end, tz="UTC")))
+        part = frame.iloc[lo:hi]
+        if part.empty or part["aggregate"].isna().all():
+            raise TrainerError(f"{self.source}: nothing left between {start} and {end}")
+        label = f"{self.source} [{start or '...'} .. {end or '...'})"
+        masked = int(part["aggregate"].isna().sum())
+        return HouseData(part, self.period_s, label, {"masked": masked}, self.status_columns)
+
+    def report(self) -> str:
+        """One line for logs and the CLI: rows, masked share and why."""
+        n = len(self.frame)
+        parts = [f"{k}: {v:,}" for k, v in self.mask_reasons.items() if v]
+        detail = f" ({', '.join(parts)})" if parts else ""
+        span = ""
+        if n:
+            start, end = self.frame.index[0], self.frame.index[-1]
+            span = f", {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC"
+        return (
+            f"{self.source}: {n:,} rows at {self.period_s:g} s{span}, "
+            f"{100 * self.masked_fraction:.1f} % masked{detail}; "
+            f"appliances: {', '.join(self.appliances) or 'none'}"
+        )
+
+
+def check_appliance(name: str) -> str:
+    """Validate an appliance name with a TrainerError listing the known ones."""
+    if name not in APPLIANCES:
+        known = ", ".join(CANONICAL)
+        raise TrainerError(f"unknown appliance {name!r} (known: {known})")
+    return name
+
+
+def canonical_name(column: str) -> str | None:
+    """Map a dataset's column name to a canonical appliance (None when not modelled)."""
+    if column in APPLIANCES:
+        return column
+    for spec in APPLIANCES.values():
+        if column in spec.aliases:
+            return spec.name
+    return None
+
+
+# ---------------------------------------------------------------------------- core
+
+
+def _duration_label(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
+def _run_mask(flag: BoolArray, t_s: FloatArray, min_duration_s: float, step_s: float) -> BoolArray:
+    """True on the samples of every True-run of ``flag`` lasting longer than
+    ``min_duration_s`` (run time from its first sample to the next sample, or + step)."""
+    n = flag.size
+    out: BoolArray = np.zeros(n, dtype=bool)
+    if n == 0 or not flag.any():
+        return out
+    padded = np.concatenate(([False], flag, [False])).astype(np.int8)
+    edges = np.diff(padded)
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)  # exclusive
+    t_end = np.where(ends < n, t_s[np.minimum(ends, n - 1)], t_s[ends - 1] + step_s)
+    long = (t_end - t_s[starts]) > min_duration_s
+    if long.any():
+        marks = np.zeros(n + 1, dtype=np.int32)
+        np.add.at(marks, starts[long], 1)
+        np.add.at(marks, ends[long], -1)
+        out = np.cumsum(marks[:-1]) > 0
+    return out
+
+
+def _check_units(aggregate_w: FloatArray, unit: Unit, what: str, *, hint: bool = True) -> float:
+    """Return the factor to watts; refuse units that make the mains implausible."""
+    finite = aggregate_w[np.isfinite(aggregate_w) & (aggregate_w != 0)]
+    if finite.size == 0:
+        raise TrainerError(f"{what}: the mains column has no non-zero numeric values")
+    median = float(np.median(np.abs(finite)))
+    if unit == "auto":
+        unit = "kW" if median < _MIN_PLAUSIBLE_MEDIAN_W else "W"
+    factor = 1000.0 if unit == "kW" else 1.0
+    median_w = median * factor
+    if median_w < _MIN_PLAUSIBLE_MEDIAN_W:
+        advice = " - is it in kW? pass unit kW" if hint and unit == "W" else ""
+        raise TrainerError(
+            f"{what}: mains median {median:g} {unit} = {median_w:g} W is implausibly low "
+            f"for a household{advice}"
+        )
+    if median_w > _MAX_PLAUSIBLE_MEDIAN_W:
+        advice = " - is it in W? pass unit W" if hint and unit == "kW" else ""
+        raise TrainerError(
+            f"{what}: mains median {median:g} {unit} = {median_w:g} W is implausibly high "
+            f"for a household{advice}"
+        )
+    return factor
+
+
+def build_house(
+    times: pd.DatetimeIndex | npt.NDArray[np.int64],
+    aggregate: npt.ArrayLike,
+    appliances: Mapping[str, npt.ArrayLike],
+    *,
+    native_period_s: float,
+    source: str,
+    config: DataConfig,
+    issues: npt.ArrayLike | None = None,
+    status_columns: Iterable[str] = (),
+) -> HouseData:
+    """Mask, resample and assemble raw samples (any spacing, UTC) into :class:`HouseData`.
+
+    ``times`` are UTC timestamps (DatetimeIndex or int64 ns since the epoch); values are
+    watts. Shared by every loader so that all sources are masked the same way.
+    """
+    t_ns = (
+        np.asarray(times.asi8 if isinstance(times, pd.DatetimeIndex) else times)
+        .astype(np.int64)
+        .copy()
+    )
+    agg = np.asarray(aggregate, dtype=np.float64).copy()
+    apps = {name: np.asarray(v, dtype=np.float64).copy() for name, v in appliances.items()}
+    if t_ns.size != agg.size or any(v.size != agg.size for v in apps.values()):
+        raise TrainerError(f"{source}: columns have different lengths")
+    if t_ns.size == 0:
+        raise TrainerError(f"{source}: no samples")
+    if config.appliances is not None:
+        missing = [a for a in config.appliances if a not in apps]
+        if missing:
+            have = ", ".join(apps) or "none"
+            raise TrainerError(
+                f"{source} has no {', '.join(missing)} data (appliances present: {have})"
+            )
+        apps = {a: apps[a] for a in config.appliances}
+    status_set = frozenset(s for s in status_columns if s in apps)
+
+    # Sort, drop duplicate timestamps (keep the first reading).
+    if not np.all(np.diff(t_ns) > 0):
+        order = np.argsort(t_ns, kind="stable")
+        t_ns = t_ns[order]
+        keep = np.concatenate(([True], np.diff(t_ns) > 0))
+        sel = order[keep]
+        t_ns = t_ns[keep]
+        agg = agg[sel]
+        apps = {k: v[sel] for k, v in apps.items()}
+        if issues is not None:
+            issues = np.asarray(issues)[sel]
+
+    period_s = float(config.period_s or native_period_s)
+    t_s = (t_ns - t_ns[0]) / 1e9
+    step_s = float(native_period_s)
+
+    clipped = 0
+    if config.clip_aggregate_w is not None:
+        over = agg > config.clip_aggregate_w
+        clipped = int(over.sum())
+        agg[over] = config.clip_aggregate_w
+
+    reasons: dict[str, BoolArray] = {}
+    if issues is not None:
+        reasons[REASON_ISSUES] = np.asarray(issues, dtype=np.float64) == 1
+    # Net meters with solar export read negative: seq2point on consumption cannot use it.
+    reasons[REASON_NEGATIVE] = agg < 0
+    reasons[REASON_ZERO] = _run_mask(agg == 0, t_s, config.max_zero_run_s, step_s)
+    same = np.concatenate(([False], agg[1:] == agg[:-1])) & (agg != 0)
+    # A constant run includes the sample that starts it.
+    same_run = same | np.concatenate((same[1:], [False]))
+    reasons[REASON_CONSTANT] = _run_mask(same_run, t_s, config.max_constant_run_s, step_s)
+    bad_input = ~np.isfinite(agg)
+
+    spikes = 0
+    if config.appliance_spike_factor is not None:
+        for name, values in apps.items():
+            if name in status_set:
+                continue
+            bound = APPLIANCES[name].max_power_w * config.appliance_spike_factor
+            spike = values > bound
+            spikes += int(spike.sum())
+            values[spike] = np.nan
+
+    row_masked = bad_input.copy()
+    for m in reasons.values():
+        row_masked |= m
+    agg[row_masked] = np.nan
+    for values in apps.values():
+        values[row_masked] = np.nan
+
+    # Resample: mean over [t, t+period) bins on a grid aligned to whole periods (UTC).
+    period_ns = round(period_s * 1e9)
+    keys = t_ns // period_ns
+    k0 = int(keys[0])
+    bins = (keys - k0).astype(np.int64)
+    nbins = int(bins[-1]) + 1
+    counts = np.bincount(bins, minlength=nbins)
+    empty = counts == 0
+
+    def bin_mean(values: FloatArray) -> FloatArray:
+        nan = np.isnan(values)
+        sums = np.bincount(bins, weights=np.where(nan, 0.0, values), minlength=nbins)
+        nan_counts = np.bincount(bins, weights=nan.astype(np.float64), minlength=nbins)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = sums / counts
+        out[nan_counts > 0] = np.nan
+        return out
+
+    def bin_any(flag: BoolArray) -> BoolArray:
+        return np.bincount(bins, weights=flag.astype(np.float64), minlength=nbins) > 0
+
+    # Already one sample per bin (the 30 s files): skip the arithmetic.
+    identity = nbins == t_ns.size and bool(np.all(np.diff(bins) == 1))
+    grid_agg = agg if identity else bin_mean(agg)
+    grid_apps = {k: (v if identity else bin_mean(v)) for k, v in apps.items()}
+    grid_reasons = {k: (m if identity else bin_any(m)) for k, m in reasons.items()}
+
+    # Zero-order hold across short gaps of empty bins only.
+    fill_bins = int(config.fill_gap_s // period_s)
+    if fill_bins > 0 and empty.any():
+        idx = np.where(~empty, np.arange(nbins), -1)
+        last = np.maximum.accumulate(idx)
+        fillable = empty & (last >= 0) & (np.arange(nbins) - last <= fill_bins)
+        # Only fill a gap that is short as a whole (no partial fill of long outages).
+        gap_id = np.cumsum(~empty)
+        gap_len = np.bincount(gap_id, weights=empty.astype(np.float64))
+        fillable &= gap_len[gap_id] <= fill_bins
+        src = last[fillable]
+        grid_agg[fillable] = grid_agg[src]
+        for v in grid_apps.values():
+            v[fillable] = v[src]
+        empty = empty & ~fillable
+
+    masked_rows = np.isnan(grid_agg)
+    counted = np.zeros(nbins, dtype=bool)
+    mask_counts: dict[str, int] = {}
+    labels = {
+        REASON_ISSUES: "issues",
+        REASON_NEGATIVE: "negative (export)",
+        REASON_ZERO: f"zero runs > {_duration_label(config.max_zero_run_s)}",
+        REASON_CONSTANT: f"constant runs > {_duration_label(config.max_constant_run_s)}",
+    }
+    for reason in REASON_ORDER:
+        if reason == REASON_MISSING:
+            m = masked_rows & ~counted
+        elif reason in grid_reasons:
+            m = grid_reasons[reason] & masked_rows & ~counted
+        else:
+            continue
+        mask_counts[labels.get(reason, reason)] = int(m.sum())
+        counted |= m
+    if clipped:
+        mask_counts[f"clipped at {config.clip_aggregate_w:g} W (kept)"] = clipped
+    if spikes:
+        mask_counts["appliance spikes"] = spikes
+
+    index = pd.DatetimeIndex(
+        pd.to_datetime((k0 + np.arange(nbins, dtype=np.int64)) * period_ns, unit="ns", utc=True),
+        name="time",
+    )
+    data = {"aggregate": grid_agg.astype(np.float32)}
+    for name in CANONICAL:
+        if name in grid_apps:
+            data[name] = grid_apps[name].astype(np.float32)
+    frame = pd.DataFrame(data, index=index)
+    house = HouseData(
+        frame=frame,
+        period_s=period_s,
+        source=source,
+        mask_reasons=mask_counts,
+        status_columns=status_set,
+    )
+    if masked_rows.all():
+        raise TrainerError(f"{source}: every sample is masked ({house.report()})")
+    return house
+
+
+def _columns_to_canonical(columns: Sequence[str]) -> dict[str, str]:
+    """Pick one source column per canonical appliance (exact name beats alias)."""
+    chosen: dict[str, str] = {}
+    for col in columns:
+        name = canonical_name(col)
+        if name is None:
+            continue
+        if name not in chosen or (col == name and chosen[name] != name):
+            chosen[name] = col
+    return chosen
+
+
+# ---------------------------------------------------------------------------- readers
+
+
+def _read_csv(path: Path, what: str, **kwargs: object) -> pd.DataFrame:
+    """pandas.read_csv with every failure turned into one TrainerError line."""
+    if not path.is_file():
+        raise TrainerError(f"{what}: file not found: {path}")
+    try:
+        frame = pd.read_csv(path, **kwargs)
+    except (
+        ValueError,
+        pd.errors.ParserError,
+        UnicodeDecodeError,
+        gzip.BadGzipFile,
+        EOFError,
+        OSError,
+    ) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TrainerError(f"{what}: cannot read CSV {path}: {first}") from err
+    if frame.empty:
+        raise TrainerError(f"{what}: {path} has no data rows")
+    assert isinstance(frame, pd.DataFrame)
+    return frame
+
+
+def _require_columns(frame: pd.DataFrame, needed: Iterable[str], path: Path) -> None:
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        have = ", ".join(map(str, frame.columns))
+        raise TrainerError(
+            f"{path}: missing column(s) {', '.join(missing)} (columns present: {have})"
+        )
+
+
+def _numeric(frame: pd.DataFrame, column: str, path: Path) -> FloatArray:
+    """Column as float64; non-numeric cells are refused unless they are blank."""
+    values: FloatArray = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.isnan(values) & frame[column].notna().to_numpy()
+    if bad.any():
+        first = frame[column].to_numpy()[np.flatnonzero(bad)[0]]
+        raise TrainerError(
+            f"{path}: column {column!r} has {int(bad.sum())} non-numeric value(s), e.g. {first!r}"
+        )
+    return values
+
+
+def _parse_times(
+    values: pd.Series, path: Path, column: str, timezone: str | None = None
+) -> npt.NDArray[np.int64]:
+    """UTC ns from ISO strings or unix seconds.
+
+    Naive strings are UTC unless ``timezone`` (IANA name) says where they were taken;
+    then the repeated and the skipped hour of DST changes come back as ``NAT_NS``
+    (dropped by the caller, so they end up masked as missing).
+    """
+    if pd.api.types.is_numeric_dtype(values):
+        secs = values.to_numpy(dtype=np.float64)
+        if np.isnan(secs).any():
+            raise TrainerError(f"{path}: column {column!r} has empty timestamps")
+        ns: npt.NDArray[np.int64] = np.round(secs * 1e9).astype(np.int64)
+        return ns
+    try:
+        parsed = pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601", utc=timezone is None))
+    except (ValueError, TypeError) as err:
+        raise TrainerError(
+            f"{path}: column {column!r} is not a timestamp: {str(err).splitlines()[0]}"
+        ) from err
+    if parsed.isna().any():
+        raise TrainerError(f"{path}: column {column!r} has empty timestamps")
+    if timezone is not None:
+        if parsed.tz is None:
+            try:
+                parsed = parsed.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+            except (ValueError, KeyError) as err:
+                raise TrainerError(f"unknown time zone {timezone!r}: {err}") from err
+        parsed = parsed.tz_convert("UTC")
+    return np.asarray(parsed.as_unit("ns").asi8, dtype=np.int64)
+
+
+NAT_NS = int(np.iinfo(np.int64).min)
+
+
+def _frame_to_house(
+    frame: pd.DataFrame,
+    path: Path,
+    *,
+    time_col: str,
+    mains_col: str,
+    appliance_cols: Mapping[str, str],
+    native_period_s: float,
+    source: str,
+    config: DataConfig,
+    unit: Unit = "W",
+    issues_col: str | None = None,
+    timezone: str | None = None,
+) -> HouseData:
+    extra = [issues_col] if issues_col else []
+    _require_columns(frame, [time_col, mains_col, *appliance_cols.values(), *extra], path)
+    times = _parse_times(frame[time_col], path, time_col, timezone)
+    if (times == NAT_NS).any():  # DST hours of local-time data: masked as missing
+        frame = frame.loc[times != NAT_NS]
+        times = times[times != NAT_NS]
+    agg = _numeric(frame, mains_col, path)
+    factor = _check_units(agg, unit, str(path))
+    apps = {name: _numeric(frame, col, path) * factor for name, col in appliance_cols.items()}
+    issues = _numeric(frame, issues_col, path) if issues_col else None
+    return build_house(
+        times,
+        agg * factor,
+        apps,
+        native_period_s=native_period_s,
+        source=source,
+        config=config,
+        issues=issues,
+    )
+
+
+# ---------------------------------------------------------------------------- loaders
+
+
+def _house_dir(root: Path, house: int) -> Path:
+    for cand in (root / f"house{house}", root / "refit_30s" / f"house{house}", root):
+        if list(cand.glob(f"REFIT_House{house}_*.csv.gz")):
+            return cand
+    raise TrainerError(f"no REFIT 30 s files for house {house} under {root}")
+
+
+def load_refit_30s(
+    root: str | Path,
+    house: int,
+    months: Iterable[str] | None = None,
+    config: DataConfig = DataConfig(),
+) -> HouseData:
+    """REFIT 30 s monthly files ``REFIT_House<N>_YYYY-MM.csv.gz``.
+
+    ``root`` is the data dir, ``refit_30s`` or the house folder; ``months`` ("2014-03")
+    selects files, None loads all. Gaps here are filled with 0/constants, hence masking.
+    """
+    folder = _house_dir(Path(root), house)
+    files = sorted(folder.glob(f"REFIT_House{house}_*.csv.gz"))
+    if months is not None:
+        wanted = set(months)
+        bad = [m for m in wanted if not re.fullmatch(r"\d{4}-\d{2}", m)]
+        if bad:
+            raise TrainerError(f"months must look like 2014-03, got {', '.join(sorted(bad))}")
+        files = [f for f in files if f.name.rsplit("_", 1)[1][:7] in wanted]
+        if not files:
+            raise TrainerError(
+                f"no REFIT house {house} 30 s file for month(s) {', '.join(sorted(wanted))}"
+            )
+    frames = [_read_csv(f, "REFIT 30 s", dtype={"Time": str}, engine="c") for f in files]
+    for f, fr in zip(files, frames, strict=True):
+        _require_columns(fr, ["Time", "Aggregate"], f)
+    frame = pd.concat(frames, ignore_index=True)
+    try:
+        times = pd.to_datetime(frame["Time"], format="%Y-%m-%d %H:%M:%S", utc=True)
+    except ValueError as err:
+        raise TrainerError(f"REFIT house {house}: bad Time value: {err}") from err
+    cols = _columns_to_canonical([c for c in frame.columns if c not in ("Time", "Aggregate")])
+    apps = {name: _numeric(frame, col, folder) for name, col in cols.items()}
+    label = f"REFIT house {house}" + (f" ({', '.join(sorted(set(months)))})" if months else "")
+    return build_house(
+        pd.DatetimeIndex(times).as_unit("ns"),
+        _numeric(frame, "Aggregate", folder),
+        apps,
+        native_period_s=30.0,
+        source=label,
+        config=config,
+    )
+
+
+def _refit_map_columns(house: int, mapping: Sequence[str] | None) -> dict[str, str]:
+    if mapping is None:
+        if house not in REFIT_APPLIANCE_MAP:
+            raise TrainerError(
+                f"no REFIT appliance map for house {house} (houses: "
+                f"{', '.join(map(str, sorted(REFIT_APPLIANCE_MAP)))})"
+            )
+        mapping = REFIT_APPLIANCE_MAP[house]
+    named = {f"Appliance{i}": name for i, name in enumerate(mapping, start=1)}
+    chosen: dict[str, str] = {}
+    for col, raw in named.items():
+        name = canonical_name(raw)
+        if name is None:
+            continue
+        if name not in chosen or (raw == name and named[chosen[name]] != name):
+            chosen[name] = col
+    return chosen
+
+
+def load_refit_clean(
+    path: str | Path,
+    house: int | None = None,
+    config: DataConfig = DataConfig(),
+    appliance_map: Sequence[str] | None = None,
+) -> HouseData:
+    """A REFIT CLEAN release file ``CLEAN_House<N>.csv`` (8 s; Issues == 1 rows masked).
+
+    ``house`` defaults to the number in the file name; ``appliance_map`` overrides the
+    built-in README map (nine names, Appliance1..9).
+    """
+    p = Path(path)
+    if house is None:
+        m = re.search(r"House_?(\d+)", p.name, re.IGNORECASE)
+        if not m:
+            raise TrainerError(f"{p}: cannot tell the house number from the name; pass it")
+        house = int(m.group(1))
+    cols = _refit_map_columns(house, appliance_map)
+    frame = _read_csv(p, f"REFIT CLEAN house {house}")
+    time_col = "Unix" if "Unix" in frame.columns else "Time"
+    return _frame_to_house(
+        frame,
+        p,
+        time_col=time_col,
+        mains_col="Aggregate",
+        appliance_cols=cols,
+        native_period_s=8.0,
+        source=f"REFIT CLEAN house {house}",
+        config=config,
+        issues_col="Issues" if "Issues" in frame.columns else None,
+    )
+
+
+def load_refit_8s(path: str | Path, config: DataConfig = DataConfig()) -> HouseData:
+    """REFIT House 2 at 8 s: one ``REFIT_HF_*.csv.gz`` file, or a folder (all of them)."""
+    p = Path(path)
+    files = sorted(p.glob("REFIT_HF_*.csv.gz")) if p.is_dir() else [p]
+    if not files:
+        raise TrainerError(f"no REFIT_HF_*.csv.gz files in {p}")
+    frames = [_read_csv(f, "REFIT 8 s") for f in files]
+    for f, fr in zip(files, frames, strict=True):
+        _require_columns(fr, ["timestamp", "aggregate"], f)
+    frame = pd.concat(frames, ignore_index=True)
+    cols = _columns_to_canonical([c for c in frame.columns if c not in ("timestamp", "aggregate")])
+    return _frame_to_house(
+        frame,
+        p,
+        time_col="timestamp",
+        mains_col="aggregate",
+        appliance_cols=cols,
+        native_period_s=8.0,
+        source="REFIT house 2 (8 s)",
+        config=config,
+    )
+
+
+def load_refit_day(
+    root: str | Path,
+    house: int,
+    config: DataConfig = DataConfig(),
+    appliance_map: Sequence[str] | None = None,
+) -> HouseData:
+    """One day of the 2015 REFIT release (``house_<N>_day.csv.gz``, ~7 s irregular),
+    resampled to 8 s by default. Houses 3, 8 and 12 get no appliance columns unless an
+    ``appliance_map`` is given: their columns do not follow the published map."""
+    r = Path(root)
+    folder = r / "refit_1day_20houses" if (r / "refit_1day_20houses").is_dir() else r
+    p = folder / f"house_{house}_day.csv.gz"
+    if appliance_map is None and house in REFIT_DAY_UNMAPPED_HOUSES:
+        cols: dict[str, str] = {}
+    else:
+        cols = _refit_map_columns(house, appliance_map)
+    frame = _read_csv(p, f"REFIT one-day house {house}")
+    return _frame_to_house(
+        frame,
+        p,
+        time_col="Unix",
+        mains_col="Aggregate",
+        appliance_cols=cols,
+        native_period_s=8.0,
+        source=f"REFIT one-day house {house}",
+        config=config,
+    )
+
+
+def load_ukdale(path: str | Path, config: DataConfig = DataConfig()) -> HouseData:
+    """UK-DALE house 1 at 6 s (``timestamp, aggregate, <appliance>...``)."""
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(p.glob("UKDALE_*.csv.gz")) or sorted(
+            (p / "ukdale_house1_6s").glob("UKDALE_*.csv.gz")
+        )
+        if not files:
+            raise TrainerError(f"no UKDALE_*.csv.gz files in {p}")
+        p = files[0]
+    frame = _read_csv(p, "UK-DALE")
+    _require_columns(frame, ["timestamp", "aggregate"], p)
+    cols = _columns_to_canonical([c for c in frame.columns if c not in ("timestamp", "aggregate")])
+    return _frame_to_house(
+        frame,
+        p,
+        time_col="timestamp",
+        mains_col="aggregate",
+        appliance_cols=cols,
+        native_period_s=6.0,
+        source="UK-DALE house 1",
+        config=config,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class UserCsvSpec:
+    """Column mapping of a household's own CSV (from the command line or a config file)."""
+
+    path: Path
+    timestamp_col: str
+    mains_col: str
+    appliance_cols: Mapping[str, str]
+    unit: Unit = "W"
+    period_s: float | None = None
+    timezone: str | None = None
+
+
+def load_user_csv(
+    path: str | Path,
+    timestamp_col: str,
+    mains_col: str,
+    appliance_cols: Mapping[str, str],
+    *,
+    unit: Unit = "W",
+    config: DataConfig = DataConfig(),
+    native_period_s: float | None = None,
+    timezone: str | None = None,
+) -> HouseData:
+    """A household's own CSV: timestamps (ISO or unix seconds), mains and one column per
+    appliance (``{"kettle": "Kettle W"}``), all in ``unit``.
+
+    Naive timestamps are UTC unless ``timezone`` (e.g. "Europe/London") is given; the
+    native period defaults to the median sample spacing; ``config.period_s`` resamples.
+    """
+    p = Path(path)
+    for name in appliance_cols:
+        check_appliance(name)
+    frame = _read_csv(p, "household CSV")
+    _require_columns(frame, [timestamp_col, mains_col, *appliance_cols.values()], p)
+    if native_period_s is None:
+        t = _parse_times(frame[timestamp_col], p, timestamp_col, timezone)
+        steps = np.diff(np.sort(t[t != NAT_NS]))
+        steps = steps[steps > 0]
+        if steps.size == 0:
+            raise TrainerError(f"{p}: need at least two distinct timestamps")
+        native_period_s = max(1.0, round(float(np.median(steps)) / 1e9))
+    return _frame_to_house(
+        frame,
+        p,
+        time_col=timestamp_col,
+        mains_col=mains_col,
+        appliance_cols=appliance_cols,
+        native_period_s=native_period_s,
+        source=f"household CSV {p.name}",
+        config=config,
+        unit=unit,
+        timezone=timezone,
+    )
+
+
+def read_user_spec(path: str | Path) -> UserCsvSpec:
+    """Read a JSON or TOML mapping file::
+
+    csv = "house.csv"            # relative to the config file
+    timestamp = "time"
+    mains = "mains_kw"
+    unit = "kW"                  # W (default), kW or auto
+    period_s = 30                # optional
+    timezone = "Europe/London"   # optional: naive timestamps are local time there
+    [appliances]
+    kettle = "kettle_kw"
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise TrainerError(f"config file not found: {p}")
+    try:
+        text = p.read_text(encoding="utf-8")
+        raw = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise TrainerError(f"{p}: not valid {p.suffix.lstrip('.').upper()}: {err}") from err
+    if not isinstance(raw, dict):
+        raise TrainerError(f"{p}: expected a table/object at the top level")
+    missing = [k for k in ("csv", "timestamp", "mains", "appliances") if k not in raw]
+    if missing:
+        raise TrainerError(f"{p}: missing key(s) {', '.join(missing)}")
+    apps = raw["appliances"]
+    if not isinstance(apps, dict) or not all(isinstance(v, str) for v in apps.values()):
+        raise TrainerError(f"{p}: 'appliances' must map appliance names to column names")
+    for name in apps:
+        check_appliance(name)
+    unit = raw.get("unit", "W")
+    if unit not in ("W", "kW", "auto"):
+        raise TrainerError(f"{p}: unit must be W, kW or auto, got {unit!r}")
+    period = raw.get("period_s")
+    timezone = raw.get("timezone")
+    if timezone is not None and not isinstance(timezone, str):
+        raise TrainerError(f"{p}: timezone must be a name like Europe/London")
+    return UserCsvSpec(
+        path=(p.parent / str(raw["csv"])),
+        timestamp_col=str(raw["timestamp"]),
+        mains_col=str(raw["mains"]),
+        appliance_cols={str(k): v for k, v in apps.items()},
+        unit=unit,
+        period_s=float(period) if period is not None else None,
+        timezone=timezone,
+    )
+
+
+def parse_mapping(items: Iterable[str]) -> dict[str, str]:
+    """``["kettle=Kettle W", ...]`` (command line) -> ``{"kettle": "Kettle W"}``."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, col = item.partition("=")
+        if not sep or not name.strip() or not col.strip():
+            raise TrainerError(f"appliance mapping must look like kettle=COLUMN, got {item!r}")
+        out[check_appliance(name.strip())] = col.strip()
+    return out
+
+
+# ---------------------------------------------------------------------------- CLI
+
+SOURCES: tuple[str, ...] = (
+    "refit30s",
+    "refit8s",
+    "refit-day",
+    "refit-clean",
+    "ukdale",
+    "csv",
+    "recorder",
+)
+
+
+def load(
+    source: str,
+    *,
+    house: int = 2,
+    data_dir: str | Path | None = None,
+    path: str | Path | None = None,
+    months: Iterable[str] | None = None,
+    config: DataConfig = DataConfig(),
+    user_csv: UserCsvSpec | None = None,
+    mains_entity: str | None = None,
+    entities: Mapping[str, str] | None = None,
+) -> HouseData:
+    """One entry point for every source in :data:`SOURCES` (used by train/evaluate).
+
+    ``data_dir`` defaults to :func:`default_data_dir`; ``path`` is the file for
+    refit-clean, recorder (and optionally refit8s/ukdale); ``user_csv`` the mapping for
+    csv; ``mains_entity``/``entities`` the recorder entities.
+    """
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    if source == "refit30s":
+        return load_refit_30s(root, house, months, config)
+    if source == "refit8s":
+        return load_refit_8s(path or root / "refit_8s_house2", config)
+    if source == "refit-day":
+        return load_refit_day(root, house, config)
+    if source == "refit-clean":
+        if path is None:
+            raise TrainerError("source refit-clean needs the path of a CLEAN_House<N>.csv")
+        return load_refit_clean(path, house, config)
+    if source == "ukdale":
+        return load_ukdale(path or root / "ukdale_house1_6s", config)
+    if source == "csv":
+        if user_csv is None:
+            raise TrainerError(
+                "source csv needs --config FILE, or --path, --timestamp-col, --mains-col "
+                "and --map appliance=COLUMN"
+            )
+        if user_csv.period_s is not None and config.period_s is None:
+            config = dataclasses.replace(config, period_s=user_csv.period_s)
+        return load_user_csv(
+            user_csv.path,
+            user_csv.timestamp_col,
+            user_csv.mains_col,
+            user_csv.appliance_cols,
+            unit=user_csv.unit,
+            config=config,
+            timezone=user_csv.timezone,
+        )
+    if source == "recorder":
+        from .recorder import load_recorder
+
+        if path is None or not mains_entity:
+            raise TrainerError(
+                "source recorder needs --path home-assistant_v2.db and --mains-entity"
+            )
+        return load_recorder(path, mains_entity, entities or {}, config)
+    raise TrainerError(f"unknown source {source!r} (known: {', '.join(SOURCES)})")
+
+
+def config_from_args(args: argparse.Namespace) -> DataConfig:
+    """DataConfig from the options of :func:`add_data_arguments`."""
+    return DataConfig(
+        period_s=args.period,
+        max_zero_run_s=args.max_zero_run,
+        max_constant_run_s=args.max_constant_run,
+        clip_aggregate_w=None if args.no_clip else args.clip,
+        appliances=tuple(dict.fromkeys(args.appliance)) if args.appliance else None,
+    )
+
+
+def load_source(args: argparse.Namespace) -> HouseData:
+    """Load the data selected by the options of :func:`add_data_arguments`."""
+    user_csv = None
+    entities = None
+    if args.source == "csv":
+        if args.config:
+            user_csv = read_user_spec(args.config)
+        elif args.path and args.timestamp_col and args.mains_col:
+            user_csv = UserCsvSpec(
+                path=Path(args.path),
+                timestamp_col=args.timestamp_col,
+                mains_col=args.mains_col,
+                appliance_cols=parse_mapping(args.map or []),
+                unit=args.unit,
+                timezone=args.timezone,
+            )
+    elif args.source == "recorder":
+        from .recorder import parse_entity_mapping
+
+        entities = parse_entity_mapping(args.map or [])
+    return load(
+        args.source,
+        house=args.house,
+        data_dir=args.data_dir,
+        path=args.path,
+        months=args.months,
+        config=config_from_args(args),
+        user_csv=user_csv,
+        mains_entity=args.mains_entity,
+        entities=entities,
+    )
+
+
+_DEFAULTS = DataConfig()
+
+
+def default_data_dir() -> Path:
+    """``$NILM_DATA_DIR`` or ``../shared/data`` beside the project root."""
+    env = os.environ.get("NILM_DATA_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, *, default_house: int = 2) -> None:
+    """The data-selection options, shared by every sub-command that reads data."""
+    g = parser.add_argument_group("data")
+    g.add_argument(
+        "--source", choices=SOURCES, default="refit30s", help="data layout (default: refit30s)"
+    )
+    g.add_argument(
+        "--house",
+        type=int,
+        default=default_house,
+        help=f"REFIT house number (default: {default_house})",
+    )
+    g.add_argument(
+        "--data-dir",
+        default=str(default_data_dir()),
+        help="shared data folder (default: $NILM_DATA_DIR or ../shared/data)",
+    )
+    g.add_argument("--path", help="file for refit-clean/csv/recorder/ukdale/refit8s sources")
+    g.add_argument(
+        "--months", nargs="+", metavar="YYYY-MM", help="refit30s: only these monthly files"
+    )
+    g.add_argument(
+        "--appliance",
+        action="append",
+        metavar="NAME",
+        help=f"keep only this appliance (repeatable; known: {', '.join(CANONICAL)})",
+    )
+    g.add_argument(
+        "--period",
+        type=float,
+        metavar="S",
+        help="resample to this period in seconds (default: native)",
+    )
+    g.add_argument(
+        "--max-zero-run",
+        type=float,
+        default=_DEFAULTS.max_zero_run_s,
+        metavar="S",
+        help="mask zero-aggregate runs longer than this (default: %(default)s s)",
+    )
+    g.add_argument(
+        "--max-constant-run",
+        type=float,
+        default=_DEFAULTS.max_constant_run_s,
+        metavar="S",
+        help="mask constant-aggregate runs longer than this (default: %(default)s s)",
+    )
+    g.add_argument(
+        "--clip",
+        type=float,
+        default=_DEFAULTS.clip_aggregate_w,
+        metavar="W",
+        help="clip the aggregate at this power (default: %(default)s W, as REFIT 30 s)",
+    )
+    g.add_argument("--no-clip", action="store_true", help="do not clip the aggregate")
+    g.add_argument("--config", help="csv: JSON/TOML file with the column mapping")
+    g.add_argument(
+        "--timestamp-col", help="csv: timestamp column (ISO or unix seconds; naive = UTC)"
+    )
+    g.add_argument("--mains-col", help="csv: mains power column")
+    g.add_argument(
+        "--map",
+        action="append",
+        metavar="APPLIANCE=COLUMN",
+        help="csv: appliance column, recorder: appliance entity (repeatable)",
+    )
+    g.add_argument(
+        "--unit", choices=("W", "kW", "auto"), default="W", help="csv: power unit (default: W)"
+    )
+    g.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help="csv: naive timestamps are local time in ZONE, e.g. Europe/London (default: UTC)",
+    )
+    g.add_argument("--mains-entity", help="recorder: mains power entity id")
+
+
+def _run_data(args: argparse.Namespace) -> int:
+    if args.list_entities:
+        from .recorder import list_entities
+
+        if not args.path:
+            raise TrainerError("--list-entities needs --path home-assistant_v2.db")
+        for entity, count, unit in list_entities(args.path):
+            print(f"{entity}\t{count} states\t{unit or ''}")
+        return 0
+    house = load_source(args)
+    print(house.report())
+    return 0
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``nilm-trainer data``: load a source and print its masking report."""
+    parser = subparsers.add_parser(
+        "data",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  nilm-trainer data --source refit30s --house 2\n"
+            "  nilm-trainer data --source refit30s --house 20 --months 2014-03 2014-04\n"
+            "  nilm-trainer data --source refit-clean --path CLEAN_House5.csv --period 30\n"
+            "  nilm-trainer data --source csv --config my_house.toml\n"
+            "  nilm-trainer data --source csv --path house.csv --timestamp-col time \\\n"
+            "      --mains-col mains_kw --unit kW --map kettle=kettle_kw\n"
+            "  nilm-trainer data --source recorder --path home-assistant_v2.db --list-entities\n"
+            "  nilm-trainer data --source recorder --path home-assistant_v2.db \\\n"
+            "      --mains-entity sensor.grid_power --map kettle=sensor.kettle_plug_power \\\n"
+            "      --map dishwasher=binary_sensor.dishwasher_running"
+        ),
+        help="load a data source and report how much is masked and why",
+        description=(
+            "Load REFIT, UK-DALE, a household CSV or a Home Assistant recorder database, "
+            "resample it, mask gaps (zero/constant runs, missing data) and print one line: "
+            "rows, period, span, masked share by reason and the appliances found."
+        ),
+    )
+    add_data_arguments(parser)
+    parser.add_argument(
+        "--list-entities",
+        action="store_true",
+        help="recorder: list the power and on/off entities of --path and exit",
+    )
+    parser.set_defaults(func=_run_data)

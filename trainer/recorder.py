@@ -1,0 +1,324 @@
+"""Home Assistant recorder database (``home-assistant_v2.db``) -> :class:`HouseData`.
+
+Reads the SQLite file read-only (``file:...?mode=ro``) with the standard library, so the
+trainer never imports Home Assistant. Sources, in order of preference:
+
+* ``states`` + ``states_meta`` (+ ``state_attributes`` for ``unit_of_measurement``):
+  one row per state *change*; a value holds until the next row (zero-order hold), so
+  bins are time-weighted means. ``unavailable``/``unknown``/non-numeric -> missing.
+* ``statistics_short_term`` + ``statistics_meta``: 5-minute means, used when the states
+  were purged (the recorder keeps 10 days by default). Binary entities have no
+  statistics, so they can only come from ``states``.
+
+An appliance is either a power sensor (W or kW) or an on/off entity (binary_sensor,
+switch, ...) whose 1.0/0.0 label is marked in ``HouseData.status_columns``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .data import DataConfig, HouseData, _check_units, build_house, check_appliance
+from .errors import TrainerError
+
+FloatArray = npt.NDArray[np.float64]
+Table = Literal["auto", "states", "statistics"]
+
+STATISTICS_PERIOD_S = 300.0
+DEFAULT_PERIOD_S = 30.0
+_ON = frozenset({"on", "true", "open", "home", "running"})
+_OFF = frozenset({"off", "false", "closed", "not_home", "idle"})
+_MISSING = frozenset({"unavailable", "unknown", "none", ""})
+_UNIT_FACTORS = {"W": 1.0, "w": 1.0, "kW": 1000.0, "kw": 1000.0, "KW": 1000.0}
+
+
+@dataclass(frozen=True, slots=True)
+class EntitySeries:
+    """One entity's state changes: times (unix s), values (W or 0/1, NaN missing)."""
+
+    entity_id: str
+    times_s: FloatArray
+    values: FloatArray
+    binary: bool
+    unit: str | None
+
+
+def parse_entity_mapping(items: Iterable[str]) -> dict[str, str]:
+    """``["kettle=sensor.kettle_power", ...]`` -> ``{"kettle": "sensor.kettle_power"}``."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, entity = item.partition("=")
+        if not sep or not name.strip() or "." not in entity:
+            raise TrainerError(
+                f"appliance entity must look like kettle=sensor.kettle_power, got {item!r}"
+            )
+        out[check_appliance(name.strip())] = entity.strip()
+    return out
+
+
+def connect_readonly(path: str | Path) -> sqlite3.Connection:
+    """Open the recorder database without any chance of writing to it."""
+    p = Path(path)
+    if not p.is_file():
+        raise TrainerError(f"recorder database not found: {p}")
+    try:
+        con = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as err:
+        raise TrainerError(f"{p} is not a readable SQLite database: {err}") from err
+    needed = {"states", "states_meta"}
+    if not needed <= tables:
+        con.close()
+        raise TrainerError(
+            f"{p} is not a Home Assistant recorder database (schema >= 2023.4): "
+            f"missing table(s) {', '.join(sorted(needed - tables))}"
+        )
+    return con
+
+
+def _unit_factor(unit: str | None, entity_id: str) -> float:
+    if unit is None:
+        return 1.0  # no unit: assume W; the mains plausibility check catches kW
+    if unit not in _UNIT_FACTORS:
+        raise TrainerError(f"{entity_id} has unit {unit!r}; expected a power unit (W or kW)")
+    return _UNIT_FACTORS[unit]
+
+
+def read_states(con: sqlite3.Connection, entity_id: str) -> EntitySeries | None:
+    """All recorded states of one entity (None when it has no rows in ``states``)."""
+    rows = con.execute(
+        "SELECT s.last_updated_ts, s.state, s.attributes_id FROM states s "
+        "JOIN states_meta m ON s.metadata_id = m.metadata_id "
+        "WHERE m.entity_id = ? AND s.last_updated_ts IS NOT NULL "
+        "ORDER BY s.last_updated_ts, s.state_id",
+        (entity_id,),
+    ).fetchall()
+    if not rows:
+        return None
+    times = np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows))
+    raw = [(r[1] or "").strip() for r in rows]
+    lowered = [s.lower() for s in raw]
+    present = [s for s in lowered if s not in _MISSING]
+    binary = bool(present) and all(s in _ON or s in _OFF for s in present)
+    if binary:
+        values = np.array(
+            [1.0 if s in _ON else 0.0 if s in _OFF else np.nan for s in lowered], dtype=np.float64
+        )
+        return EntitySeries(entity_id, times, values, True, None)
+
+    values = np.full(len(rows), np.nan)
+    for i, s in enumerate(raw):
+        with contextlib.suppress(ValueError):  # unavailable / unknown / garbage -> missing
+            values[i] = float(s)
+    # Units live in the shared attributes; parse each distinct attributes row once.
+    attr_ids = sorted({r[2] for r in rows if r[2] is not None})
+    units: dict[int, str | None] = {}
+    for start in range(0, len(attr_ids), 500):
+        chunk = attr_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for aid, shared in con.execute(
+            f"SELECT attributes_id, shared_attrs FROM state_attributes "
+            f"WHERE attributes_id IN ({marks})",
+            chunk,
+        ):
+            try:
+                attrs = json.loads(shared or "{}")
+            except json.JSONDecodeError:
+                attrs = {}
+            unit = attrs.get("unit_of_measurement") if isinstance(attrs, dict) else None
+            units[aid] = unit if isinstance(unit, str) else None
+    factors = np.array(
+        [_unit_factor(units.get(r[2]), entity_id) if r[2] is not None else 1.0 for r in rows]
+    )
+    seen = {units.get(r[2]) for r in rows if r[2] is not None} - {None}
+    unit_label = ", ".join(sorted(u for u in seen if u)) or None
+    return EntitySeries(entity_id, times, values * factors, False, unit_label)
+
+
+def read_statistics(con: sqlite3.Connection, entity_id: str) -> EntitySeries | None:
+    """5-minute means from ``statistics_short_term`` (None when there are none).
+
+    Each mean covers ``[start, start + 5 min)``; it is returned as a state at ``start``
+    that holds for the period, so the same zero-order-hold resampling applies.
+    """
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not {"statistics_short_term", "statistics_meta"} <= tables:
+        return None
+    meta = con.execute(
+        "SELECT id, unit_of_measurement FROM statistics_meta WHERE statistic_id = ?",
+        (entity_id,),
+    ).fetchone()
+    if meta is None:
+        return None
+    rows = con.execute(
+        "SELECT start_ts, mean FROM statistics_short_term WHERE metadata_id = ? "
+        "AND start_ts IS NOT NULL ORDER BY start_ts",
+        (meta[0],),
+    ).fetchall()
+    if not rows:
+        return None
+    factor = _unit_factor(meta[1], entity_id)
+    starts = np.array([r[0] for r in rows], dtype=np.float64)
+    means = np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=np.float64)
+    # A missing 5-minute row is a gap: insert NaN states where consecutive starts jump.
+    gaps = np.flatnonzero(np.diff(starts) > STATISTICS_PERIOD_S * 1.5)
+    if gaps.size:
+        starts = np.insert(starts, gaps + 1, starts[gaps] + STATISTICS_PERIOD_S)
+        means = np.insert(means, gaps + 1, np.nan)
+    starts = np.append(starts, starts[-1] + STATISTICS_PERIOD_S)
+    means = np.append(means, np.nan)  # the last mean ends after its period
+    return EntitySeries(entity_id, starts, means * factor, False, meta[1])
+
+
+def hold_resample(
+    series: EntitySeries, grid_start_s: float, n_bins: int, period_s: float
+) -> FloatArray:
+    """Time-weighted mean of a zero-order-hold series over ``n_bins`` bins.
+
+    Exact for step functions: the integral is piecewise linear between state changes, so
+    ``np.interp`` of the cumulative integral at the bin edges gives it without a loop.
+    A bin touched by a missing stretch (or before the first state) is NaN.
+    """
+    t = series.times_s
+    v = series.values
+    edges = grid_start_s + period_s * np.arange(n_bins + 1)
+    end = max(float(edges[-1]), float(t[-1]))
+    seg_end = np.append(t[1:], end)
+    dur = np.maximum(seg_end - t, 0.0)
+    nan = np.isnan(v)
+    energy = np.concatenate(([0.0], np.cumsum(np.where(nan, 0.0, v) * dur)))
+    nan_time = np.concatenate(([0.0], np.cumsum(np.where(nan, dur, 0.0))))
+    knots = np.append(t, end)
+    e = np.interp(edges, knots, energy)
+    g = np.interp(edges, knots, nan_time)
+    out = np.diff(e) / period_s
+    bad = (np.diff(g) > 1e-6) | (edges[1:] <= t[0])
+    out[bad] = np.nan
+    return out
+
+
+def load_recorder(
+    path: str | Path,
+    mains_entity: str,
+    appliance_entities: Mapping[str, str],
+    config: DataConfig | None = None,
+    *,
+    table: Table = "auto",
+) -> HouseData:
+    """A mains power entity plus per-appliance entities from the recorder database.
+
+    ``table="auto"`` uses ``states`` when the mains has recorded states, otherwise the
+    5-minute statistics. The period is ``config.period_s`` (default 30 s; statistics
+    give at best 300 s).
+    """
+    config = config or DataConfig()
+    for name in appliance_entities:
+        check_appliance(name)
+    con = connect_readonly(path)
+    try:
+        mains = read_states(con, mains_entity) if table in ("auto", "states") else None
+        used = "states"
+        if mains is None or np.isfinite(mains.values).sum() < 2:
+            if table == "states":
+                raise TrainerError(f"{path}: no recorded states for {mains_entity}")
+            mains = read_statistics(con, mains_entity)
+            used = "statistics_short_term"
+            if mains is None:
+                raise TrainerError(
+                    f"{path}: {mains_entity} has neither states nor 5-minute statistics "
+                    "(check the entity id and the recorder's include/exclude settings)"
+                )
+        if mains.binary:
+            raise TrainerError(f"{mains_entity} is an on/off entity, not a power sensor")
+        reader = read_states if used == "states" else read_statistics
+        apps: dict[str, EntitySeries] = {}
+        for name, entity in appliance_entities.items():
+            series = reader(con, entity)
+            if series is None:
+                what = "states" if used == "states" else "5-minute statistics"
+                raise TrainerError(f"{path}: no {what} for {entity} ({name})")
+            apps[name] = series
+    except sqlite3.DatabaseError as err:
+        raise TrainerError(f"{path}: cannot read the recorder database: {err}") from err
+    finally:
+        con.close()
+
+    if used == "states":
+        period = float(config.period_s or DEFAULT_PERIOD_S)
+    else:
+        period = float(config.period_s or STATISTICS_PERIOD_S)
+        if period < STATISTICS_PERIOD_S:
+            raise TrainerError(
+                f"{mains_entity}: the states were purged and the 5-minute statistics cannot "
+                f"give a {period:g} s period (use --period 300 or a database with states)"
+            )
+    # The mains must be plausible watts after unit conversion.
+    _check_units(
+        mains.values, "W", f"{mains_entity} ({mains.unit or 'no unit, taken as W'})", hint=False
+    )
+
+    t0 = np.floor(mains.times_s[0] / period) * period
+    t_end = mains.times_s[-1]
+    n_bins = int(np.floor((t_end - t0) / period))
+    if n_bins < 1:
+        raise TrainerError(f"{mains_entity}: less than one {period:g} s period of data")
+    grid = {"aggregate": hold_resample(mains, t0, n_bins, period)}
+    for name, series in apps.items():
+        grid[name] = hold_resample(series, t0, n_bins, period)
+    times_ns = np.round((t0 + period * np.arange(n_bins)) * 1e9).astype(np.int64)
+    return build_house(
+        times_ns,
+        grid.pop("aggregate"),
+        grid,
+        native_period_s=period,
+        source=f"HA recorder {Path(path).name} ({used})",
+        config=DataConfig(
+            period_s=period,
+            max_zero_run_s=config.max_zero_run_s,
+            max_constant_run_s=config.max_constant_run_s,
+            fill_gap_s=0.0,
+            clip_aggregate_w=config.clip_aggregate_w,
+            appliance_spike_factor=config.appliance_spike_factor,
+            appliances=config.appliances,
+        ),
+        status_columns=[n for n, s in apps.items() if s.binary],
+    )
+
+
+def list_entities(path: str | Path) -> list[tuple[str, int, str | None]]:
+    """(entity_id, number of states, unit) of entities that look like power or on/off
+    sensors - helps a user pick ``--mains-entity`` and ``--map``."""
+    con = connect_readonly(path)
+    try:
+        rows = con.execute(
+            "SELECT m.entity_id, COUNT(*), MAX(s.attributes_id) FROM states s "
+            "JOIN states_meta m ON s.metadata_id = m.metadata_id GROUP BY m.entity_id "
+            "ORDER BY m.entity_id"
+        ).fetchall()
+        out: list[tuple[str, int, str | None]] = []
+        for entity, count, aid in rows:
+            unit = None
+            if aid is not None:
+                shared = con.execute(
+                    "SELECT shared_attrs FROM state_attributes WHERE attributes_id = ?", (aid,)
+                ).fetchone()
+                try:
+                    attrs = json.loads(shared[0]) if shared and shared[0] else {}
+                except json.JSONDecodeError:
+                    attrs = {}
+                u = attrs.get("unit_of_measurement") if isinstance(attrs, dict) else None
+                unit = u if isinstance(u, str) else None
+            if unit in _UNIT_FACTORS or entity.split(".")[0] in {"binary_sensor", "switch"}:
+                out.append((entity, int(count), unit))
+        return out
+    finally:
+        con.close()
