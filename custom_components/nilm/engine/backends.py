@@ -1,20 +1,47 @@
-"""Backends behind one interface (contract stub, implemented by the engine work).
+"""Backends behind one interface: numpy everywhere, LiteRT when importable, Coral when present.
 
 ``Backend.run`` takes float32 model inputs of shape (N, *input_shape[1:]) and returns the
 model outputs as float32 arrays of shape (N, *output_shape[1:]), (de)quantizing int8/int16
-model I/O itself. ``create_backend(path, preference)`` with preference one of
-"auto", "numpy", "litert", "litert_ref", "edgetpu".
+model I/O itself, so callers never see raw integer tensors.
+
+``create_backend(path, preference)`` with preference one of "auto", "numpy", "litert",
+"litert_ref", "edgetpu". A forced backend that cannot load raises
+:class:`BackendUnavailableError`; "auto" falls back (edgetpu -> litert -> numpy) and logs
+why. Every model file is first validated by the pure-Python reader, so a malformed file
+raises :class:`ModelFormatError` before any native code parses it.
 """
 
 from __future__ import annotations
 
+import ctypes
+import importlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Protocol
+from types import ModuleType
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from .errors import BackendUnavailableError, ModelFormatError
+from .graph import Graph, Tensor
+from .reader import read_model_file
+
+_LOGGER = logging.getLogger(__name__)
+
 BACKENDS = ("auto", "numpy", "litert", "litert_ref", "edgetpu")
+EDGETPU_SUFFIX = "_edgetpu.tflite"
+EDGETPU_LIBRARY = "libedgetpu.so.1"
+EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
+# Windows per native call: bounds activation memory when a warm start replays hours.
+MAX_CHUNK = 256
+_LITERT_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
+_QUANTIZED_DTYPES = ("int8", "uint8", "int16")
+
+FloatArray = npt.NDArray[np.float32]
 
 
 class Backend(Protocol):
@@ -23,5 +50,302 @@ class Backend(Protocol):
     def run(self, inputs: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]: ...
 
 
+# --- model I/O: shapes and (de)quantization -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TensorIO:
+    """What a backend needs to feed or read one model I/O tensor."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float = 0.0
+    zero_point: int = 0
+
+    @property
+    def quantized(self) -> bool:
+        return self.dtype in _QUANTIZED_DTYPES and self.scale > 0.0
+
+    @classmethod
+    def from_tensor(cls, tensor: Tensor) -> TensorIO:
+        q = tensor.quantization
+        if q is None or q.scale.size != 1:
+            return cls(tensor.shape, tensor.dtype)
+        return cls(tensor.shape, tensor.dtype, float(q.scale[0]), int(q.zero_point[0]))
+
+    @classmethod
+    def from_details(cls, details: dict[str, Any]) -> TensorIO:
+        """From a LiteRT ``get_input_details()`` entry."""
+        scale, zero_point = details.get("quantization", (0.0, 0))
+        return cls(
+            tuple(int(d) for d in details["shape"]),
+            np.dtype(details["dtype"]).name,
+            float(scale),
+            int(zero_point),
+        )
+
+    def to_model(self, x: FloatArray) -> npt.NDArray[Any]:
+        """Quantize a float batch (round half away from zero and saturate, as TFLite)."""
+        if not self.quantized:
+            return x.astype(self.dtype, copy=False)
+        info = np.iinfo(self.dtype)
+        scaled = x.astype(np.float64) / self.scale
+        rounded = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) + self.zero_point
+        quantized: npt.NDArray[Any] = np.clip(rounded, info.min, info.max).astype(self.dtype)
+        return quantized
+
+    def from_model(self, y: npt.NDArray[Any]) -> FloatArray:
+        if not self.quantized:
+            return np.asarray(y, dtype=np.float32)
+        return (
+            (y.astype(np.float32) - np.float32(self.zero_point)) * np.float32(self.scale)
+        ).astype(np.float32)
+
+
+def _as_batch(inputs: npt.ArrayLike, spec: TensorIO) -> FloatArray:
+    """Shape (N, ...) floats to (N, *input_shape[1:]); (N, L) also feeds (1, L, 1)."""
+    x = np.asarray(inputs, dtype=np.float32)
+    per_window = int(np.prod(spec.shape[1:], dtype=np.int64))
+    if x.ndim == 0 or len(x) == 0 or x[0].size != per_window:
+        raise ValueError(f"input of shape {x.shape} does not fit model input {spec.shape}")
+    return x.reshape((x.shape[0], *spec.shape[1:]))
+
+
+def _chunks(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def _run_chunked(
+    x: FloatArray, chunk: int, run_raw: Callable[[FloatArray], list[FloatArray]]
+) -> list[FloatArray]:
+    parts = [run_raw(x[s]) for s in _chunks(len(x), chunk)]
+    return [np.concatenate(outs, axis=0) for outs in zip(*parts, strict=True)]
+
+
+# --- numpy --------------------------------------------------------------------------------
+
+
+class NumpyBackend:
+    """The pure-Python interpreter: runs wherever numpy does (Home Assistant OS)."""
+
+    name = "numpy"
+
+    def __init__(self, model_path: Path, graph: Graph | None = None) -> None:
+        from .interpreter import NumpyInterpreter  # noqa: PLC0415 - owned by the kernels work
+
+        self.graph = graph if graph is not None else read_model_file(model_path)
+        self._interpreter = NumpyInterpreter(self.graph)
+        self.inputs = [TensorIO.from_tensor(self.graph.tensors[i]) for i in self.graph.inputs]
+        self.outputs = [TensorIO.from_tensor(self.graph.tensors[i]) for i in self.graph.outputs]
+        if len(self.inputs) != 1:
+            raise ModelFormatError(f"model has {len(self.inputs)} inputs; NILM models take 1")
+
+    def run(self, inputs: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
+        # The interpreter bounds its own memory by chunking the batch.
+        x = _as_batch(inputs, self.inputs[0])
+        raw = self._interpreter.run([self.inputs[0].to_model(x)])
+        return [spec.from_model(y) for spec, y in zip(self.outputs, raw, strict=True)]
+
+
+# --- LiteRT / tflite_runtime ----------------------------------------------------------------
+
+
+@cache
+def litert_module() -> ModuleType | None:
+    """``ai_edge_litert.interpreter``, else ``tflite_runtime.interpreter``, else None."""
+    for name in _LITERT_MODULES:
+        try:
+            return importlib.import_module(name)
+        except (ImportError, OSError) as err:
+            _LOGGER.debug("%s not importable: %s", name, err)
+    return None
+
+
+class LiteRTBackend:
+    """LiteRT's native kernels: XNNPACK by default, TFLite reference kernels on request.
+
+    A batch is run by resizing the input to N windows when the model allows it (Keras
+    exports keep a dynamic batch), else one window at a time.
+    """
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        reference: bool = False,
+        delegates: Sequence[Any] = (),
+        num_threads: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.name = name or ("litert_ref" if reference else "litert")
+        self._interpreter = self._open(model_path, reference, delegates, num_threads)
+        details = self._interpreter.get_input_details()
+        if len(details) != 1:
+            raise ModelFormatError(f"model has {len(details)} inputs; NILM models take 1")
+        self._input_index = int(details[0]["index"])
+        self.inputs = [TensorIO.from_details(details[0])]
+        self._output_details = self._interpreter.get_output_details()
+        self.outputs = [TensorIO.from_details(d) for d in self._output_details]
+        self._batch = 1
+        try:
+            self._run_raw(np.zeros((1, *self.inputs[0].shape[1:]), np.float32))
+        except (ValueError, RuntimeError) as err:
+            # Kernels check types at their first invoke: surface that at load time.
+            raise BackendUnavailableError(
+                f"{self.name} cannot run {model_path.name}: {err}"
+            ) from err
+        # A delegated (Edge TPU) graph is compiled for batch 1.
+        self.batched = not delegates and self._batch_works()
+
+    def _open(
+        self, model_path: Path, reference: bool, delegates: Sequence[Any], threads: int | None
+    ) -> Any:
+        module = litert_module()
+        if module is None:
+            raise BackendUnavailableError("neither ai_edge_litert nor tflite_runtime is installed")
+        kwargs: dict[str, Any] = {"model_path": str(model_path), "num_threads": threads}
+        if delegates:
+            kwargs["experimental_delegates"] = list(delegates)
+        if reference:
+            resolver = getattr(module, "OpResolverType", None)
+            if resolver is None:
+                raise BackendUnavailableError(f"{module.__name__} has no reference op resolver")
+            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_REF
+        try:
+            interpreter = module.Interpreter(**kwargs)
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            raise BackendUnavailableError(
+                f"{self.name} cannot load {model_path.name}: {err}"
+            ) from err
+        return interpreter
+
+    def _batch_works(self) -> bool:
+        """Whether the model runs 2 windows at once (dynamic batch); else loop per window.
+
+        Keras exports compute shapes at run time, so only an invoke tells."""
+        probe = np.zeros((2, *self.inputs[0].shape[1:]), np.float32)
+        try:
+            outputs = self._run_raw(probe)
+            ok = all(len(y) == 2 for y in outputs)
+        except (ValueError, RuntimeError) as err:
+            _LOGGER.debug("%s: batched run unsupported, looping: %s", self.name, err)
+            ok = False
+        if not ok:
+            self._resize(1)
+        return ok
+
+    def _resize(self, n: int) -> None:
+        shape = [n, *self.inputs[0].shape[1:]]
+        self._interpreter.resize_tensor_input(self._input_index, shape, strict=False)
+        self._interpreter.allocate_tensors()
+        self._batch = n
+
+    def run(self, inputs: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
+        x = _as_batch(inputs, self.inputs[0])
+        return _run_chunked(x, MAX_CHUNK if self.batched else 1, self._run_raw)
+
+    def _run_raw(self, x: FloatArray) -> list[FloatArray]:
+        if len(x) != self._batch:
+            self._resize(len(x))
+        self._interpreter.set_tensor(self._input_index, self.inputs[0].to_model(x))
+        self._interpreter.invoke()
+        return [
+            spec.from_model(self._interpreter.get_tensor(d["index"]))
+            for spec, d in zip(self.outputs, self._output_details, strict=True)
+        ]
+
+
+# Replaceable in tests, which have no Coral either.
+edgetpu_library_loader: Callable[[str], Any] = ctypes.CDLL
+
+
+def is_edgetpu_model(model_path: Path) -> bool:
+    return model_path.name.endswith(EDGETPU_SUFFIX)
+
+
+def load_edgetpu_delegate() -> Any:
+    """Load the Coral delegate; raise BackendUnavailableError with the loader's reason."""
+    module = litert_module()
+    if module is None:
+        raise BackendUnavailableError("the Edge TPU needs ai_edge_litert or tflite_runtime")
+    try:
+        # dlopen first: a missing library then fails quietly, whereas a failed
+        # load_delegate leaves a half-built Delegate whose __del__ prints a traceback.
+        edgetpu_library_loader(EDGETPU_LIBRARY)
+        return module.load_delegate(EDGETPU_LIBRARY)
+    except (ValueError, OSError) as err:
+        raise BackendUnavailableError(f"cannot load {EDGETPU_LIBRARY}: {err}") from err
+
+
+def create_edgetpu_backend(model_path: Path) -> LiteRTBackend:
+    """A Coral Edge TPU backend for a ``*_edgetpu.tflite`` model (batch of one per call)."""
+    if not is_edgetpu_model(model_path):
+        raise BackendUnavailableError(
+            f"{model_path.name} is not compiled for the Edge TPU (*{EDGETPU_SUFFIX})"
+        )
+    read_model_file(model_path, custom_ops=(EDGETPU_CUSTOM_OP,))
+    return LiteRTBackend(model_path, delegates=[load_edgetpu_delegate()], name="edgetpu")
+
+
+# --- selection ------------------------------------------------------------------------------
+
+
+@cache
+def _edgetpu_loadable() -> bool:
+    try:
+        load_edgetpu_delegate()
+    except BackendUnavailableError:
+        return False
+    return True
+
+
+def available_backends() -> list[str]:
+    """Backends that can load on this machine (the Edge TPU only with its delegate)."""
+    names = ["numpy"]
+    module = litert_module()
+    if module is not None:
+        names.append("litert")
+        if hasattr(module, "OpResolverType"):
+            names.append("litert_ref")
+        if _edgetpu_loadable():
+            names.append("edgetpu")
+    return names
+
+
+def _forced(model_path: Path, preference: str) -> Backend:
+    if preference == "numpy":
+        return NumpyBackend(model_path)
+    if preference == "edgetpu":
+        return create_edgetpu_backend(model_path)
+    read_model_file(model_path)  # a malformed file never reaches native code
+    return LiteRTBackend(model_path, reference=preference == "litert_ref")
+
+
+def _auto(model_path: Path) -> Backend:
+    if is_edgetpu_model(model_path):
+        try:
+            return create_edgetpu_backend(model_path)
+        except BackendUnavailableError as err:
+            _LOGGER.warning("Edge TPU unavailable for %s, falling back: %s", model_path.name, err)
+    graph = read_model_file(model_path)
+    if litert_module() is not None:
+        try:
+            return LiteRTBackend(model_path)
+        except BackendUnavailableError as err:
+            _LOGGER.warning("LiteRT unavailable for %s, using numpy: %s", model_path.name, err)
+    return NumpyBackend(model_path, graph)
+
+
 def create_backend(model_path: Path, preference: str = "auto") -> Backend:
-    raise NotImplementedError
+    """Open ``model_path`` on the preferred backend.
+
+    Raises ValueError for an unknown preference, BackendUnavailableError when a forced
+    backend cannot load, and ModelError subclasses for a bad model file.
+    """
+    if preference not in BACKENDS:
+        raise ValueError(f"unknown backend {preference!r}; choose one of {', '.join(BACKENDS)}")
+    backend = _auto(model_path) if preference == "auto" else _forced(model_path, preference)
+    _LOGGER.debug("%s runs on the %s backend", model_path.name, backend.name)
+    return backend

@@ -1,0 +1,559 @@
+"""Convolution, pooling, fully-connected and batch matmul kernels (NHWC, TFLite layouts).
+
+Integer products are summed with BLAS in float32/float64 whenever the worst-case sum
+fits the mantissa (2**24 / 2**53): every partial sum is then an exact integer, so the
+result equals TFLite's int32/int64 accumulator bit for bit, at BLAS speed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import ModelFormatError, UnsupportedOpError
+from ..graph import Tensor
+from .base import (
+    INT_RANGES,
+    Array,
+    Eval,
+    Node,
+    activation_range_quantized,
+    apply_float_activation,
+    check_activation,
+    const,
+    is_quantized,
+    qparams,
+    register,
+    scale_of,
+    zp_of,
+)
+from .fixedpoint import (
+    mbqm,
+    mbqm_float,
+    mbqm_int64,
+    quantize_multipliers,
+    round_half_away,
+    saturate,
+)
+
+F32 = npt.NDArray[np.float32]
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def _exact_type(k: int, bound_a: int, bound_b: int) -> type[np.generic]:
+    """The fastest dtype whose sums of ``k`` products stay exact integers."""
+    worst = k * bound_a * bound_b
+    if worst < (1 << 24):
+        return np.float32
+    if worst < (1 << 53):
+        return np.float64
+    return np.int64
+
+
+def int_matmul(a: Array, b: Array, bound_a: int, bound_b: int) -> Array:
+    """Exact integer ``a @ b`` (as integer-valued floats where that cannot round)."""
+    dt = _exact_type(a.shape[-1], bound_a, bound_b)
+    out: Array = np.matmul(a.astype(dt), b.astype(dt))
+    return out
+
+
+class ConstMatmul:
+    """Exact ``x @ w`` for a constant integer ``w``, cast once at prepare time."""
+
+    def __init__(self, w: Array, bound_x: int, bound_w: int) -> None:
+        self.dtype = _exact_type(w.shape[0], bound_x, bound_w)
+        self.w = np.ascontiguousarray(w.astype(self.dtype))
+
+    def __call__(self, x: Array) -> Array:
+        out: Array = x.astype(self.dtype, copy=False) @ self.w
+        return out
+
+
+def _padding(size: int, k: int, stride: int, dilation: int, same: bool) -> tuple[int, int, int]:
+    """Output size and (before, after) padding as TFLite's ComputePaddingHeightWidth."""
+    eff = (k - 1) * dilation + 1
+    out = (size + stride - 1) // stride if same else (size + stride - eff) // stride
+    if out <= 0:
+        raise ModelFormatError("convolution/pool window larger than its input")
+    total = max((out - 1) * stride + eff - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def patches(  # noqa: PLR0917 - mirrors the conv parameters one to one
+    x: Array,
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    dh: int,
+    dw: int,
+    same: bool,
+    pad_value: float,
+) -> Array:
+    """im2col view (N, OH, OW, KH, KW, C) of a padded NHWC tensor (no copy of the windows)."""
+    n, h, w, c = x.shape
+    oh, pt, pb = _padding(h, kh, sh, dh, same)
+    ow, pl, pr = _padding(w, kw, sw, dw, same)
+    xp: Array
+    if pt or pb or pl or pr:
+        xp = np.full((n, h + pt + pb, w + pl + pr, c), pad_value, dtype=x.dtype)
+        xp[:, pt : pt + h, pl : pl + w, :] = x
+    else:
+        xp = np.ascontiguousarray(x)
+    s = xp.strides
+    return np.lib.stride_tricks.as_strided(
+        xp,
+        shape=(n, oh, ow, kh, kw, c),
+        strides=(s[0], s[1] * sh, s[2] * sw, s[1] * dh, s[2] * dw, s[3]),
+        writeable=False,
+    )
+
+
+def _conv_geometry(node: Node) -> tuple[int, int, int, int, bool]:
+    pad = str(node.opt("padding", "SAME"))
+    if pad not in ("SAME", "VALID"):
+        raise UnsupportedOpError([f"{node.op.opcode}(padding {pad})"])
+    return (
+        int(node.opt("stride_h", 1)),
+        int(node.opt("stride_w", 1)),
+        int(node.opt("dilation_h_factor", 1) or 1),
+        int(node.opt("dilation_w_factor", 1) or 1),
+        pad == "SAME",
+    )
+
+
+def _channel_multipliers(
+    inp: Tensor, flt: Tensor, out: Tensor, channels: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Per-channel output multipliers: double(in_scale) * double(w_scale) / double(out_scale)."""
+    w_scales: npt.NDArray[np.float64] = qparams(flt).scale.astype(np.float64).ravel()
+    if w_scales.size == 1:
+        w_scales = np.repeat(w_scales, channels)
+    real = np.float64(scale_of(inp)) * w_scales / np.float64(scale_of(out))
+    return quantize_multipliers(real)
+
+
+def _bias(node: Node, idx: int, channels: int, dtype: type) -> Array:
+    t = node.inputs[idx] if len(node.inputs) > idx else None
+    if t is None:
+        return np.zeros(channels, dtype=dtype)
+    return const(t).astype(dtype).ravel()
+
+
+def _fits_float_requant(acc_bound: int, bias: Array, shift: Array, wide: bool) -> bool:
+    """Whether float32 accumulation and :func:`mbqm_float` are exact for this operator."""
+    if wide:
+        return False
+    total = acc_bound + int(np.abs(bias).max(initial=0))
+    left = int(np.maximum(shift, 0).max(initial=0))
+    return total < (1 << 22) >> left and acc_bound < (1 << 24)
+
+
+def _requantizer(
+    node: Node, mult: Array, shift: Array, bias: Array, *, wide: bool, fast: bool
+) -> Callable[[Array], Array]:
+    """Accumulator -> output: + bias, per-channel requantization, zero point, clamp."""
+    out = node.outputs[0]
+    lo, hi = activation_range_quantized(check_activation(node), out)
+    zo = zp_of(out)
+    if fast:
+        m_f = mult.astype(np.float64)
+        bias_f = bias.astype(np.float64)
+
+        def run_fast(acc: Array) -> Array:
+            scaled = mbqm_float(acc.astype(np.float64) + bias_f, m_f, shift)
+            result: Array = np.clip(scaled + zo, lo, hi).astype(out.dtype)
+            return result
+
+        return run_fast
+
+    def run_int(acc: Array) -> Array:
+        acc = acc.astype(np.int64) + bias
+        scaled = mbqm_int64(acc, mult, shift) if wide else mbqm(acc, mult, shift)
+        return saturate(scaled + zo, lo, hi, out.dtype)
+
+    return run_int
+
+
+def asymmetric_quantize(x: F32) -> tuple[Array, F32, npt.NDArray[np.int64]]:
+    """AsymmetricQuantizeFloats per row of ``x`` (N, K): int8 values, scale, zero offset."""
+    x = x.astype(np.float32, copy=False)
+    rmin = np.minimum(x.min(axis=1), np.float32(0)).astype(np.float64)
+    rmax = np.maximum(x.max(axis=1), np.float32(0)).astype(np.float64)
+    degenerate = rmin == rmax
+    scale = np.where(degenerate, 1.0, (rmax - rmin) / 255.0)
+    zp_min = -128.0 - rmin / scale
+    zp_max = 127.0 - rmax / scale
+    err_min = 128.0 + np.abs(rmin / scale)
+    err_max = 127.0 + np.abs(rmax / scale)
+    zp_d = np.where(err_min < err_max, zp_min, zp_max)
+    offset = np.where(
+        zp_d <= -128.0, -128, np.where(zp_d >= 127.0, 127, round_half_away(zp_d))
+    ).astype(np.int64)
+    offset = np.where(degenerate, 0, offset)
+    scale32 = scale.astype(np.float32)
+    inv = (np.float32(1.0) / scale32).astype(np.float32)
+    val = offset[:, None].astype(np.float32) + x * inv[:, None]
+    q = np.clip(round_half_away(val), -128, 127).astype(np.int64)
+    q = np.where(degenerate[:, None], 0, q)
+    return q, scale32, offset
+
+
+# ----------------------------------------------------------------- CONV_2D
+
+
+@register("CONV_2D")
+def conv_2d(node: Node) -> Eval:
+    inp, flt, out = node.input(0), node.input(1), node.outputs[0]
+    w = const(flt)  # (O, KH, KW, I)
+    o, kh, kw, cin = w.shape
+    if inp.shape and inp.shape[-1] != cin:
+        raise UnsupportedOpError(["CONV_2D(grouped)"])
+    sh, sw, dh, dw, same = _conv_geometry(node)
+    act = check_activation(node)
+    w_mat = w.reshape(o, -1).T  # (KH*KW*I, O)
+
+    if inp.dtype == "float32" and flt.dtype == "float32":
+        wf = w_mat.astype(np.float32)
+        bias = _bias(node, 2, o, np.float32)
+
+        def run_f(ins: Sequence[Array | None]) -> list[Array]:
+            x = ins[0]
+            assert x is not None
+            p = patches(x, kh, kw, sh, sw, dh, dw, same, 0.0)
+            n, oh, ow = p.shape[:3]
+            y = p.reshape(n * oh * ow, -1) @ wf + bias
+            return [apply_float_activation(y.reshape(n, oh, ow, o).astype(np.float32), act)]
+
+        return run_f
+
+    if inp.dtype == "float32" and flt.dtype == "int8":  # hybrid (dynamic range)
+        if qparams(flt).scale.size == 1 and o > 1:
+            raise UnsupportedOpError(["CONV_2D(hybrid, per-tensor weights)"])
+        mm_h = ConstMatmul(w_mat, 255, 128)
+        ch_scale: F32 = qparams(flt).scale.astype(np.float32).ravel()
+        if ch_scale.size == 1:
+            ch_scale = np.repeat(ch_scale, o)
+        bias = _bias(node, 2, o, np.float32)
+
+        def run_h(ins: Sequence[Array | None]) -> list[Array]:
+            x = ins[0]
+            assert x is not None
+            n = x.shape[0]
+            q, sf, off = asymmetric_quantize(x.reshape(n, -1))
+            qx = (q - off[:, None]).reshape(x.shape).astype(np.int16)
+            p = patches(qx, kh, kw, sh, sw, dh, dw, same, 0)
+            oh, ow = p.shape[1:3]
+            acc = mm_h(p.reshape(n * oh * ow, -1)).reshape(n, oh * ow, o)
+            y = acc.astype(np.float32) * ch_scale
+            y = y * sf[:, None, None]
+            y = y + bias
+            return [apply_float_activation(y.reshape(n, oh, ow, o).astype(np.float32), act)]
+
+        return run_h
+
+    if is_quantized(inp) and flt.dtype == "int8" and is_quantized(out):
+        wide = inp.dtype == "int16"
+        mult, shift = _channel_multipliers(inp, flt, out, o)
+        zin = zp_of(inp)
+        bias = _bias(node, 2, o, np.int64)
+        bound_in = 65536 if wide else 256
+        fast = _fits_float_requant(w_mat.shape[0] * bound_in * 128, bias, shift, wide)
+        mm_q = ConstMatmul(w_mat, bound_in, 128)
+        requant = _requantizer(node, mult, shift, bias, wide=wide, fast=fast)
+
+        def run_q(ins: Sequence[Array | None]) -> list[Array]:
+            x = ins[0]
+            assert x is not None
+            xo = x.astype(mm_q.dtype) - zin
+            p = patches(xo, kh, kw, sh, sw, dh, dw, same, 0)
+            n, oh, ow = p.shape[:3]
+            acc = mm_q(p.reshape(n * oh * ow, -1))
+            return [requant(acc).reshape(n, oh, ow, o)]
+
+        return run_q
+    raise UnsupportedOpError([f"CONV_2D({inp.dtype}x{flt.dtype})"])
+
+
+# ----------------------------------------------------------------- DEPTHWISE_CONV_2D
+
+
+@register("DEPTHWISE_CONV_2D")
+def depthwise_conv_2d(node: Node) -> Eval:
+    inp, flt, out = node.input(0), node.input(1), node.outputs[0]
+    w = const(flt)  # (1, KH, KW, C*M)
+    _, kh, kw, cout = w.shape
+    cin = inp.shape[-1]
+    mult_d = int(node.opt("depth_multiplier", 1) or 1)
+    if cin * mult_d != cout:
+        mult_d = cout // cin if cin and cout % cin == 0 else mult_d
+    if cin * mult_d != cout:
+        raise ModelFormatError("DEPTHWISE_CONV_2D: channel count mismatch")
+    sh, sw, dh, dw, same = _conv_geometry(node)
+    act = check_activation(node)
+    taps = w.reshape(kh, kw, cout)
+
+    def expand(x: Array) -> Array:
+        return np.repeat(x, mult_d, axis=-1) if mult_d > 1 else x
+
+    def accumulate(p: Array, wt: Array, dtype: type) -> Array:
+        """Tap-by-tap sum in the reference kernel's (filter_y, filter_x) order.
+
+        ``p`` holds patches of the channel-expanded input (see ``expand``).
+        """
+        acc: Array = np.zeros((*p.shape[:3], cout), dtype=dtype)
+        for i in range(kh):
+            for j in range(kw):
+                acc += p[:, :, :, i, j, :] * wt[i, j]
+        return acc
+
+    if inp.dtype == "float32" and flt.dtype == "float32":
+        wf = taps.astype(np.float32)
+        bias = _bias(node, 2, cout, np.float32)
+
+        def run_f(ins: Sequence[Array | None]) -> list[Array]:
+            x = ins[0]
+            assert x is not None
+            p = patches(expand(x), kh, kw, sh, sw, dh, dw, same, 0.0)
+            return [apply_float_activation(accumulate(p, wf, np.float32) + bias, act)]
+
+        return run_f
+
+    if inp.dtype == "float32" and flt.dtype == "int8":
+        if qparams(flt).scale.size == 1 and cout > 1:
+            raise UnsupportedOpError(["DEPTHWISE_CONV_2D(hybrid, per-tensor weights)"])
+        exact32 = kh * kw * 255 * 128 < (1 << 24)  # integer sums exact in float32
+        h_type = np.float32 if exact32 else np.float64
+        wq = taps.astype(h_type)
+        ch_scale: F32 = qparams(flt).scale.astype(np.float32).ravel()
+        if ch_scale.size == 1:
+            ch_scale = np.repeat(ch_scale, cout)
+        bias = _bias(node, 2, cout, np.float32)
+
+        def run_h(ins: Sequence[Array | None]) -> list[Array]:
+            x = ins[0]
+            assert x is not None
+            n = x.shape[0]
+            q, sf, off = asymmetric_quantize(x.reshape(n, -1))
+            qx = (q - off[:, None]).reshape(x.shape).astype(h_type)
+            p = patches(expand(qx), kh, kw, sh, sw, dh, dw, same, 0)
+            acc = accumulate(p, wq, h_type).astype(np.float32)
+            scale = (ch_scale[None, :] * sf[:, None]).astype(np.float32)
+            y = acc * scale[:, None, None, :] + bias
+            return [apply_float_activation(y.astype(np.float32), act)]
+
+        return run_h
+
+    if is_quantized(inp) and flt.dtype == "int8" and is_quantized(out):
+        wide = inp.dtype == "int16"
+        mult, shift = _channel_multipliers(inp, flt, out, cout)
+        zin = zp_of(inp)
+        bias = _bias(node, 2, cout, np.int64)
+        bound_in = 65536 if wide else 256
+        fast = _fits_float_requant(kh * kw * bound_in * 128, bias, shift, wide)
+        # float32 sums are exact below 2**24, float64 ones below 2**53 (always, here).
+        acc_type = np.float32 if fast else np.float64
+        wq = taps.astype(acc_type)
+        requant = _requantizer(node, mult, shift, bias, wide=wide, fast=fast)
+
+        def run_q(ins: Sequence[Array | None]) -> list[Array]:
+            x = ins[0]
+            assert x is not None
+            p = patches(expand(x.astype(acc_type) - zin), kh, kw, sh, sw, dh, dw, same, 0)
+            return [requant(accumulate(p, wq, acc_type))]
+
+        return run_q
+    raise UnsupportedOpError([f"DEPTHWISE_CONV_2D({inp.dtype}x{flt.dtype})"])
+
+
+# ----------------------------------------------------------------- pooling
+
+
+def _pool(node: Node, kind: str) -> Eval:
+    inp, out = node.input(0), node.outputs[0]
+    kh, kw = int(node.opt("filter_height", 1)), int(node.opt("filter_width", 1))
+    sh, sw, _dh, _dw, same = _conv_geometry(node)
+    act = check_activation(node)
+    quant = is_quantized(inp)
+    if not quant and inp.dtype != "float32":
+        raise UnsupportedOpError([f"{node.op.opcode}({inp.dtype})"])
+    if quant and (scale_of(inp) != scale_of(out) or zp_of(inp) != zp_of(out)):
+        raise UnsupportedOpError([f"{node.op.opcode}(rescaling)"])
+    lo, hi = activation_range_quantized(act, out) if quant else (0, 0)
+    counts: dict[tuple[int, int], Array] = {}
+
+    def _window_counts(h: int, w: int) -> Array:
+        """Valid (unpadded) cells per window; depends on the spatial size only."""
+        if (h, w) not in counts:
+            ones = np.ones((1, h, w, 1), dtype=np.float32)
+            counts[h, w] = patches(ones, kh, kw, sh, sw, 1, 1, same, 0.0).sum(axis=(3, 4))
+        return counts[h, w]
+
+    def run(ins: Sequence[Array | None]) -> list[Array]:
+        x = ins[0]
+        assert x is not None
+        if kind == "max":
+            fill = INT_RANGES[inp.dtype][0] if quant else -np.inf
+            p = patches(x, kh, kw, sh, sw, 1, 1, same, fill)
+            y: Array = p.max(axis=(3, 4))
+            if quant:
+                return [np.clip(y, lo, hi).astype(out.dtype)]
+            return [apply_float_activation(y.astype(np.float32), act)]
+        count = _window_counts(x.shape[1], x.shape[2])
+        if quant:
+            s = patches(x.astype(np.int64), kh, kw, sh, sw, 1, 1, same, 0).sum(axis=(3, 4))
+            c = count.astype(np.int64)
+            half = c // 2
+            avg = np.where(s > 0, (s + half) // c, -((-s + half) // c))
+            return [np.clip(avg, lo, hi).astype(out.dtype)]
+        p = patches(x, kh, kw, sh, sw, 1, 1, same, 0.0)
+        total = np.zeros(p.shape[:3] + p.shape[5:], dtype=np.float32)
+        for i in range(kh):
+            for j in range(kw):
+                total += p[:, :, :, i, j, :]
+        return [apply_float_activation((total / count).astype(np.float32), act)]
+
+    return run
+
+
+@register("MAX_POOL_2D")
+def max_pool_2d(node: Node) -> Eval:
+    return _pool(node, "max")
+
+
+@register("AVERAGE_POOL_2D")
+def average_pool_2d(node: Node) -> Eval:
+    return _pool(node, "avg")
+
+
+# ----------------------------------------------------------------- FULLY_CONNECTED
+
+
+@register("FULLY_CONNECTED")
+def fully_connected(node: Node) -> Eval:
+    inp, flt, out = node.input(0), node.input(1), node.outputs[0]
+    if str(node.opt("weights_format", "DEFAULT")) != "DEFAULT":
+        raise UnsupportedOpError(["FULLY_CONNECTED(shuffled weights)"])
+    w = const(flt)
+    units, depth = w.shape
+    keep = bool(node.opt("keep_num_dims", False))
+    act = check_activation(node)
+
+    def shaped(x: Array, y: Array) -> Array:
+        return y.reshape(*x.shape[:-1], units) if keep else y
+
+    if inp.dtype == "float32" and flt.dtype == "float32":
+        wf = w.T.astype(np.float32)
+        bias = _bias(node, 2, units, np.float32)
+
+        def run_f(ins: Sequence[Array | None]) -> list[Array]:
+            x = ins[0]
+            assert x is not None
+            y = x.reshape(-1, depth) @ wf + bias
+            return [shaped(x, apply_float_activation(y.astype(np.float32), act))]
+
+        return run_f
+
+    if inp.dtype == "float32" and flt.dtype == "int8":
+        mm_h = ConstMatmul(w.T, 128, 128)
+        row_sums = w.astype(np.int64).sum(axis=1)
+        q = qparams(flt)
+        per_channel = q.scale.size > 1
+        ch_scale = q.scale.astype(np.float32).ravel()
+        bias = _bias(node, 2, units, np.float32)
+        asym = bool(node.opt("asymmetric_quantize_inputs", False))
+
+        def run_h(ins: Sequence[Array | None]) -> list[Array]:
+            x = ins[0]
+            assert x is not None
+            rows = x.reshape(-1, depth).astype(np.float32)
+            if asym:
+                qx, sf, off = asymmetric_quantize(rows)
+            else:
+                qx, sf = symmetric_quantize(rows)
+                off = np.zeros(rows.shape[0], dtype=np.int64)
+            if not per_channel:
+                sf = (sf * ch_scale[0]).astype(np.float32)
+            dot = mm_h(qx).astype(np.int64) - off[:, None] * row_sums[None, :]
+            scale = sf[:, None] * ch_scale[None, :] if per_channel else sf[:, None]
+            y = bias + dot.astype(np.float32) * scale.astype(np.float32)
+            return [shaped(x, apply_float_activation(y.astype(np.float32), act))]
+
+        return run_h
+
+    if is_quantized(inp) and flt.dtype == "int8" and is_quantized(out):
+        # LiteRT's reference FC rescales in double: round(acc * in_s * w_s / out_s).
+        q = qparams(flt)
+        w_scales = q.scale.astype(np.float32).astype(np.float64).ravel()
+        eff = np.float64(scale_of(inp)) * w_scales / np.float64(scale_of(out))
+        if eff.size == 1:
+            eff = np.repeat(eff, units)
+        lo, hi = activation_range_quantized(act, out)
+        zin, zo = zp_of(inp), zp_of(out)
+        zw = int(q.zero_point.ravel()[0]) if q.scale.size == 1 else 0
+        bias = _bias(node, 2, units, np.float64)
+        bound_in = 65536 if inp.dtype == "int16" else 256
+        mm_q = ConstMatmul(w.T.astype(np.int64) - zw, bound_in, 256)
+
+        def run_q(ins: Sequence[Array | None]) -> list[Array]:
+            x = ins[0]
+            assert x is not None
+            rows = x.reshape(-1, depth).astype(mm_q.dtype) - zin
+            acc = mm_q(rows).astype(np.float64) + bias  # exact: |acc| < 2**53
+            scaled = round_half_away(acc * eff) + zo
+            return [shaped(x, np.clip(scaled, lo, hi).astype(out.dtype))]
+
+        return run_q
+    raise UnsupportedOpError([f"FULLY_CONNECTED({inp.dtype}x{flt.dtype})"])
+
+
+def symmetric_quantize(x: F32) -> tuple[npt.NDArray[np.int64], F32]:
+    """SymmetricQuantizeFloats per row: scale = max|x| / 127."""
+    rng = np.abs(x).max(axis=1).astype(np.float32)
+    zero = rng == 0
+    sf = np.where(zero, np.float32(1.0), rng / np.float32(127.0)).astype(np.float32)
+    inv = np.where(zero, np.float32(0.0), np.float32(127.0) / rng).astype(np.float32)
+    q = np.clip(round_half_away(x * inv[:, None]), -127, 127).astype(np.int64)
+    return q, sf
+
+
+# ----------------------------------------------------------------- BATCH_MATMUL
+
+
+@register("BATCH_MATMUL")
+def batch_matmul(node: Node) -> Eval:
+    a_t, b_t, out = node.input(0), node.input(1), node.outputs[0]
+    adj_x, adj_y = bool(node.opt("adj_x", False)), bool(node.opt("adj_y", False))
+
+    def orient(a: Array, b: Array) -> tuple[Array, Array]:
+        return (np.swapaxes(a, -1, -2) if adj_x else a, np.swapaxes(b, -1, -2) if adj_y else b)
+
+    if a_t.dtype == "float32" and b_t.dtype == "float32":
+
+        def run_f(ins: Sequence[Array | None]) -> list[Array]:
+            a, b = ins[0], ins[1]
+            assert a is not None and b is not None
+            a, b = orient(a, b)
+            return [np.matmul(a, b).astype(np.float32)]
+
+        return run_f
+    if is_quantized(a_t) and is_quantized(b_t) and is_quantized(out):
+        wide = a_t.dtype == "int16"
+        real = np.float64(scale_of(a_t)) * np.float64(scale_of(b_t)) / np.float64(scale_of(out))
+        mult, shift = quantize_multipliers([real])
+        za, zb = zp_of(a_t), zp_of(b_t)
+        bound = 65536 if wide else 256
+        requant = _requantizer(node, mult, shift, np.zeros(1, np.int64), wide=wide, fast=False)
+
+        def run_q(ins: Sequence[Array | None]) -> list[Array]:
+            a, b = ins[0], ins[1]
+            assert a is not None and b is not None
+            a, b = orient(a.astype(np.int64) - za, b.astype(np.int64) - zb)
+            return [requant(int_matmul(a, b, bound, bound))]
+
+        return run_q
+    raise UnsupportedOpError([f"BATCH_MATMUL({a_t.dtype}x{b_t.dtype})"])

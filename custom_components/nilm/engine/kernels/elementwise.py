@@ -1,0 +1,325 @@
+"""Element-wise kernels: (de)quantization, binary arithmetic, activations.
+
+Integer paths follow the TFLite reference kernels: inputs are offset by their zero
+points, rescaled with fixed-point multipliers (``left_shift`` 20 for int8, 15 for int16
+in ADD/SUB), combined in int32 and requantized to the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ..errors import UnsupportedOpError
+from ..graph import Tensor
+from .base import (
+    INT_RANGES,
+    Array,
+    Eval,
+    Node,
+    activation_range_quantized,
+    apply_float_activation,
+    check_activation,
+    is_quantized,
+    qparams,
+    register,
+    scale_of,
+    zp_of,
+)
+from .fixedpoint import mbqm, quantize_multiplier, round_half_away, saturate
+from .nonlinear import gelu_float, gelu_int, logistic_int, rsqrt_int, tanh_int
+
+
+def _unsupported(node: Node, what: str) -> UnsupportedOpError:
+    return UnsupportedOpError([f"{node.op.opcode}({what})"])
+
+
+def requantizer(src: Tensor, dst: Tensor) -> Callable[[Array], Array]:
+    """Float-rescaling requantization CONCATENATION uses when scales differ."""
+    s_in, s_out = np.float32(scale_of(src)), np.float32(scale_of(dst))
+    z_in, z_out = zp_of(src), zp_of(dst)
+    if s_in == s_out and z_in == z_out:
+        return lambda v: v
+    lo, hi = INT_RANGES[dst.dtype]
+    scale = np.float32(s_in * (np.float32(1.0) / s_out))
+    bias = np.float32(np.float32(-z_in) * scale)
+
+    def fix(v: Array) -> Array:
+        val = round_half_away(v.astype(np.float32) * scale + bias) + z_out
+        return saturate(val, lo, hi, dst.dtype)
+
+    return fix
+
+
+# ----------------------------------------------------------------- quantize / dequantize
+
+
+@register("QUANTIZE")
+def quantize(node: Node) -> Eval:
+    src, dst = node.input(0), node.outputs[0]
+    lo, hi = INT_RANGES.get(dst.dtype, (0, 0))
+    if dst.dtype not in ("int8", "int16", "uint8"):
+        raise _unsupported(node, f"{src.dtype}->{dst.dtype}")
+    zp = zp_of(dst)
+    if src.dtype == "float32":
+        scale = np.float32(scale_of(dst))
+
+        def run_f(ins: Sequence[Array | None]) -> list[Array]:
+            x = ins[0]
+            assert x is not None
+            q = round_half_away(np.asarray(x, np.float32) / scale) + zp
+            # NaN has no quantized value (C++ leaves it undefined): pin it to the
+            # lowest code instead of letting numpy's cast produce an arbitrary one.
+            return [saturate(np.where(np.isnan(q), lo, q), lo, hi, dst.dtype)]
+
+        return run_f
+    if not is_quantized(src):
+        raise _unsupported(node, f"{src.dtype}->{dst.dtype}")
+    mult, shift = quantize_multiplier(scale_of(src) / scale_of(dst))
+    zin = zp_of(src)
+
+    def run_q(ins: Sequence[Array | None]) -> list[Array]:
+        x = ins[0]
+        assert x is not None
+        q = mbqm(x.astype(np.int64) - zin, mult, shift) + zp
+        return [saturate(q, lo, hi, dst.dtype)]
+
+    return run_q
+
+
+@register("DEQUANTIZE")
+def dequantize(node: Node) -> Eval:
+    src = node.input(0)
+    if src.dtype == "float16":
+
+        def run_h(ins: Sequence[Array | None]) -> list[Array]:
+            x = ins[0]
+            assert x is not None
+            return [x.astype(np.float32)]
+
+        return run_h
+    if src.dtype not in ("int8", "int16", "uint8"):
+        raise _unsupported(node, src.dtype)
+    q = qparams(src)
+    shape = [1] * len(src.shape)
+    if q.per_channel and shape:
+        shape[q.quantized_dimension] = -1
+    scale = q.scale.astype(np.float32).astype(np.float64).reshape(shape or [-1])
+    zp = q.zero_point.astype(np.int64).reshape(shape or [-1])
+    if not q.per_channel:
+        scale, zp = scale.ravel()[:1].reshape(()), zp.ravel()[:1].reshape(())
+
+    def run(ins: Sequence[Array | None]) -> list[Array]:
+        x = ins[0]
+        assert x is not None
+        return [(scale * (x.astype(np.int64) - zp)).astype(np.float32)]
+
+    return run
+
+
+# ----------------------------------------------------------------- binary arithmetic
+
+
+def _float_binary(node: Node, fn: Callable[[Array, Array], Array]) -> Eval:
+    act = check_activation(node)
+
+    def run(ins: Sequence[Array | None]) -> list[Array]:
+        a, b = ins[0], ins[1]
+        assert a is not None and b is not None
+        return [apply_float_activation(fn(a, b).astype(np.float32, copy=False), act)]
+
+    return run
+
+
+def _int_binary(node: Node) -> tuple[Tensor, Tensor, Tensor, tuple[int, int]]:
+    a, b, out = node.input(0), node.input(1), node.outputs[0]
+    if not (is_quantized(a) and is_quantized(b) and is_quantized(out)):
+        raise _unsupported(node, f"{a.dtype},{b.dtype}->{out.dtype}")
+    if out.dtype not in ("int8", "int16"):
+        raise _unsupported(node, out.dtype)
+    return a, b, out, activation_range_quantized(check_activation(node), out)
+
+
+def _binary_eval(node: Node, lo: int, hi: int, compute: Callable[[Array, Array], Array]) -> Eval:
+    """Integer binary op; for two int8 inputs a 256 x 256 table of every result.
+
+    ``compute`` maps int64 raw inputs to the unclamped output (TFLite's arithmetic).
+    The table makes an int8 ADD/MUL one fancy-indexing pass, whatever the batch.
+    """
+    a_t, b_t, out = node.input(0), node.input(1), node.outputs[0]
+    if a_t.dtype == "int8" and b_t.dtype == "int8":
+        grid = np.arange(-128, 128, dtype=np.int64)
+        table = saturate(compute(grid[:, None], grid[None, :]), lo, hi, out.dtype)
+
+        def run_table(ins: Sequence[Array | None]) -> list[Array]:
+            a, b = ins[0], ins[1]
+            assert a is not None and b is not None
+            return [table[a.astype(np.intp) + 128, b.astype(np.intp) + 128]]
+
+        return run_table
+
+    def run(ins: Sequence[Array | None]) -> list[Array]:
+        a, b = ins[0], ins[1]
+        assert a is not None and b is not None
+        return [saturate(compute(a.astype(np.int64), b.astype(np.int64)), lo, hi, out.dtype)]
+
+    return run
+
+
+def _add_sub(node: Node, sign: int) -> Eval:
+    a_t, b_t, out, (lo, hi) = _int_binary(node)
+    left_shift = 20 if out.dtype == "int8" else 15
+    sa, sb, so = scale_of(a_t), scale_of(b_t), scale_of(out)
+    twice_max = 2.0 * float(np.float32(max(sa, sb)))
+    ma, sha = quantize_multiplier(sa / twice_max)
+    mb, shb = quantize_multiplier(sb / twice_max)
+    mo, sho = quantize_multiplier(twice_max / float(np.float32((1 << left_shift) * so)))
+    za, zb, zo = zp_of(a_t), zp_of(b_t), zp_of(out)
+    # Each input's rescaling depends on that input alone: tabulate it over its range.
+    a_lo, a_hi = INT_RANGES[a_t.dtype]
+    b_lo, b_hi = INT_RANGES[b_t.dtype]
+    ta = mbqm((np.arange(a_lo, a_hi + 1, dtype=np.int64) - za) << left_shift, ma, sha)
+    tb = mbqm((np.arange(b_lo, b_hi + 1, dtype=np.int64) - zb) << left_shift, mb, shb)
+
+    def compute(a: Array, b: Array) -> Array:
+        return mbqm(ta[a - a_lo] + sign * tb[b - b_lo], mo, sho) + zo
+
+    return _binary_eval(node, lo, hi, compute)
+
+
+@register("ADD")
+def add(node: Node) -> Eval:
+    if node.outputs[0].dtype in ("float32", "int32", "int64") and not is_quantized(node.outputs[0]):
+        return _float_binary(node, np.add)
+    return _add_sub(node, 1)
+
+
+@register("SUB")
+def sub(node: Node) -> Eval:
+    if node.outputs[0].dtype in ("float32", "int32", "int64") and not is_quantized(node.outputs[0]):
+        return _float_binary(node, np.subtract)
+    return _add_sub(node, -1)
+
+
+@register("MUL")
+def mul(node: Node) -> Eval:
+    if node.outputs[0].dtype in ("float32", "int32", "int64") and not is_quantized(node.outputs[0]):
+        return _float_binary(node, np.multiply)
+    a_t, b_t, out, (lo, hi) = _int_binary(node)
+    real = float(np.float32(np.float32(scale_of(a_t)) * np.float32(scale_of(b_t))))
+    real = float(np.float32(real / np.float32(scale_of(out))))
+    m, sh = quantize_multiplier(real)
+    za, zb, zo = zp_of(a_t), zp_of(b_t), zp_of(out)
+
+    def compute(a: Array, b: Array) -> Array:
+        return mbqm((a - za) * (b - zb), m, sh) + zo
+
+    return _binary_eval(node, lo, hi, compute)
+
+
+@register("SQUARED_DIFFERENCE")
+def squared_difference(node: Node) -> Eval:
+    if node.outputs[0].dtype == "float32":
+        return _float_binary(node, lambda a, b: np.square(a - b))
+    a_t, b_t, out, (lo, hi) = _int_binary(node)
+    if out.dtype != "int8":  # LiteRT has no int16 SQUARED_DIFFERENCE either
+        raise _unsupported(node, out.dtype)
+    left_shift = 7
+    sa, sb, so = scale_of(a_t), scale_of(b_t), scale_of(out)
+    twice_max = 2.0 * float(max(sa, sb))
+    ma, sha = quantize_multiplier(sa / twice_max)
+    mb, shb = quantize_multiplier(sb / twice_max)
+    mo, sho = quantize_multiplier(twice_max * twice_max / float((1 << (2 * left_shift)) * so))
+    za, zb, zo = zp_of(a_t), zp_of(b_t), zp_of(out)
+
+    def compute(a: Array, b: Array) -> Array:
+        d = mbqm((a - za) << left_shift, ma, sha) - mbqm((b - zb) << left_shift, mb, shb)
+        return mbqm(d * d, mo, sho) + zo
+
+    return _binary_eval(node, lo, hi, compute)
+
+
+# ----------------------------------------------------------------- activations
+
+
+def _float_unary(fn: Callable[[Array], Array]) -> Eval:
+    def run(ins: Sequence[Array | None]) -> list[Array]:
+        x = ins[0]
+        assert x is not None
+        return [fn(x.astype(np.float32, copy=False)).astype(np.float32, copy=False)]
+
+    return run
+
+
+def _lut_unary(node: Node, table_fn: Callable[[Array], Array]) -> Eval:
+    """Integer unary op as a table over every possible input value (exact by construction)."""
+    src, out = node.input(0), node.outputs[0]
+    lo, _hi = INT_RANGES[src.dtype]
+    domain = np.arange(lo, _hi + 1, dtype=np.int64)
+    table = np.asarray(table_fn(domain)).astype(out.dtype)
+
+    def run(ins: Sequence[Array | None]) -> list[Array]:
+        x = ins[0]
+        assert x is not None
+        return [table[x.astype(np.int64) - lo]]
+
+    return run
+
+
+def _relu_like(node: Node, f_lo: float | None, f_hi: float | None) -> Eval:
+    src, out = node.input(0), node.outputs[0]
+    if src.dtype == "float32":
+        return _float_unary(lambda x: np.clip(x, f_lo, f_hi))
+    if not (is_quantized(src) and is_quantized(out)):
+        raise _unsupported(node, src.dtype)
+    lo, hi = INT_RANGES[out.dtype]
+    m, sh = quantize_multiplier(scale_of(src) / scale_of(out))
+    zi, zo = zp_of(src), zp_of(out)
+    so = np.float32(scale_of(out))
+    q_lo = lo if f_lo is None else max(lo, zo + int(round_half_away(np.float32(f_lo) / so)))
+    q_hi = hi if f_hi is None else min(hi, zo + int(round_half_away(np.float32(f_hi) / so)))
+
+    def table(v: Array) -> Array:
+        return np.clip(mbqm(v - zi, m, sh) + zo, q_lo, q_hi)
+
+    return _lut_unary(node, table)
+
+
+@register("RELU")
+def relu(node: Node) -> Eval:
+    return _relu_like(node, 0.0, None)
+
+
+@register("RELU6")
+def relu6(node: Node) -> Eval:
+    return _relu_like(node, 0.0, 6.0)
+
+
+@register("TANH")
+def tanh(node: Node) -> Eval:
+    if node.input(0).dtype == "float32":
+        return _float_unary(np.tanh)
+    return tanh_int(node)
+
+
+@register("LOGISTIC")
+def logistic(node: Node) -> Eval:
+    if node.input(0).dtype == "float32":
+        return _float_unary(lambda x: 1.0 / (1.0 + np.exp(-x.astype(np.float64))))
+    return logistic_int(node)
+
+
+@register("GELU")
+def gelu(node: Node) -> Eval:
+    approximate = bool(node.opt("approximate", False))
+    if node.input(0).dtype == "float32":
+        return _float_unary(lambda x: gelu_float(x, approximate))
+    return gelu_int(node, approximate)
+
+
+@register("RSQRT")
+def rsqrt(node: Node) -> Eval:
+    if node.input(0).dtype == "float32":
+        return _float_unary(lambda x: 1.0 / np.sqrt(x))
+    return rsqrt_int(node)

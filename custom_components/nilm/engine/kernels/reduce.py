@@ -1,0 +1,66 @@
+"""Reductions over an axis: MEAN, SOFTMAX, L2_NORMALIZATION."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import UnsupportedOpError
+from .base import Array, Eval, Node, const, is_quantized, register
+from .nonlinear import l2norm_int, mean_int, softmax_int
+
+
+def _axes(node: Node, ndim: int) -> tuple[int, ...]:
+    raw = const(node.input(1)).ravel()
+    return tuple(sorted({int(a) % ndim for a in raw}))
+
+
+@register("MEAN")
+def mean(node: Node) -> Eval:
+    inp = node.input(0)
+    keep = bool(node.opt("keep_dims", False))
+    axes = _axes(node, len(inp.shape))
+    if inp.dtype == "float32":
+
+        def run_f(ins: Sequence[Array | None]) -> list[Array]:
+            x = ins[0]
+            assert x is not None
+            return [np.mean(x, axis=axes, keepdims=keep, dtype=np.float32)]
+
+        return run_f
+    if is_quantized(inp):
+        return mean_int(node, axes, keep)
+    raise UnsupportedOpError([f"MEAN({inp.dtype})"])
+
+
+@register("SOFTMAX")
+def softmax(node: Node) -> Eval:
+    inp = node.input(0)
+    beta = float(node.opt("beta", 1.0))
+    if inp.dtype == "float32":
+
+        def run_f(ins: Sequence[Array | None]) -> list[Array]:
+            x = ins[0]
+            assert x is not None
+            z = (x - x.max(axis=-1, keepdims=True)).astype(np.float64) * beta
+            e = np.exp(z)
+            return [(e / e.sum(axis=-1, keepdims=True)).astype(np.float32)]
+
+        return run_f
+    return softmax_int(node, beta)
+
+
+@register("L2_NORMALIZATION")
+def l2_normalization(node: Node) -> Eval:
+    inp = node.input(0)
+    if inp.dtype == "float32":
+
+        def run_f(ins: Sequence[Array | None]) -> list[Array]:
+            x = ins[0]
+            assert x is not None
+            sq = np.sum(np.square(x.astype(np.float64)), axis=-1, keepdims=True)
+            return [(x / np.sqrt(np.maximum(sq, 1e-6))).astype(np.float32)]
+
+        return run_f
+    return l2norm_int(node)

@@ -1,0 +1,141 @@
+"""Benchmark the numpy engine against LiteRT on the engine's test models.
+
+For every model in ``tests/engine/models/manifest.json`` it prints, measured in the same
+run on the same inputs:
+
+* single-window latency (median of repeated 1-window calls) of the numpy engine,
+  LiteRT with its default delegate (XNNPACK) and LiteRT's reference kernels
+  (``BUILTIN_REF``), and the numpy/reference ratio (target: <= 10x);
+* batched throughput: ``--batch`` windows (10,000 by default) in one numpy call versus
+  LiteRT resized to the same batch, with the numpy wall time (target for the small int8
+  CNN: < 10 s).
+
+Run: ``TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python scripts/bench_engine.py [--only cnn]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from custom_components.nilm.engine.interpreter import NumpyInterpreter  # noqa: E402
+from custom_components.nilm.engine.reader import read_model_file  # noqa: E402
+
+MODELS = ROOT / "tests" / "engine" / "models"
+
+
+def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _inputs(spec_dtype: str, shape: tuple[int, ...], n: int, seed: int) -> Any:
+    rng = np.random.default_rng(seed)
+    if spec_dtype == "float32":
+        return rng.standard_normal((n, *shape)).astype(np.float32)
+    info = np.iinfo(spec_dtype)
+    return rng.integers(info.min, info.max + 1, (n, *shape)).astype(spec_dtype)
+
+
+def _litert(path: Path, reference: bool) -> Any:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    kind = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
+    return Interpreter(model_path=str(path), experimental_op_resolver_type=kind, num_threads=1)
+
+
+def _litert_single(path: Path, reference: bool, x: Any, repeats: int) -> float:
+    interp = _litert(path, reference)
+    interp.allocate_tensors()
+    idx = interp.get_input_details()[0]["index"]
+
+    def call() -> None:
+        interp.set_tensor(idx, x)
+        interp.invoke()
+
+    return _median_seconds(call, repeats)
+
+
+def _litert_batch(path: Path, reference: bool, x: Any) -> float:
+    """One invoke on a batch-resized interpreter (falls back to a loop if it can't)."""
+    interp = _litert(path, reference)
+    idx = interp.get_input_details()[0]["index"]
+    try:
+        interp.resize_tensor_input(idx, list(x.shape), strict=False)
+        interp.allocate_tensors()
+        interp.set_tensor(idx, x)
+        t0 = time.perf_counter()
+        interp.invoke()
+        return time.perf_counter() - t0
+    except (RuntimeError, ValueError):
+        interp = _litert(path, reference)
+        interp.allocate_tensors()
+        t0 = time.perf_counter()
+        for w in x:
+            interp.set_tensor(idx, w[None])
+            interp.invoke()
+        return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="*", help="model names (e.g. cnn transformer)")
+    parser.add_argument("--modes", nargs="*", help="quantization modes (e.g. w8_a8)")
+    parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    manifest = json.loads((MODELS / "manifest.json").read_text())
+
+    header = (
+        f"{'model':28s} {'np 1win':>9s} {'xnnpack':>9s} {'ref':>9s} {'np/ref':>7s} "
+        f"| {'np batch':>9s} {'xnn batch':>9s} {'ref batch':>9s} {'np/ref':>7s}"
+    )
+    print(f"single window: median of {args.repeats} calls; batch: {args.batch} windows")
+    print(header)
+    print("-" * len(header))
+    for name, modes in manifest.items():
+        if args.only and name not in args.only:
+            continue
+        for mode, info in modes.items():
+            if args.modes and mode not in args.modes:
+                continue
+            path = MODELS / info["file"]
+            interp = NumpyInterpreter(read_model_file(path))
+            spec = interp.input_tensors[0]
+            x = _inputs(spec.dtype, tuple(spec.shape[1:]), args.batch, seed=1)
+            one = x[:1]
+            np_single = _median_seconds(lambda i=interp, w=one: i.run([w]), args.repeats)
+            xnn_single = _litert_single(path, False, one, args.repeats)
+            ref_single = _litert_single(path, True, one, args.repeats)
+            t0 = time.perf_counter()
+            interp.run([x])
+            np_batch = time.perf_counter() - t0
+            xnn_batch = _litert_batch(path, False, x)
+            ref_batch = _litert_batch(path, True, x)
+            print(
+                f"{name + '/' + mode:28s} {np_single * 1e3:7.2f}ms {xnn_single * 1e3:7.3f}ms "
+                f"{ref_single * 1e3:7.3f}ms {np_single / ref_single:6.2f}x "
+                f"| {np_batch:8.2f}s {xnn_batch:8.2f}s {ref_batch:8.2f}s "
+                f"{np_batch / ref_batch:6.2f}x",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

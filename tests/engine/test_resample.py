@@ -1,0 +1,198 @@
+"""Zero-order-hold resampling and gap marking, on real irregular REFIT data."""
+
+from __future__ import annotations
+
+import gzip
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from custom_components.nilm.engine.resample import RingBuffer, ZohResampler
+
+
+def _irregular_day(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """REFIT House 20, 2015-01-08: ~7 s irregular raw samples (Unix seconds, watts)."""
+    with gzip.open(data_dir / "refit_1day_20houses" / "house_20_day.csv.gz", "rt") as fh:
+        next(fh)
+        rows = [line.split(",") for line in fh]
+    ts = np.array([float(r[1]) for r in rows])
+    watts = np.array([float(r[2]) for r in rows])
+    return ts, watts
+
+
+def _regular_30s(data_dir: Path, n: int) -> np.ndarray:
+    with gzip.open(data_dir / "refit_30s" / "house20" / "REFIT_House20_2014-06.csv.gz", "rt") as fh:
+        next(fh)
+        return np.array([float(next(fh).split(",")[1]) for _ in range(n)])
+
+
+def test_time_weighted_mean_within_a_slot() -> None:
+    res = ZohResampler(30.0, 10, max_gap_s=300)
+    res.update(0.0, 100.0)
+    res.update(10.0, 400.0)
+    assert res.advance(30.0) == 1
+    assert res.latest_value() == pytest.approx((100 * 10 + 400 * 20) / 30)
+    # The held 400 W fills the next slot completely.
+    assert res.advance(60.0) == 1
+    assert res.latest_value() == pytest.approx(400.0)
+
+
+def test_regular_grid_input_is_reproduced_exactly(data_dir: Path) -> None:
+    watts = _regular_30s(data_dir, 500)
+    res = ZohResampler(30.0, 200, max_gap_s=300)
+    t0 = 1_400_000_010.0 - (1_400_000_010.0 % 30)
+    for i, w in enumerate(watts):
+        res.update(t0 + 30 * i, float(w))
+    res.advance(t0 + 30 * len(watts))
+    window = res.window(99)
+    assert window is not None
+    np.testing.assert_allclose(window, watts[-99:])
+
+
+def test_irregular_real_data_matches_independent_integral(data_dir: Path) -> None:
+    ts, watts = _irregular_day(data_dir)
+    res = ZohResampler(30.0, 4000, max_gap_s=120)
+    for t, w in zip(ts, watts, strict=True):
+        res.update(float(t), float(w))
+        res.advance(float(t))
+    end_slot = math.floor(ts[-1] / 30)
+    res.advance(end_slot * 30.0)
+    # Independent check: integrate the step function with cumulative sums.
+    edges = np.arange(math.floor(ts[0] / 30) + 1, end_slot + 1) * 30.0
+    cum = np.concatenate([[0.0], np.cumsum(watts[:-1] * np.diff(ts))])
+    idx = np.searchsorted(ts, edges, side="right") - 1
+    energy = cum[idx] + watts[idx] * (edges - ts[idx])
+    expected = np.diff(energy) / 30.0
+    got = res.buffer.latest(len(expected))
+    # Real data has a few gaps longer than 120 s: those slots must be missing, not held.
+    gaps = np.diff(ts) > 120
+    assert np.isnan(got).sum() >= 0
+    ok = ~np.isnan(got)
+    assert ok.mean() > 0.95
+    np.testing.assert_allclose(got[ok], expected[ok], rtol=1e-9)
+    if gaps.any():
+        assert np.isnan(got).any()
+
+
+def test_silence_longer_than_max_gap_invalidates_until_refilled(data_dir: Path) -> None:
+    watts = _regular_30s(data_dir, 300)
+    res = ZohResampler(30.0, 200, max_gap_s=120)
+    t = 0.0
+    for w in watts[:150]:
+        res.update(t, float(w))
+        t += 30
+    res.advance(t)
+    assert res.window(99) is not None
+    # Sensor goes silent for 10 minutes: the hold expires, the window becomes invalid.
+    res.advance(t + 600)
+    assert res.window(99) is None
+    # The samples after the last report were rewritten as missing, not kept as held.
+    tail = res.buffer.latest(21)
+    assert np.isnan(tail[1:]).all()
+    t += 600
+    for k, w in enumerate(watts[150:]):
+        res.update(t, float(w))
+        t += 30
+        res.advance(t)
+        if k < 98:
+            assert res.window(99) is None
+    window = res.window(99)
+    assert window is not None
+    np.testing.assert_allclose(window, watts[-99:])
+
+
+def test_short_missing_stretch_is_bridged_by_the_hold() -> None:
+    res = ZohResampler(30.0, 20, max_gap_s=120)
+    res.update(0.0, 200.0)
+    res.update(30.0, None)  # unavailable for 60 s: shorter than max_gap_s
+    res.update(90.0, 300.0)
+    res.advance(150.0)
+    window = res.window(5)
+    assert window is not None
+    np.testing.assert_allclose(window, [200, 200, 200, 300, 300])
+
+
+def test_long_missing_stretch_is_a_gap_and_nan_is_missing() -> None:
+    res = ZohResampler(30.0, 20, max_gap_s=60)
+    res.update(0.0, 200.0)
+    res.update(30.0, float("nan"))
+    res.update(45.0, None)
+    res.update(200.0, 300.0)
+    res.advance(240.0)
+    assert res.window(8) is None
+    window = res.buffer.latest(8)
+    assert window[0] == 200.0  # the slot of the last valid report keeps what was reported
+    assert np.isnan(window[1:6]).all()
+    np.testing.assert_allclose(window[6:], 300.0)
+    # Silence after the last report expires its hold too, retroactively.
+    res.advance(300.0)
+    assert np.isnan(res.buffer.latest(3)).all()
+    assert 0 < res.masked_fraction < 1
+
+
+def test_clock_stepping_back_never_rewrites_history() -> None:
+    res = ZohResampler(10.0, 10, max_gap_s=100)
+    res.update(100.0, 50.0)
+    res.advance(130.0)
+    res.update(120.0, 80.0)  # older than the cursor: applied at the cursor
+    res.advance(140.0)
+    np.testing.assert_allclose(res.buffer.latest(4), [50.0, 50.0, 50.0, 80.0])
+
+
+def test_batch_windows_match_streaming_windows(data_dir: Path) -> None:
+    watts = _regular_30s(data_dir, 400)
+    res = ZohResampler(30.0, 300, max_gap_s=300)
+    streamed = []
+    for i, w in enumerate(watts):
+        res.update(30.0 * i, float(w))
+        res.advance(30.0 * i)
+        win = res.window(50)
+        if i >= 300 - 50 and win is not None:
+            streamed.append(win)
+    res.advance(30.0 * len(watts))
+    batch, valid = res.windows(50, 10)
+    assert valid.all()
+    np.testing.assert_allclose(batch[-1], watts[-50:])
+    np.testing.assert_allclose(batch[0], watts[-59:-9])
+    np.testing.assert_allclose(batch[-2], streamed[-1])
+
+
+def test_long_outage_is_filled_in_bulk_and_reports_missing_slots() -> None:
+    res = ZohResampler(1.0, 100, max_gap_s=5)
+    res.update(0.0, 10.0)
+    closed = res.advance(30 * 86400.0)  # a month without data: must not loop per slot
+    assert closed == 30 * 86400
+    assert res.window(1) is None
+    assert res.buffer.filled() == 0
+    assert res.masked_fraction > 0.99
+
+
+def test_advance_before_any_update_starts_the_clock() -> None:
+    res = ZohResampler(30.0, 10, max_gap_s=60)
+    assert res.advance(1000.0) == 0
+    assert res.newest_slot is None
+    assert res.latest_value() is None
+    assert res.advance(1100.0) == 3
+    assert res.window(3) is None
+
+
+def test_invalid_arguments_raise() -> None:
+    with pytest.raises(ValueError, match="period_s"):
+        ZohResampler(0.0, 10, 60)
+    with pytest.raises(ValueError, match="max_gap_s"):
+        ZohResampler(30.0, 10, 0)
+    with pytest.raises(ValueError, match="capacity"):
+        RingBuffer(0)
+    buf = RingBuffer(4)
+    buf.push(10, 1.0)
+    with pytest.raises(ValueError, match="older"):
+        buf.push(9, 1.0)
+    with pytest.raises(ValueError, match="exceeds"):
+        buf.latest(5)
+    buf.push(12, 2.0)
+    np.testing.assert_allclose(buf.latest(3), [1.0, np.nan, 2.0])
+    assert buf.filled() == 2
+    assert buf.invalidate_from(20) == 0
+    assert buf.invalidate_from(0) == 2
