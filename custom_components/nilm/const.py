@@ -1,0 +1,48 @@
+"""Constants shared by the NILM integration's modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+DOMAIN: Final = "nilm"
+
+CONF_MAINS_ENTITIES: Final = "mains_entities"
+CONF_APPLIANCES: Final = "appliances"
+CONF_BACKEND: Final = "backend"
+CONF_MAX_GAP_S: Final = "max_gap_s"
+CONF_THRESHOLD_PREFIX: Final = "threshold_"
+
+BACKEND_AUTO: Final = "auto"
+BACKEND_CPU: Final = "cpu"
+BACKEND_CORAL: Final = "coral"
+BACKENDS: Final = (BACKEND_AUTO, BACKEND_CPU, BACKEND_CORAL)
+# User choice -> engine preferences, tried in order (CPU prefers LiteRT when installed).
+ENGINE_PREFERENCES: Final[dict[str, tuple[str, ...]]] = {
+    BACKEND_AUTO: ("auto",),
+    BACKEND_CPU: ("litert", "numpy"),
+    BACKEND_CORAL: ("edgetpu",),
+}
+
+DEFAULT_BACKEND: Final = BACKEND_AUTO
+# Five minutes: longer than any sane reporting interval of a power meter, far shorter
+# than a model window, so a dead meter shows up as "unavailable" quickly.
+DEFAULT_MAX_GAP_S: Final = 300.0
+MIN_MAX_GAP_S: Final = 30.0
+MAX_MAX_GAP_S: Final = 3600.0
+
+BUNDLED_MODELS_DIR: Final = Path(__file__).parent / "models"
+USER_MODELS_SUBDIR: Final = "nilm/models"
+
+# Units the config flow accepts; the runtime converts them to watts.
+POWER_UNITS_TO_W: Final[dict[str, float]] = {"W": 1.0, "kW": 1000.0}
+
+# Keep at most this many status predictions to seed min on/off hysteresis on warm start.
+WARM_START_MAX_WINDOWS: Final = 240
+LATENCY_SAMPLES: Final = 500
+LAST_ERRORS: Final = 10
+
+ISSUE_MODEL_MISSING: Final = "model_missing"
+ISSUE_MODEL_CORRUPT: Final = "model_corrupt"
+ISSUE_MODEL_UNSUPPORTED: Final = "model_unsupported"
+ISSUE_BACKEND_UNAVAILABLE: Final = "backend_unavailable"

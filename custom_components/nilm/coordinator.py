@@ -1,0 +1,488 @@
+"""Runtime: mains sensor(s) -> resampled windows -> one batched inference per tick.
+
+The event loop only collects sensor updates (cheap) and hands every tick's windows to a
+single executor job; all numpy/model work happens there. Entities read the results from
+:class:`ApplianceRuntime` objects when the coordinator announces an update.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+from homeassistant.const import (
+    ATTR_UNIT_OF_MEASUREMENT,
+    STATE_UNAVAILABLE,
+    STATE_UNKNOWN,
+)
+from homeassistant.core import (
+    Event,
+    EventStateChangedData,
+    EventStateReportedData,
+    HomeAssistant,
+    State,
+    callback,
+)
+from homeassistant.helpers.event import (
+    async_track_point_in_utc_time,
+    async_track_state_change_event,
+    async_track_state_report_event,
+)
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+from homeassistant.util import dt as dt_util
+
+from .const import DOMAIN, LAST_ERRORS, LATENCY_SAMPLES, POWER_UNITS_TO_W, WARM_START_MAX_WINDOWS
+from .engine.model import NilmModel
+from .engine.resample import ZohResampler
+from .engine.status import StatusTracker
+
+if TYPE_CHECKING:
+    from homeassistant.config_entries import ConfigEntry
+
+_LOGGER = logging.getLogger(__name__)
+
+# Seconds after a slot boundary at which the tick runs: late enough for the sensor update
+# that lands on the boundary, early enough that entities lag by only a few seconds.
+TICK_DELAY_S = 2.0
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def parse_power_w(state: State | None) -> float | None:
+    """A mains reading in watts, or ``None`` for anything that is not a usable number.
+
+    Unavailable, unknown, non-numeric, NaN/inf, negative and unknown units are all
+    "missing": the resampler bridges short stretches and marks long ones as gaps.
+    """
+    if state is None or state.state in (STATE_UNAVAILABLE, STATE_UNKNOWN):
+        return None
+    try:
+        value = float(state.state)
+    except ValueError:
+        return None
+    factor = POWER_UNITS_TO_W.get(state.attributes.get(ATTR_UNIT_OF_MEASUREMENT, ""))
+    if factor is None or not math.isfinite(value) or value < 0:
+        return None
+    return value * factor
+
+
+class MainsCombiner:
+    """Sums several phase sensors; the sum is missing while any phase is missing or stale."""
+
+    def __init__(self, entity_ids: Sequence[str], max_gap_s: float) -> None:
+        self.entity_ids = list(entity_ids)
+        self.max_gap_s = max_gap_s
+        self._values: dict[str, float | None] = dict.fromkeys(self.entity_ids)
+        self._valid_ts: dict[str, float] = dict.fromkeys(self.entity_ids, -math.inf)
+
+    def update(self, entity_id: str, value_w: float | None, ts: float) -> float | None:
+        self._values[entity_id] = value_w
+        if value_w is not None:
+            self._valid_ts[entity_id] = ts
+        total = 0.0
+        for other in self.entity_ids:
+            value = self._values[other]
+            if value is None or ts - self._valid_ts[other] > self.max_gap_s:
+                return None
+            total += value
+        return total
+
+
+@dataclass(slots=True)
+class ApplianceRuntime:
+    """Live state of one tracked appliance (read by its entities)."""
+
+    name: str
+    model: NilmModel
+    tracker: StatusTracker
+    available: bool = False
+    power_w: float | None = None
+    probability: float | None = None
+    on: bool | None = None
+    energy_kwh: float = 0.0  # since this runtime started; entities add restored totals
+    predictions: int = 0
+    last_slot: int | None = None  # newest grid slot already run through the model
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+
+    @property
+    def period_s(self) -> float:
+        return self.model.card.sample_period_s
+
+    @property
+    def window_length(self) -> int:
+        return self.model.card.window_length
+
+
+@dataclass(slots=True)
+class _Job:
+    runtime: ApplianceRuntime
+    windows: FloatArray  # only the complete windows
+    valid: npt.NDArray[np.bool_]  # one entry per closed slot, oldest first
+
+
+@dataclass(slots=True)
+class _JobResult:
+    raw_power_w: npt.NDArray[np.float32] | None
+    raw_on: npt.NDArray[np.bool_] | None
+    probability: npt.NDArray[np.float32] | None
+    latency_ms: float
+    error: str | None
+
+
+def _run_jobs(jobs: list[_Job]) -> list[_JobResult]:
+    """Executor side: every appliance's windows of this tick, one model call each."""
+    results: list[_JobResult] = []
+    for job in jobs:
+        start = time.perf_counter()
+        if not len(job.windows):
+            results.append(_JobResult(None, None, None, 0.0, None))
+            continue
+        try:
+            prediction = job.runtime.model.predict(job.windows)
+        except Exception as err:  # one faulty model must not stop the others
+            results.append(
+                _JobResult(
+                    None, None, None, 0.0, f"{job.runtime.name}: {type(err).__name__}: {err}"
+                )
+            )
+            continue
+        results.append(
+            _JobResult(
+                prediction.raw_power_w,
+                prediction.on,
+                prediction.probability,
+                (time.perf_counter() - start) * 1000.0,
+                None,
+            )
+        )
+    return results
+
+
+class NilmCoordinator(DataUpdateCoordinator[int]):
+    """Push-driven coordinator: data is the number of completed ticks."""
+
+    config_entry: ConfigEntry
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: ConfigEntry,
+        mains_entities: Sequence[str],
+        models: dict[str, NilmModel],
+        max_gap_s: float,
+    ) -> None:
+        super().__init__(hass, _LOGGER, config_entry=entry, name=DOMAIN)
+        self.data = 0
+        self.mains_entities = list(mains_entities)
+        self.max_gap_s = max_gap_s
+        self.appliances: dict[str, ApplianceRuntime] = {
+            name: ApplianceRuntime(
+                name, model, StatusTracker(model.card.status, model.card.sample_period_s)
+            )
+            for name, model in models.items()
+        }
+        capacity: dict[float, int] = {}
+        for runtime in self.appliances.values():
+            need = runtime.window_length + WARM_START_MAX_WINDOWS
+            capacity[runtime.period_s] = max(capacity.get(runtime.period_s, 0), need)
+        self.resamplers: dict[float, ZohResampler] = {
+            period: ZohResampler(period, cap, max_gap_s) for period, cap in capacity.items()
+        }
+        self._combiner = MainsCombiner(self.mains_entities, max_gap_s)
+        self._busy = False
+        self._unsub_tick: Callable[[], None] | None = None
+        self.tick_latencies_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        self.last_errors: deque[str] = deque(maxlen=LAST_ERRORS)
+        self.untracked_power_w: float | None = None
+        self.mains_power_w: float | None = None
+        self.warm_start_windows = 0
+        self.ticks_skipped = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def async_start(self) -> list[Callable[[], None]]:
+        """Warm start, subscribe to the mains sensor(s) and start ticking.
+
+        Returns the unsubscribe callbacks for the config entry to call on unload.
+        """
+        await self._async_warm_start()
+        unsubs = [
+            async_track_state_change_event(self.hass, self.mains_entities, self._on_state_changed),
+            async_track_state_report_event(self.hass, self.mains_entities, self._on_state_reported),
+        ]
+        now = dt_util.utcnow().timestamp()
+        for entity_id in self.mains_entities:
+            state = self.hass.states.get(entity_id)
+            if state is not None:
+                self._feed(entity_id, state, min(state.last_reported_timestamp, now))
+        if self.resamplers:
+            self._schedule_tick()
+            unsubs.append(self._cancel_tick)
+        return unsubs
+
+    # ------------------------------------------------------------------ input
+
+    @callback
+    def _on_state_changed(self, event: Event[EventStateChangedData]) -> None:
+        new_state = event.data["new_state"]
+        ts = new_state.last_updated_timestamp if new_state else event.time_fired_timestamp
+        self._feed(event.data["entity_id"], new_state, ts)
+
+    @callback
+    def _on_state_reported(self, event: Event[EventStateReportedData]) -> None:
+        new_state = event.data["new_state"]
+        if new_state is not None:
+            self._feed(event.data["entity_id"], new_state, new_state.last_reported_timestamp)
+
+    def _feed(self, entity_id: str, state: State | None, ts: float) -> None:
+        total = self._combiner.update(entity_id, parse_power_w(state), ts)
+        for resampler in self.resamplers.values():
+            resampler.update(ts, total)
+
+    # ------------------------------------------------------------------ warm start
+
+    async def _async_warm_start(self) -> None:
+        """Replay the recorder's recent history so windows are full right after a restart."""
+        if "recorder" not in self.hass.config.components or not self.appliances:
+            return
+        # Imported here: the recorder is optional and heavy to import.
+        from homeassistant.components.recorder import history  # noqa: PLC0415
+        from homeassistant.helpers.recorder import get_instance  # noqa: PLC0415
+
+        longest = max(
+            (r.window_length + WARM_START_MAX_WINDOWS) * r.period_s
+            for r in self.appliances.values()
+        )
+        end = dt_util.utcnow()
+        start = end - timedelta(seconds=longest + self.max_gap_s)
+        try:
+            raw = await get_instance(self.hass).async_add_executor_job(
+                _read_history, self.hass, history, start, end, self.mains_entities
+            )
+        except Exception as err:  # a broken history must not block setup
+            _LOGGER.warning("Warm start from the recorder failed: %s", err)
+            self.last_errors.append(f"warm start: {type(err).__name__}: {err}")
+            return
+        points = sorted(
+            _history_points(raw, self.max_gap_s, start.timestamp(), end.timestamp()),
+            key=lambda p: p[0],
+        )
+        for ts, entity_id, state in points:
+            self._feed(entity_id, state, ts)
+        for resampler in self.resamplers.values():
+            resampler.advance(end.timestamp())
+        self.warm_start_windows = len(points)
+        await self._async_process(count_energy=False)
+
+    # ------------------------------------------------------------------ ticks
+
+    def _schedule_tick(self) -> None:
+        """Tick just after each slot boundary of the shortest period: the slot is then
+        complete and results are as fresh as they can be (no drifting interval timer)."""
+        period = min(self.resamplers)
+        now = dt_util.utcnow().timestamp()
+        due = (math.floor((now - TICK_DELAY_S) / period) + 1) * period + TICK_DELAY_S
+        self._unsub_tick = async_track_point_in_utc_time(
+            self.hass, self._async_tick, dt_util.utc_from_timestamp(due)
+        )
+
+    @callback
+    def _cancel_tick(self) -> None:
+        if self._unsub_tick is not None:
+            self._unsub_tick()
+            self._unsub_tick = None
+
+    async def _async_tick(self, now: datetime) -> None:
+        self._schedule_tick()
+        if self._busy:
+            # The previous job is still running (slow host): its slots stay buffered and
+            # the next tick processes them in one batch.
+            self.ticks_skipped += 1
+            return
+        for resampler in self.resamplers.values():
+            resampler.advance(now.timestamp())
+        await self._async_process(count_energy=True)
+
+    async def _async_process(self, *, count_energy: bool) -> None:
+        """Run every slot closed since the last run (by ticks or by sensor updates)."""
+        jobs: list[_Job] = []
+        for runtime in self.appliances.values():
+            newest = self.resamplers[runtime.period_s].newest_slot
+            if newest is None:
+                continue
+            last = runtime.last_slot
+            closed = WARM_START_MAX_WINDOWS if last is None else newest - last
+            closed = min(closed, WARM_START_MAX_WINDOWS)
+            runtime.last_slot = newest
+            if closed <= 0:
+                continue
+            windows, valid = self.resamplers[runtime.period_s].windows(
+                runtime.window_length, closed
+            )
+            jobs.append(_Job(runtime, windows[valid], valid))
+        if not jobs:
+            return
+        self._busy = True
+        start = time.perf_counter()
+        try:
+            results = await self.hass.async_add_executor_job(_run_jobs, jobs)
+        finally:
+            self._busy = False
+        self.tick_latencies_ms.append((time.perf_counter() - start) * 1000.0)
+        for job, result in zip(jobs, results, strict=True):
+            self._apply(job, result, count_energy=count_energy)
+        self._update_untracked()
+        self.async_set_updated_data(self.data + 1)
+
+    def _apply(self, job: _Job, result: _JobResult, *, count_energy: bool) -> None:
+        was_available = job.runtime.available
+        self._apply_results(job, result, count_energy=count_energy)
+        if was_available and not job.runtime.available:
+            _LOGGER.info(
+                "%s is unavailable: no complete window of mains data (gap longer than %s s "
+                "or an inference error)",
+                job.runtime.name,
+                self.max_gap_s,
+            )
+        elif job.runtime.available and not was_available:
+            _LOGGER.info("%s is available again", job.runtime.name)
+
+    def _apply_results(self, job: _Job, result: _JobResult, *, count_energy: bool) -> None:
+        runtime = job.runtime
+        if result.error is not None:
+            self.last_errors.append(result.error)
+            _LOGGER.warning("Inference failed for %s", result.error)
+            runtime.available = False
+            runtime.tracker.reset()
+            return
+        if result.latency_ms:
+            runtime.latencies_ms.append(result.latency_ms)
+        period_h = runtime.period_s / 3600.0
+        k = 0
+        for is_valid in job.valid:
+            if not is_valid:
+                # A gap: nothing is known about the appliance; never guess.
+                runtime.available = False
+                runtime.power_w = runtime.probability = runtime.on = None
+                runtime.tracker.reset()
+                continue
+            assert result.raw_on is not None and result.raw_power_w is not None
+            on = runtime.tracker.update(bool(result.raw_on[k]))
+            power = float(result.raw_power_w[k]) if on else 0.0
+            runtime.available = True
+            runtime.on = on
+            runtime.power_w = power
+            runtime.probability = (
+                float(result.probability[k]) if result.probability is not None else None
+            )
+            runtime.predictions += 1
+            if count_energy:
+                runtime.energy_kwh += power * period_h / 1000.0
+            k += 1
+
+    def _update_untracked(self) -> None:
+        """Mains at the models' target time minus the tracked appliances, never below 0."""
+        self.untracked_power_w = None
+        self.mains_power_w = None
+        if not self.appliances:
+            return
+        first = next(iter(self.appliances.values()))
+        card = first.model.card
+        mains = self.resamplers[first.period_s].latest_value(
+            card.window_length - 1 - card.target_index
+        )
+        self.mains_power_w = mains
+        if mains is None or not all(r.available for r in self.appliances.values()):
+            return
+        tracked = sum(r.power_w or 0.0 for r in self.appliances.values())
+        self.untracked_power_w = max(0.0, mains - tracked)
+
+    # ------------------------------------------------------------------ diagnostics
+
+    def diagnostics(self) -> dict[str, Any]:
+        return {
+            "ticks": self.data,
+            "ticks_skipped": self.ticks_skipped,
+            "tick_latency_ms": latency_stats(self.tick_latencies_ms),
+            "warm_start_points": self.warm_start_windows,
+            "last_errors": list(self.last_errors),
+            "resamplers": {
+                str(period): {
+                    "capacity": r.buffer.capacity,
+                    "buffer_fill": round(r.buffer.filled() / r.buffer.capacity, 4),
+                    "masked_fraction": round(r.masked_fraction, 4),
+                }
+                for period, r in self.resamplers.items()
+            },
+            "appliances": {
+                name: {
+                    "backend": getattr(r.model.backend, "name", "unknown"),
+                    "available": r.available,
+                    "on": r.on,
+                    "predictions": r.predictions,
+                    "latency_ms": latency_stats(r.latencies_ms),
+                    "window_valid": self.resamplers[r.period_s].window(r.window_length) is not None,
+                    "card": r.model.card.to_dict(),
+                }
+                for name, r in self.appliances.items()
+            },
+        }
+
+
+def latency_stats(samples: Iterable[float]) -> dict[str, float | int]:
+    values = np.asarray(list(samples), dtype=np.float64)
+    if not values.size:
+        return {"count": 0}
+    return {
+        "count": int(values.size),
+        "mean": round(float(values.mean()), 3),
+        "p50": round(float(np.percentile(values, 50)), 3),
+        "p95": round(float(np.percentile(values, 95)), 3),
+        "max": round(float(values.max()), 3),
+    }
+
+
+def _read_history(
+    hass: HomeAssistant, history: Any, start: datetime, end: datetime, entity_ids: list[str]
+) -> dict[str, list[State]]:
+    """Recorder executor side. ``state_changes_during_period`` (unlike significant states)
+    returns each row's ``last_reported``, which proves a constant value stayed alive."""
+    out: dict[str, list[State]] = {}
+    for entity_id in entity_ids:
+        out.update(
+            history.state_changes_during_period(
+                hass, start, end, entity_id, no_attributes=False, include_start_time_state=True
+            )
+        )
+    return out
+
+
+def _history_points(
+    raw: dict[str, list[State]], max_gap_s: float, start_ts: float, end_ts: float
+) -> Iterable[tuple[float, str, State]]:
+    """(timestamp, entity, state) points from recorder rows.
+
+    The recorder keeps one row per change plus the time it was last re-reported, so a
+    row proves its value held from ``last_updated`` to ``last_reported``: re-emit it
+    often enough inside that span that the resampler's hold does not expire.
+    """
+    step = max_gap_s / 2.0
+    for entity_id, states in raw.items():
+        for state in states:
+            first = max(state.last_updated_timestamp, start_ts)
+            last = min(state.last_reported_timestamp, end_ts)
+            yield first, entity_id, state
+            ts = first + step
+            while ts < last:
+                yield ts, entity_id, state
+                ts += step
+            if last > first:
+                yield last, entity_id, state

@@ -1,0 +1,119 @@
+"""Finding model cards (bundled and user) and loading them on an engine backend.
+
+Everything here does file I/O and must run in an executor, never in the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .const import (
+    BACKEND_CPU,
+    BUNDLED_MODELS_DIR,
+    ENGINE_PREFERENCES,
+    ISSUE_BACKEND_UNAVAILABLE,
+    ISSUE_MODEL_CORRUPT,
+    ISSUE_MODEL_MISSING,
+    ISSUE_MODEL_UNSUPPORTED,
+)
+from .engine.card import CARD_SUFFIX, ModelCard, load_card
+from .engine.errors import (
+    BackendUnavailableError,
+    ModelCardError,
+    ModelError,
+    UnsupportedOpError,
+)
+from .engine.model import NilmModel, load_model
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AvailableModel:
+    """A card found on disk (not yet verified against its model file)."""
+
+    card: ModelCard
+    card_path: Path
+    user: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LoadFailure:
+    """Why a configured appliance could not be loaded (becomes a repair issue)."""
+
+    name: str
+    reason: str  # one of the ISSUE_* constants
+    message: str
+
+
+def discover_models(
+    user_dir: Path, bundled_dir: Path = BUNDLED_MODELS_DIR
+) -> dict[str, AvailableModel]:
+    """All valid cards by model name; a user card overrides a bundled one of the same name.
+
+    Cards that fail validation are skipped with a warning: a listing must never fail
+    because of one broken file.
+    """
+    found: dict[str, AvailableModel] = {}
+    for folder, user in ((bundled_dir, False), (user_dir, True)):
+        if not folder.is_dir():
+            continue
+        for card_path in sorted(folder.glob(f"*{CARD_SUFFIX}")):
+            try:
+                card = load_card(card_path, verify_hash=False)
+            except ModelError as err:
+                _LOGGER.warning("Ignoring model card %s: %s", card_path, err)
+                continue
+            found[card.name] = AvailableModel(card, card_path, user)
+    return found
+
+
+def load_appliance(
+    available: AvailableModel | None,
+    name: str,
+    backend: str,
+    threshold: float | None,
+) -> tuple[NilmModel | None, LoadFailure | None]:
+    """Load one configured model; every file problem becomes a LoadFailure, not a raise.
+
+    A forced backend that is missing (no Coral plugged in) falls back to the CPU and
+    still reports a failure, so the user learns why inference is slower than expected.
+    """
+    if available is None:
+        return None, LoadFailure(name, ISSUE_MODEL_MISSING, "no model card with this name")
+    fallback: LoadFailure | None = None
+    for preference in (*ENGINE_PREFERENCES[backend], *ENGINE_PREFERENCES[BACKEND_CPU]):
+        try:
+            model = load_model(available.card_path, preference)
+        except UnsupportedOpError as err:
+            return None, LoadFailure(name, ISSUE_MODEL_UNSUPPORTED, str(err))
+        except ModelCardError as err:
+            reason = ISSUE_MODEL_MISSING if _file_missing(available) else ISSUE_MODEL_CORRUPT
+            return None, LoadFailure(name, reason, str(err))
+        except ModelError as err:
+            return None, LoadFailure(name, ISSUE_MODEL_CORRUPT, str(err))
+        except BackendUnavailableError as err:
+            if preference in ENGINE_PREFERENCES[backend] and fallback is None:
+                fallback = LoadFailure(name, ISSUE_BACKEND_UNAVAILABLE, str(err))
+            continue
+        if threshold is not None:
+            model.card = with_threshold(model.card, threshold)
+        return model, fallback if backend != BACKEND_CPU else None
+    return None, fallback
+
+
+def with_threshold(card: ModelCard, threshold: float) -> ModelCard:
+    """Override the decision threshold: probability with a status head, else watts."""
+    if card.status_output is not None:
+        status = replace(card.status, probability_threshold=threshold)
+    else:
+        status = replace(card.status, on_power_threshold_w=threshold)
+    return replace(card, status=status)
+
+
+def _file_missing(available: AvailableModel) -> bool:
+    card = available.card
+    path = available.card_path.with_name(card.tflite_file or available.card_path.stem + ".tflite")
+    return not path.is_file()

@@ -1,0 +1,154 @@
+"""Power, energy and energy-today sensors per appliance, and the entry's untracked power."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from homeassistant.components.sensor import (
+    RestoreSensor,
+    SensorDeviceClass,
+    SensorEntity,
+    SensorStateClass,
+)
+from homeassistant.const import UnitOfEnergy, UnitOfPower
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.event import async_track_time_change
+from homeassistant.util import dt as dt_util
+
+from . import NilmConfigEntry
+from .coordinator import ApplianceRuntime, NilmCoordinator
+from .entity import NilmApplianceEntity, NilmEntity
+
+PARALLEL_UPDATES = 0
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: NilmConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    coordinator = entry.runtime_data.coordinator
+    entities: list[SensorEntity] = [NilmUntrackedPowerSensor(coordinator, entry)]
+    for runtime in coordinator.appliances.values():
+        entities += [
+            NilmPowerSensor(coordinator, entry, runtime, "power"),
+            NilmEnergySensor(coordinator, entry, runtime, "energy"),
+            NilmEnergyTodaySensor(coordinator, entry, runtime, "energy_today"),
+        ]
+    async_add_entities(entities)
+
+
+class NilmPowerSensor(NilmApplianceEntity, SensorEntity):
+    _attr_device_class = SensorDeviceClass.POWER
+    _attr_native_unit_of_measurement = UnitOfPower.WATT
+    _attr_state_class = SensorStateClass.MEASUREMENT
+    _attr_suggested_display_precision = 0
+
+    @property
+    def native_value(self) -> float | None:
+        power = self.runtime.power_w
+        return None if power is None else round(power, 1)
+
+
+class NilmEnergySensor(NilmApplianceEntity, RestoreSensor):
+    """Lifetime energy: restored total plus what this run has integrated since."""
+
+    _attr_device_class = SensorDeviceClass.ENERGY
+    _attr_native_unit_of_measurement = UnitOfEnergy.KILO_WATT_HOUR
+    _attr_state_class = SensorStateClass.TOTAL_INCREASING
+    _attr_suggested_display_precision = 3
+
+    def __init__(
+        self,
+        coordinator: NilmCoordinator,
+        entry: NilmConfigEntry,
+        runtime: ApplianceRuntime,
+        key: str,
+    ) -> None:
+        super().__init__(coordinator, entry, runtime, key)
+        self._base_kwh = 0.0
+        self._offset_kwh = runtime.energy_kwh
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        restored = await self._async_restored_kwh()
+        if restored is not None:
+            self._base_kwh = restored
+            self._offset_kwh = self.runtime.energy_kwh
+
+    async def _async_restored_kwh(self) -> float | None:
+        last = await self.async_get_last_sensor_data()
+        if last is None or last.native_value is None:
+            return None
+        try:
+            value = float(last.native_value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+        return value if value >= 0 else None
+
+    @property
+    def native_value(self) -> float:
+        return round(self._base_kwh + self.runtime.energy_kwh - self._offset_kwh, 6)
+
+
+class NilmEnergyTodaySensor(NilmEnergySensor):
+    """Energy since local midnight; a drop to 0 is read by statistics as a new cycle."""
+
+    def __init__(
+        self,
+        coordinator: NilmCoordinator,
+        entry: NilmConfigEntry,
+        runtime: ApplianceRuntime,
+        key: str,
+    ) -> None:
+        super().__init__(coordinator, entry, runtime, key)
+        self._day: date = dt_util.now().date()
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        last_state = await self.async_get_last_state()
+        if last_state is None or dt_util.as_local(last_state.last_updated).date() != self._day:
+            # Yesterday's total must not leak into today.
+            self._base_kwh = 0.0
+            self._offset_kwh = self.runtime.energy_kwh
+        self.async_on_remove(
+            async_track_time_change(self.hass, self._async_midnight, hour=0, minute=0, second=0)
+        )
+
+    @callback
+    def _async_midnight(self, now: datetime) -> None:
+        self._roll_over(dt_util.as_local(now).date())
+        self.async_write_ha_state()
+
+    def _roll_over(self, today: date) -> None:
+        if today != self._day:
+            self._day = today
+            self._base_kwh = 0.0
+            self._offset_kwh = self.runtime.energy_kwh
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        self._roll_over(dt_util.now().date())
+        super()._handle_coordinator_update()
+
+
+class NilmUntrackedPowerSensor(NilmEntity, SensorEntity):
+    """Mains minus every tracked appliance: what the models do not explain."""
+
+    _attr_device_class = SensorDeviceClass.POWER
+    _attr_native_unit_of_measurement = UnitOfPower.WATT
+    _attr_state_class = SensorStateClass.MEASUREMENT
+    _attr_suggested_display_precision = 0
+
+    def __init__(self, coordinator: NilmCoordinator, entry: NilmConfigEntry) -> None:
+        super().__init__(coordinator, entry, "untracked_power")
+
+    @property
+    def available(self) -> bool:
+        return super().available and self.coordinator.untracked_power_w is not None
+
+    @property
+    def native_value(self) -> float | None:
+        value = self.coordinator.untracked_power_w
+        return None if value is None else round(value, 1)

@@ -1,0 +1,152 @@
+"""Fixtures for the integration tests: user models on disk, a mains sensor, real data."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
+
+from custom_components.nilm import models as nilm_models
+from custom_components.nilm.const import (
+    CONF_APPLIANCES,
+    CONF_BACKEND,
+    CONF_MAINS_ENTITIES,
+    DOMAIN,
+)
+
+FIXTURE_MODELS = Path(__file__).parent / "fixtures" / "models"
+MAINS = "sensor.mains_power"
+W_ATTRS = {"unit_of_measurement": "W", "device_class": "power", "friendly_name": "Mains power"}
+# Grid-aligned start of the replay (REFIT House 20, 2014-06-01 05:00 UTC).
+REPLAY_START = datetime(2014, 6, 1, 5, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Every test here loads the custom integration, with a private config dir.
+
+    A test that uses the recorder gets it set up before ``hass`` (the plugin requires it).
+    """
+    if "recorder_mock" in request.fixturenames:
+        request.getfixturevalue("recorder_mock")
+    request.getfixturevalue("enable_custom_integrations")
+    hass: HomeAssistant = request.getfixturevalue("hass")
+    hass.config.config_dir = str(tmp_path)
+
+
+@pytest.fixture(params=["litert", "numpy"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test on one CPU engine: 'cpu' maps to exactly this engine backend."""
+    monkeypatch.setitem(nilm_models.ENGINE_PREFERENCES, "cpu", (request.param,))
+    return str(request.param)
+
+
+@pytest.fixture
+def user_models(hass: HomeAssistant) -> Path:
+    """The tiny real-data test models, installed as user models."""
+    target = Path(hass.config.path("nilm/models"))
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("test_kettle", "test_microwave"):
+        for suffix in (".tflite", ".json"):
+            shutil.copy(FIXTURE_MODELS / f"{name}{suffix}", target / f"{name}{suffix}")
+    return target
+
+
+@pytest.fixture
+def house20(data_dir: Path) -> dict[str, np.ndarray]:
+    """REFIT House 20, June 2014 (30 s): the unseen test house."""
+    path = data_dir / "refit_30s" / "house20" / "REFIT_House20_2014-06.csv.gz"
+    with gzip.open(path, "rt") as handle:
+        header = next(handle).strip().split(",")
+        rows = np.array(
+            [[float(v) for v in line.strip().split(",")[1:]] for line in handle],
+            dtype=np.float64,
+        )
+    return {name: rows[:, i - 1] for i, name in enumerate(header) if i > 0}
+
+
+def make_entry(
+    appliances: list[str] | None = None,
+    mains: list[str] | None = None,
+    backend: str = "cpu",
+    options: dict[str, object] | None = None,
+) -> MockConfigEntry:
+    mains = mains or [MAINS]
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Mains power",
+        unique_id="+".join(sorted(mains)),
+        data={
+            CONF_MAINS_ENTITIES: mains,
+            CONF_APPLIANCES: appliances or ["test_kettle", "test_microwave"],
+            CONF_BACKEND: backend,
+        },
+        options=options or {},
+    )
+
+
+async def setup_entry(hass: HomeAssistant, entry: MockConfigEntry) -> MockConfigEntry:
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+class Replayer:
+    """Feeds a sensor one value per 30 s slot and fires the clock like a running HA."""
+
+    def __init__(self, hass: HomeAssistant, freezer: FrozenDateTimeFactory, start: datetime):
+        self.hass = hass
+        self.freezer = freezer
+        self.now = start
+
+    async def step(
+        self,
+        value: str | float | None,
+        entity_id: str = MAINS,
+        attrs: dict[str, str] | None = None,
+        seconds: float = 30.0,
+    ) -> None:
+        """Set the state at the slot start, then let the tick due 10 s into the slot run."""
+        self.freezer.move_to(self.now)
+        if value is None:
+            self.hass.states.async_remove(entity_id)
+        else:
+            text = value if isinstance(value, str) else f"{value:.1f}"
+            self.hass.states.async_set(entity_id, text, attrs or W_ATTRS)
+        await self.hass.async_block_till_done()  # deliver the event before the tick runs
+        await self.tick(15.0)
+        self.now += timedelta(seconds=seconds)
+
+    async def tick(self, after: float) -> None:
+        moment = self.now + timedelta(seconds=after)
+        self.freezer.move_to(moment)
+        async_fire_time_changed(self.hass, moment)
+        await self.hass.async_block_till_done()
+
+    async def silence(self, seconds: float) -> None:
+        """No reports at all: only the clock moves."""
+        end = self.now + timedelta(seconds=seconds)
+        while self.now < end:
+            await self.tick(15.0)
+            self.now += timedelta(seconds=30)
+
+
+@pytest.fixture
+def replayer(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> Iterator[Replayer]:
+    freezer.move_to(REPLAY_START - timedelta(seconds=20))
+    # asyncio's debug mode times callbacks with the frozen clock: every jump would be
+    # reported as a 30 s "slow callback".
+    hass.loop.slow_callback_duration = 24 * 3600
+    yield Replayer(hass, freezer, REPLAY_START)

@@ -1,0 +1,246 @@
+"""Config and options flows, through the flow manager like the frontend uses them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from homeassistant import config_entries
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+
+from custom_components.nilm.const import (
+    CONF_APPLIANCES,
+    CONF_BACKEND,
+    CONF_MAINS_ENTITIES,
+    CONF_MAX_GAP_S,
+    DOMAIN,
+)
+
+from .conftest import MAINS, W_ATTRS, make_entry, setup_entry
+
+
+async def _start(hass: HomeAssistant) -> str:
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    assert result["errors"] == {}
+    return str(result["flow_id"])
+
+
+async def test_user_flow_creates_entry(hass: HomeAssistant, user_models: Path) -> None:
+    hass.states.async_set(MAINS, "812.5", W_ATTRS)
+    flow_id = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id,
+        {CONF_MAINS_ENTITIES: [MAINS], CONF_APPLIANCES: ["test_kettle"], CONF_BACKEND: "cpu"},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Mains power"
+    assert result["data"] == {
+        CONF_MAINS_ENTITIES: [MAINS],
+        CONF_APPLIANCES: ["test_kettle"],
+        CONF_BACKEND: "cpu",
+    }
+    entry = hass.config_entries.async_entries(DOMAIN)[0]
+    assert entry.unique_id == MAINS
+    await hass.async_block_till_done()
+
+
+async def test_user_flow_lists_user_models(hass: HomeAssistant, user_models: Path) -> None:
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    schema = result["data_schema"].schema
+    selector = next(v for k, v in schema.items() if k == CONF_APPLIANCES)
+    values = [o["value"] for o in selector.config["options"]]
+    assert values == ["test_kettle", "test_microwave"]
+    assert "user model" in selector.config["options"][0]["label"]
+
+
+async def test_two_phase_mains_are_one_entry(hass: HomeAssistant, user_models: Path) -> None:
+    hass.states.async_set("sensor.l2", "1.2", {"unit_of_measurement": "kW"})
+    hass.states.async_set("sensor.l1", "300", W_ATTRS)
+    flow_id = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id,
+        {CONF_MAINS_ENTITIES: ["sensor.l2", "sensor.l1"], CONF_APPLIANCES: ["test_kettle"]},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "sensor.l2 (+1)"
+    assert result["data"][CONF_BACKEND] == "auto"
+    assert hass.config_entries.async_entries(DOMAIN)[0].unique_id == "sensor.l1+sensor.l2"
+    await hass.async_block_till_done()
+
+
+@pytest.mark.parametrize(
+    ("mains", "state", "attrs", "field", "error"),
+    [
+        (["sensor.nope"], None, None, CONF_MAINS_ENTITIES, "entity_not_found"),
+        ([], None, None, CONF_MAINS_ENTITIES, "entity_not_found"),
+        ([MAINS], "abc", W_ATTRS, CONF_MAINS_ENTITIES, "not_numeric"),
+        ([MAINS], "nan", W_ATTRS, CONF_MAINS_ENTITIES, "not_numeric"),
+        ([MAINS], "unavailable", W_ATTRS, CONF_MAINS_ENTITIES, "not_numeric"),
+        ([MAINS], "12", {"unit_of_measurement": "kWh"}, CONF_MAINS_ENTITIES, "invalid_unit"),
+        ([MAINS], "12", {}, CONF_MAINS_ENTITIES, "invalid_unit"),
+    ],
+)
+async def test_user_flow_sensor_errors(
+    hass: HomeAssistant,
+    user_models: Path,
+    *,
+    mains: list[str],
+    state: str | None,
+    attrs: dict[str, str] | None,
+    field: str,
+    error: str,
+) -> None:
+    if state is not None:
+        hass.states.async_set(MAINS, state, attrs)
+    flow_id = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {CONF_MAINS_ENTITIES: mains, CONF_APPLIANCES: ["test_kettle"]}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {field: error}
+    # The form recovers once the problem is fixed.
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {CONF_MAINS_ENTITIES: [MAINS], CONF_APPLIANCES: ["test_kettle"]}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+
+async def test_user_flow_requires_an_appliance(hass: HomeAssistant, user_models: Path) -> None:
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    flow_id = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {CONF_MAINS_ENTITIES: [MAINS], CONF_APPLIANCES: []}
+    )
+    assert result["errors"] == {CONF_APPLIANCES: "no_appliances"}
+
+
+async def test_user_flow_model_removed_while_form_open(
+    hass: HomeAssistant, user_models: Path
+) -> None:
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    flow_id = await _start(hass)
+    shutil.rmtree(user_models)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {CONF_MAINS_ENTITIES: [MAINS], CONF_APPLIANCES: ["test_kettle"]}
+    )
+    assert result["errors"] == {CONF_APPLIANCES: "no_appliances"}
+
+
+async def test_no_models_and_broken_cards_are_skipped(
+    hass: HomeAssistant, user_models: Path
+) -> None:
+    (user_models / "broken.json").write_text("{not json", encoding="utf-8")
+    (user_models / "test_microwave.json").unlink()
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    selector = result["data_schema"].schema[CONF_APPLIANCES]
+    assert [o["value"] for o in selector.config["options"]] == ["test_kettle"]
+
+
+async def test_user_flow_aborts_when_already_configured(
+    hass: HomeAssistant, user_models: Path
+) -> None:
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    make_entry().add_to_hass(hass)
+    flow_id = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {CONF_MAINS_ENTITIES: [MAINS], CONF_APPLIANCES: ["test_kettle"]}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+def _power_only_card(user_models: Path) -> None:
+    """A variant of the kettle card without status head: its threshold is in watts."""
+    raw = json.loads((user_models / "test_kettle.json").read_text(encoding="utf-8"))
+    raw["name"] = "kettle_power_only"
+    raw["status_output"] = None
+    (user_models / "kettle_power_only.json").write_text(json.dumps(raw), encoding="utf-8")
+
+
+async def test_options_flow_changes_and_reloads(hass: HomeAssistant, user_models: Path) -> None:
+    _power_only_card(user_models)
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry(["test_kettle", "kettle_power_only"]))
+    before = entry.runtime_data
+
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.FORM
+    schema = {str(k): k for k in result["data_schema"].schema}
+    assert schema["threshold_test_kettle"].default() == 0.5
+    assert schema["threshold_kettle_power_only"].default() == 500.0
+    assert schema[CONF_MAX_GAP_S].default() == 300.0
+
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            CONF_APPLIANCES: [],
+            CONF_BACKEND: "cpu",
+            CONF_MAX_GAP_S: 120,
+            "threshold_test_kettle": 0.7,
+            "threshold_kettle_power_only": 800,
+        },
+    )
+    assert result["errors"] == {CONF_APPLIANCES: "no_appliances"}
+
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            CONF_APPLIANCES: ["test_kettle", "kettle_power_only"],
+            CONF_BACKEND: "cpu",
+            CONF_MAX_GAP_S: 120,
+            "threshold_test_kettle": 0.7,
+            "threshold_kettle_power_only": 800,
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert entry.options == {
+        CONF_APPLIANCES: ["test_kettle", "kettle_power_only"],
+        CONF_BACKEND: "cpu",
+        CONF_MAX_GAP_S: 120.0,
+        "threshold_test_kettle": 0.7,
+        "threshold_kettle_power_only": 800.0,
+    }
+    # Saving reloaded the entry with the new settings applied to the models.
+    after = entry.runtime_data
+    assert after is not before
+    runtimes = after.coordinator.appliances
+    assert runtimes["test_kettle"].model.card.status.probability_threshold == 0.7
+    assert runtimes["kettle_power_only"].model.card.status.on_power_threshold_w == 800.0
+    assert after.coordinator.max_gap_s == 120.0
+
+    # Dropping an appliance drops its threshold; a vanished model is not offered.
+    (user_models / "kettle_power_only.json").unlink()
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    schema = {str(k): k for k in result["data_schema"].schema}
+    assert "threshold_kettle_power_only" not in schema
+    assert schema[CONF_APPLIANCES].default() == ["test_kettle"]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            CONF_APPLIANCES: ["test_microwave"],
+            CONF_BACKEND: "auto",
+            CONF_MAX_GAP_S: 300,
+            "threshold_test_kettle": 0.7,
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options == {
+        CONF_APPLIANCES: ["test_microwave"],
+        CONF_BACKEND: "auto",
+        CONF_MAX_GAP_S: 300.0,
+    }
+    await hass.async_block_till_done()

@@ -1,0 +1,235 @@
+"""Setup, unload, reload, registries, repair issues and diagnostics."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.nilm import models as nilm_models
+from custom_components.nilm.const import DOMAIN
+
+from .conftest import FIXTURE_MODELS, MAINS, W_ATTRS, make_entry, setup_entry
+
+KEYS = {"sensor": ("power", "energy", "energy_today"), "binary_sensor": ("running",)}
+
+
+async def test_setup_creates_devices_and_entities(hass: HomeAssistant, user_models: Path) -> None:
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry())
+    assert entry.state is ConfigEntryState.LOADED
+
+    ent_reg = er.async_get(hass)
+    entities = er.async_entries_for_config_entry(ent_reg, entry.entry_id)
+    assert {e.unique_id for e in entities} == {
+        f"{entry.entry_id}_{name}_{key}"
+        for name in ("test_kettle", "test_microwave")
+        for keys in KEYS.values()
+        for key in keys
+    } | {f"{entry.entry_id}_untracked_power"}
+    assert all(e.platform == DOMAIN for e in entities)
+
+    dev_reg = dr.async_get(hass)
+    devices = {d.name: d for d in dr.async_entries_for_config_entry(dev_reg, entry.entry_id)}
+    assert set(devices) == {"Kettle", "Microwave", "Mains power"}
+    assert devices["Kettle"].model_id == "test_kettle"
+    assert devices["Kettle"].via_device_id == devices["Mains power"].id
+    assert devices["Mains power"].entry_type is dr.DeviceEntryType.SERVICE
+
+    power = ent_reg.async_get_entity_id("sensor", DOMAIN, f"{entry.entry_id}_test_kettle_power")
+    assert power is not None
+    state = hass.states.get(power)
+    assert state is not None
+    # No full window of real data yet: unavailable, not a guess.
+    assert state.state == STATE_UNAVAILABLE
+    assert state.attributes["unit_of_measurement"] == "W"
+    assert state.attributes["device_class"] == "power"
+    assert state.attributes["state_class"] == "measurement"
+    assert state.name == "Kettle Power"
+    energy = ent_reg.async_get_entity_id("sensor", DOMAIN, f"{entry.entry_id}_test_kettle_energy")
+    assert energy is not None
+    energy_state = hass.states.get(energy)
+    assert energy_state is not None
+    assert energy_state.attributes["state_class"] == "total_increasing"
+    assert energy_state.attributes["device_class"] == "energy"
+    running = ent_reg.async_get_entity_id(
+        "binary_sensor", DOMAIN, f"{entry.entry_id}_test_kettle_running"
+    )
+    assert running is not None
+    running_state = hass.states.get(running)
+    assert running_state is not None
+    assert running_state.attributes["device_class"] == "running"
+
+
+async def test_unload_and_reload(hass: HomeAssistant, user_models: Path) -> None:
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry(["test_kettle"]))
+    first = entry.runtime_data.coordinator
+
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    assert entry.runtime_data.coordinator is not first
+
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.NOT_LOADED
+    # Unloading unsubscribed from the sensor: further updates are not processed.
+    hass.states.async_set(MAINS, "200", W_ATTRS)
+    await hass.async_block_till_done()
+    assert first.resamplers[30.0].newest_slot is None
+
+
+async def test_corrupt_model_raises_repair_and_others_keep_working(
+    hass: HomeAssistant, user_models: Path
+) -> None:
+    data = bytearray((user_models / "test_microwave.tflite").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: the card's sha256 no longer matches
+    (user_models / "test_microwave.tflite").write_bytes(bytes(data))
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry())
+
+    issue_reg = ir.async_get(hass)
+    issue = issue_reg.async_get_issue(DOMAIN, f"{entry.entry_id}_test_microwave")
+    assert issue is not None
+    assert issue.translation_key == "model_corrupt"
+    assert issue.severity is ir.IssueSeverity.ERROR
+    assert "sha256" in (issue.translation_placeholders or {})["error"]
+    assert issue_reg.async_get_issue(DOMAIN, f"{entry.entry_id}_test_kettle") is None
+
+    # The kettle is still tracked; the broken model has no entities at all.
+    ent_reg = er.async_get(hass)
+    uids = {e.unique_id for e in er.async_entries_for_config_entry(ent_reg, entry.entry_id)}
+    assert f"{entry.entry_id}_test_kettle_power" in uids
+    assert not any("test_microwave" in uid for uid in uids)
+    assert list(entry.runtime_data.coordinator.appliances) == ["test_kettle"]
+
+    # Replacing the file and reloading clears the issue.
+    (user_models / "test_microwave.tflite").write_bytes(
+        (Path(__file__).parent / "fixtures" / "models" / "test_microwave.tflite").read_bytes()
+    )
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert issue_reg.async_get_issue(DOMAIN, f"{entry.entry_id}_test_microwave") is None
+    assert set(entry.runtime_data.coordinator.appliances) == {"test_kettle", "test_microwave"}
+
+
+async def test_missing_model_files_raise_repairs(hass: HomeAssistant, user_models: Path) -> None:
+    (user_models / "test_microwave.tflite").unlink()
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry(["test_kettle", "test_microwave", "fridge_x"]))
+    issue_reg = ir.async_get(hass)
+    for name in ("test_microwave", "fridge_x"):
+        issue = issue_reg.async_get_issue(DOMAIN, f"{entry.entry_id}_{name}")
+        assert issue is not None
+        assert issue.translation_key == "model_missing"
+        assert (issue.translation_placeholders or {})["model"] == name
+    assert list(entry.runtime_data.coordinator.appliances) == ["test_kettle"]
+
+    # Removing the entry removes its issues.
+    assert await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert not [i for (d, i) in issue_reg.issues if d == DOMAIN]
+
+
+async def test_missing_coral_falls_back_to_cpu_with_a_repair(
+    hass: HomeAssistant, user_models: Path
+) -> None:
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry(["test_kettle"], backend="coral"))
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"{entry.entry_id}_test_kettle")
+    assert issue is not None
+    assert issue.translation_key == "backend_unavailable"
+    runtime = entry.runtime_data.coordinator.appliances["test_kettle"]
+    assert runtime.model.backend.name in ("litert", "numpy")
+
+
+async def test_diagnostics_redacts_and_reports(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, user_models: Path
+) -> None:
+    assert await async_setup_component(hass, "diagnostics", {})
+    # A file that matches its card's hash but is not a valid model (format error).
+    (user_models / "test_microwave.tflite").write_bytes(b"not a model")
+    card = json.loads((user_models / "test_microwave.json").read_text(encoding="utf-8"))
+    card["tflite_sha256"] = hashlib.sha256(b"not a model").hexdigest()
+    (user_models / "test_microwave.json").write_text(json.dumps(card), encoding="utf-8")
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry())
+    diag = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+
+    assert diag["entry"]["data"]["mains_entities"] == "**REDACTED**"
+    assert diag["entry"]["title"] == "**REDACTED**"
+    assert MAINS not in str(diag)
+    assert diag["backend_setting"] == "cpu"
+    assert diag["failed_models"]["test_microwave"]["reason"] == "model_corrupt"
+    runtime = diag["runtime"]
+    kettle = runtime["appliances"]["test_kettle"]
+    assert kettle["card"]["name"] == "test_kettle"
+    assert kettle["card"]["window_length"] == 99
+    assert kettle["backend"] in ("litert", "numpy")
+    assert kettle["latency_ms"] == {"count": 0}
+    assert kettle["window_valid"] is False
+    assert runtime["resamplers"]["30.0"]["buffer_fill"] == 0.0
+    assert runtime["last_errors"] == []
+    assert diag["models_found"]["test_kettle"] == {"user": True, "appliance": "kettle"}
+
+
+async def test_unsupported_op_raises_repair_on_the_numpy_engine(
+    hass: HomeAssistant, user_models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(nilm_models.ENGINE_PREFERENCES, "cpu", ("numpy",))
+    for suffix in (".tflite", ".json"):
+        shutil.copy(FIXTURE_MODELS / f"test_unsupported_op{suffix}", user_models)
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry(["test_kettle", "test_unsupported_op"]))
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"{entry.entry_id}_test_unsupported_op")
+    assert issue is not None
+    assert issue.translation_key == "model_unsupported"
+    assert "CUMSUM" in (issue.translation_placeholders or {})["error"]
+    assert list(entry.runtime_data.coordinator.appliances) == ["test_kettle"]
+
+
+async def test_no_usable_backend_at_all(
+    hass: HomeAssistant, user_models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(nilm_models.ENGINE_PREFERENCES, "cpu", ("edgetpu",))
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry(["test_kettle"], backend="coral"))
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"{entry.entry_id}_test_kettle")
+    assert issue is not None
+    assert issue.translation_key == "backend_unavailable"
+    assert entry.runtime_data.coordinator.appliances == {}
+    # The entry stays loaded (the repair issue says why nothing is tracked).
+    assert entry.state is ConfigEntryState.LOADED
+
+
+async def test_options_removing_an_appliance_removes_its_device(
+    hass: HomeAssistant, user_models: Path
+) -> None:
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry())
+    dev_reg = dr.async_get(hass)
+    assert len(dr.async_entries_for_config_entry(dev_reg, entry.entry_id)) == 3
+    hass.config_entries.async_update_entry(
+        entry, options={"appliances": ["test_kettle"], "backend": "cpu", "max_gap_s": 300.0}
+    )
+    await hass.async_block_till_done()
+    names = {d.name for d in dr.async_entries_for_config_entry(dev_reg, entry.entry_id)}
+    assert names == {"Kettle", "Mains power"}
+    ent_reg = er.async_get(hass)
+    uids = {e.unique_id for e in er.async_entries_for_config_entry(ent_reg, entry.entry_id)}
+    assert not any("test_microwave" in uid for uid in uids)

@@ -1,0 +1,379 @@
+"""Runtime behaviour on real mains data (REFIT House 20, never used for training)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant, State
+from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_mock_restore_state_shutdown_restart,
+    mock_restore_cache_with_extra_data,
+)
+
+from custom_components.nilm.const import CONF_MAX_GAP_S, DOMAIN
+from custom_components.nilm.diagnostics import async_get_config_entry_diagnostics
+
+from .conftest import MAINS, REPLAY_START, Replayer, make_entry, setup_entry
+
+WINDOW = 99
+LAG = 3  # the tick after slot i is set reports target sample i - 3 (2 look-ahead + 1)
+FIRST_VALID_STEP = WINDOW  # 99 closed slots are needed
+
+
+def _ids(hass: HomeAssistant, entry: MockConfigEntry, name: str) -> dict[str, str]:
+    reg = er.async_get(hass)
+    out = {}
+    for domain, key in (
+        ("sensor", "power"),
+        ("sensor", "energy"),
+        ("sensor", "energy_today"),
+        ("binary_sensor", "running"),
+    ):
+        entity_id = reg.async_get_entity_id(domain, DOMAIN, f"{entry.entry_id}_{name}_{key}")
+        assert entity_id is not None
+        out[key] = entity_id
+    untracked = reg.async_get_entity_id("sensor", DOMAIN, f"{entry.entry_id}_untracked_power")
+    assert untracked is not None
+    out["untracked"] = untracked
+    return out
+
+
+def _state(hass: HomeAssistant, entity_id: str) -> str:
+    state = hass.states.get(entity_id)
+    assert state is not None
+    return state.state
+
+
+async def test_replay_house20_tracks_the_kettle(
+    hass: HomeAssistant,
+    user_models: Path,
+    engine: str,
+    replayer: Replayer,
+    house20: dict[str, np.ndarray],
+) -> None:
+    await hass.config.async_set_time_zone("UTC")  # no local midnight inside the replay
+    entry = await setup_entry(hass, make_entry())
+    kettle = _ids(hass, entry, "test_kettle")
+    microwave = _ids(hass, entry, "test_microwave")
+    rows = slice(600, 1600)  # 2014-06-01 05:00-13:20 UTC: three kettle boils
+    agg = house20["Aggregate"][rows]
+    truth = house20["Kettle"][rows]
+
+    running: list[bool] = []
+    powers: list[float] = []
+    energies: list[float] = []
+    for i, watts in enumerate(agg):
+        await replayer.step(float(watts))
+        if i < FIRST_VALID_STEP:
+            assert _state(hass, kettle["power"]) == STATE_UNAVAILABLE, i
+            assert _state(hass, kettle["running"]) == STATE_UNAVAILABLE
+            continue
+        power = float(_state(hass, kettle["power"]))
+        running.append(_state(hass, kettle["running"]) == "on")
+        powers.append(power)
+        energies.append(float(_state(hass, kettle["energy"])))
+        assert (power > 0) == running[-1]
+        untracked = float(_state(hass, kettle["untracked"]))
+        other = float(_state(hass, microwave["power"]))
+        # Mains at the target time minus both appliances, floored at zero.
+        # (The replay sends one decimal, hence the tolerance.)
+        assert untracked == pytest.approx(max(0.0, agg[i - LAG] - power - other), abs=0.2)
+
+    on = np.array(running)
+    true_on = truth[FIRST_VALID_STEP - LAG : len(agg) - LAG] >= 500
+    assert true_on.sum() >= 8  # the stretch really holds kettle boils
+    # Every real boil is seen, and the kettle is not "on" most of the morning.
+    assert (on & true_on).sum() / true_on.sum() >= 0.8
+    assert on.mean() < 0.08
+    # Energy: monotonic, equal to the integral of the reported power, and the same
+    # order of magnitude as the sub-meter's (the tiny test model over-predicts).
+    assert all(b >= a for a, b in itertools.pairwise(energies))
+    integral = sum(powers) * 30 / 3.6e6
+    assert energies[-1] == pytest.approx(integral, abs=1e-4)
+    true_kwh = truth[FIRST_VALID_STEP - LAG : len(agg) - LAG].sum() * 30 / 3.6e6
+    assert 0.5 * true_kwh < energies[-1] < 4 * true_kwh
+    assert float(_state(hass, kettle["energy_today"])) == pytest.approx(energies[-1], abs=1e-6)
+
+    # (The HTTP route is covered in test_init; 8 h of frozen time expire its token.)
+    diag = await async_get_config_entry_diagnostics(hass, entry)
+    runtime = diag["runtime"]
+    assert runtime["appliances"]["test_kettle"]["backend"] == engine
+    latency = runtime["appliances"]["test_kettle"]["latency_ms"]
+    assert latency["count"] == min(500, len(agg) - FIRST_VALID_STEP)  # a bounded window
+    assert 0 < latency["p50"] <= latency["p95"] <= latency["max"]
+    assert runtime["resamplers"]["30.0"]["masked_fraction"] == 0.0
+    assert runtime["resamplers"]["30.0"]["buffer_fill"] == 1.0
+    assert runtime["appliances"]["test_kettle"]["predictions"] == len(agg) - FIRST_VALID_STEP
+
+
+@pytest.mark.parametrize(
+    ("bad", "attrs"),
+    [
+        ("unavailable", None),
+        ("unknown", None),
+        ("abc", None),
+        ("nan", None),
+        ("-50", None),
+        ("800", {"unit_of_measurement": "kWh"}),
+        (None, None),  # the sensor disappears from the state machine
+    ],
+)
+async def test_gaps_and_bad_states(
+    hass: HomeAssistant,
+    user_models: Path,
+    *,
+    replayer: Replayer,
+    house20: dict[str, np.ndarray],
+    bad: str | None,
+    attrs: dict[str, str] | None,
+) -> None:
+    entry = await setup_entry(hass, make_entry(["test_kettle"], options={CONF_MAX_GAP_S: 60}))
+    ids = _ids(hass, entry, "test_kettle")
+    agg = house20["Aggregate"][600:1000]
+    feed = iter(agg)
+    for _ in range(WINDOW + 1):  # the 99th slot closes when the 100th value arrives
+        await replayer.step(float(next(feed)))
+    assert _state(hass, ids["power"]) != STATE_UNAVAILABLE
+    # One bad sample (30 s < max_gap_s) is bridged by the hold.
+    await replayer.step(bad, attrs=attrs)
+    assert _state(hass, ids["power"]) != STATE_UNAVAILABLE
+    await replayer.step(float(next(feed)))
+    assert _state(hass, ids["power"]) != STATE_UNAVAILABLE
+    # Three bad samples (> 60 s) are a gap: unavailable until a full window is real again.
+    for _ in range(3):
+        await replayer.step(bad, attrs=attrs)
+    assert _state(hass, ids["power"]) == STATE_UNAVAILABLE
+    assert _state(hass, ids["running"]) == STATE_UNAVAILABLE
+    assert _state(hass, ids["untracked"]) == STATE_UNAVAILABLE
+    for _ in range(WINDOW + 1):
+        assert _state(hass, ids["power"]) == STATE_UNAVAILABLE
+        await replayer.step(float(next(feed)))
+    assert _state(hass, ids["power"]) != STATE_UNAVAILABLE
+    assert _state(hass, ids["untracked"]) != STATE_UNAVAILABLE
+
+
+async def test_silent_sensor_is_a_gap_but_reports_keep_it_alive(
+    hass: HomeAssistant, user_models: Path, replayer: Replayer, house20: dict[str, np.ndarray]
+) -> None:
+    entry = await setup_entry(hass, make_entry(["test_kettle"], options={CONF_MAX_GAP_S: 60}))
+    ids = _ids(hass, entry, "test_kettle")
+    for watts in house20["Aggregate"][600 : 601 + WINDOW]:
+        await replayer.step(float(watts))
+    # A constant load re-reported with the same value (state_reported events) stays valid.
+    for _ in range(5):
+        await replayer.step(250.0)
+    assert _state(hass, ids["power"]) != STATE_UNAVAILABLE
+    # The meter stops reporting altogether: after max_gap_s the entities go unavailable.
+    await replayer.silence(120)
+    assert _state(hass, ids["power"]) == STATE_UNAVAILABLE
+
+
+async def test_kw_and_summed_phases_match_a_single_watt_sensor(
+    hass: HomeAssistant, user_models: Path, replayer: Replayer, house20: dict[str, np.ndarray]
+) -> None:
+    single = await setup_entry(hass, make_entry(["test_kettle"]))
+    phases = await setup_entry(hass, make_entry(["test_kettle"], mains=["sensor.l1", "sensor.l2"]))
+    a, b = _ids(hass, single, "test_kettle"), _ids(hass, phases, "test_kettle")
+    kw = {"unit_of_measurement": "kW", "device_class": "power"}
+    w = {"unit_of_measurement": "W", "device_class": "power"}
+    compared = 0
+    peak = 0.0
+    for i, watts in enumerate(house20["Aggregate"][700:860]):  # a kettle boil at 815
+        replayer.freezer.move_to(replayer.now)
+        hass.states.async_set("sensor.l1", f"{0.4 * watts / 1000:.6f}", kw)
+        hass.states.async_set("sensor.l2", f"{0.6 * watts:.4f}", w)
+        await replayer.step(float(watts))
+        if i >= FIRST_VALID_STEP:
+            pa, pb = float(_state(hass, a["power"])), float(_state(hass, b["power"]))
+            assert pb == pytest.approx(pa, abs=max(25.0, 0.03 * pa))
+            ua, ub = float(_state(hass, a["untracked"])), float(_state(hass, b["untracked"]))
+            assert ub == pytest.approx(ua, abs=max(25.0, 0.03 * ua))
+            compared += 1
+            peak = max(peak, pa)
+    assert compared > 30
+    assert peak > 1000  # the boil was seen by both, so the comparison covered real load
+
+
+async def test_energy_is_restored_across_a_restart(
+    hass: HomeAssistant, user_models: Path, replayer: Replayer, house20: dict[str, np.ndarray]
+) -> None:
+    await hass.config.async_set_time_zone("UTC")
+    entry = await setup_entry(hass, make_entry(["test_kettle"]))
+    ids = _ids(hass, entry, "test_kettle")
+    feed = iter(house20["Aggregate"][700:1100])
+    for _ in range(WINDOW + 30):  # covers the 06:47 boil
+        await replayer.step(float(next(feed)))
+    before = float(_state(hass, ids["energy"]))
+    assert before > 0
+
+    await async_mock_restore_state_shutdown_restart(hass)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    # Unavailable until a window is full again, then it continues from the restored total.
+    assert _state(hass, ids["energy"]) == STATE_UNAVAILABLE
+    values = []
+    for _ in range(WINDOW + 60):
+        await replayer.step(float(next(feed)))
+        if (state := _state(hass, ids["energy"])) != STATE_UNAVAILABLE:
+            values.append(float(state))
+    assert values[0] >= before
+    assert all(b >= a for a, b in itertools.pairwise(values))
+    assert float(_state(hass, ids["energy_today"])) == pytest.approx(values[-1], abs=1e-6)
+
+
+async def test_energy_today_starts_at_zero_on_a_new_day_and_resets_at_midnight(
+    hass: HomeAssistant,
+    user_models: Path,
+    freezer: FrozenDateTimeFactory,
+    house20: dict[str, np.ndarray],
+) -> None:
+    # The replay's kettle boil (row 815) lands 10 minutes before local midnight.
+    tz = dt_util.get_default_time_zone()
+    local_midnight = (REPLAY_START.astimezone(tz) + timedelta(days=1)).replace(
+        hour=0, minute=0, second=0
+    )
+    start = local_midnight.astimezone(dt_util.UTC) - timedelta(seconds=30 * (815 - 700 + 20))
+    freezer.move_to(start - timedelta(seconds=20))
+    mock_restore_cache_with_extra_data(
+        hass,
+        [
+            (
+                State("sensor.kettle_energy", "5.0"),
+                {"native_value": 5.0, "native_unit_of_measurement": "kWh"},
+            ),
+            (
+                State(
+                    "sensor.kettle_energy_today",
+                    "1.5",
+                    last_updated=start - timedelta(days=1),
+                ),
+                {"native_value": 1.5, "native_unit_of_measurement": "kWh"},
+            ),
+        ],
+    )
+    entry = await setup_entry(hass, make_entry(["test_kettle"]))
+    ids = _ids(hass, entry, "test_kettle")
+    assert ids["energy"] == "sensor.kettle_energy"
+    replayer = Replayer(hass, freezer, start)
+    before_midnight = after_midnight = None
+    for watts in house20["Aggregate"][700:900]:
+        await replayer.step(float(watts))
+        if replayer.now <= local_midnight:
+            before_midnight = _state(hass, ids["energy_today"])
+        elif after_midnight is None:
+            after_midnight = _state(hass, ids["energy_today"])
+    energy = float(_state(hass, ids["energy"]))
+    assert before_midnight is not None and after_midnight is not None
+    # Yesterday's 1.5 kWh did not leak into today; the lifetime total kept its 5 kWh.
+    today = float(before_midnight)
+    assert 0 < today < 1.0
+    assert energy == pytest.approx(5.0 + today, abs=1e-3)
+    assert float(after_midnight) < today
+    assert float(_state(hass, ids["energy_today"])) <= energy - 5.0
+
+
+async def test_warm_start_from_recorder_history(
+    recorder_mock: object,
+    hass: HomeAssistant,
+    user_models: Path,
+    freezer: FrozenDateTimeFactory,
+    house20: dict[str, np.ndarray],
+) -> None:
+    from pytest_homeassistant_custom_component.components.recorder.common import (
+        async_wait_recording_done,
+    )
+
+    from custom_components.nilm.engine.model import load_model
+
+    await hass.config.async_set_time_zone("UTC")
+    agg = house20["Aggregate"][700:850]  # 75 minutes of history, boil at row 815
+    # Then 20 minutes of a perfectly constant load: only re-reports (same value), which
+    # the recorder keeps as the row's last_reported, longer than max_gap_s (300 s).
+    agg = np.concatenate([agg, np.full(40, 180.0)])
+    for i, watts in enumerate(agg):
+        freezer.move_to(REPLAY_START + timedelta(seconds=30 * i))
+        hass.states.async_set(MAINS, f"{watts:.1f}", {"unit_of_measurement": "W"})
+        await hass.async_block_till_done()
+    await async_wait_recording_done(hass)
+    end = REPLAY_START + timedelta(seconds=30 * len(agg) - 15)
+    freezer.move_to(end)
+
+    entry = await setup_entry(hass, make_entry(["test_kettle"]))
+    ids = _ids(hass, entry, "test_kettle")
+    # Values right after setup, no tick and no live data needed.
+    state = _state(hass, ids["power"])
+    assert state != STATE_UNAVAILABLE
+    # Same result as running the model on the last full window of the history.
+    model = load_model(user_models / "test_kettle.json", "litert")
+    window = np.round(agg[-WINDOW - 1 : -1], 1)
+    expected = model.predict(window[np.newaxis, :])
+    assert float(state) == pytest.approx(float(expected.power_w[0]), abs=5.0)
+    # History is not counted as energy: the restored total is the only source of the past.
+    assert float(_state(hass, ids["energy"])) == 0.0
+    assert _state(hass, ids["untracked"]) != STATE_UNAVAILABLE
+
+
+async def test_warm_start_failure_is_not_fatal(
+    recorder_mock: object, hass: HomeAssistant, user_models: Path
+) -> None:
+    from unittest.mock import patch
+
+    with patch(
+        "homeassistant.components.recorder.history.state_changes_during_period",
+        side_effect=RuntimeError("database is locked"),
+    ):
+        entry = await setup_entry(hass, make_entry(["test_kettle"]))
+    ids = _ids(hass, entry, "test_kettle")
+    assert _state(hass, ids["power"]) == STATE_UNAVAILABLE
+    errors = entry.runtime_data.coordinator.last_errors
+    assert list(errors) == ["warm start: RuntimeError: database is locked"]
+
+
+async def test_inference_error_makes_only_that_appliance_unavailable(
+    hass: HomeAssistant, user_models: Path, replayer: Replayer, house20: dict[str, np.ndarray]
+) -> None:
+    # A card that points at an output the model does not have: it loads, then fails to run.
+    raw = json.loads((user_models / "test_microwave.json").read_text(encoding="utf-8"))
+    raw["power_output"] = 5
+    (user_models / "test_microwave.json").write_text(json.dumps(raw), encoding="utf-8")
+    entry = await setup_entry(hass, make_entry())
+    kettle, microwave = _ids(hass, entry, "test_kettle"), _ids(hass, entry, "test_microwave")
+    for watts in house20["Aggregate"][600 : 601 + WINDOW]:
+        await replayer.step(float(watts))
+    assert _state(hass, kettle["power"]) != STATE_UNAVAILABLE
+    assert _state(hass, microwave["power"]) == STATE_UNAVAILABLE
+    assert _state(hass, microwave["running"]) == STATE_UNAVAILABLE
+    # Without every appliance the untracked remainder is unknown, not a guess.
+    assert _state(hass, kettle["untracked"]) == STATE_UNAVAILABLE
+    errors = list(entry.runtime_data.coordinator.last_errors)
+    assert errors
+    assert errors[-1].startswith("test_microwave: ModelError")
+
+
+async def test_unusable_restored_energy_starts_from_zero(
+    hass: HomeAssistant, user_models: Path, replayer: Replayer, house20: dict[str, np.ndarray]
+) -> None:
+    mock_restore_cache_with_extra_data(
+        hass,
+        [
+            (
+                State("sensor.kettle_energy", "abc"),
+                {"native_value": "abc", "native_unit_of_measurement": "kWh"},
+            )
+        ],
+    )
+    entry = await setup_entry(hass, make_entry(["test_kettle"]))
+    ids = _ids(hass, entry, "test_kettle")
+    for watts in house20["Aggregate"][600 : 601 + WINDOW]:
+        await replayer.step(float(watts))
+    assert float(_state(hass, ids["energy"])) < 0.1
