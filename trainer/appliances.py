@@ -33,9 +33,7 @@ APPLIANCES: dict[str, ApplianceSpec] = {
         # threshold well below the element's rating.
         ApplianceSpec("kettle", 500.0, 3100.0, 0.0, 0.0, ("Kettle", "kettle")),
         ApplianceSpec("microwave", 200.0, 3000.0, 0.0, 0.0, ("Microwave", "microwave")),
-        ApplianceSpec(
-            "dishwasher", 10.0, 2500.0, 1800.0, 1800.0, ("Dishwasher", "dishwasher")
-        ),
+        ApplianceSpec("dishwasher", 10.0, 2500.0, 1800.0, 1800.0, ("Dishwasher", "dishwasher")),
         ApplianceSpec(
             "washing_machine",
             20.0,

@@ -6,8 +6,8 @@ from homeassistant.components.binary_sensor import BinarySensorDeviceClass, Bina
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import NilmConfigEntry
 from .entity import NilmApplianceEntity
+from .runtime import NilmConfigEntry
 
 PARALLEL_UPDATES = 0
 

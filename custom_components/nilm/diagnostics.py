@@ -7,8 +7,8 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
-from . import NilmConfigEntry
 from .const import CONF_MAINS_ENTITIES
+from .runtime import NilmConfigEntry
 
 # Entity ids and titles reveal how a home is named and wired; the model cards don't.
 TO_REDACT = {CONF_MAINS_ENTITIES, "unique_id", "title"}

@@ -48,16 +48,15 @@ class LoadFailure:
     message: str
 
 
-def discover_models(
-    user_dir: Path, bundled_dir: Path = BUNDLED_MODELS_DIR
-) -> dict[str, AvailableModel]:
+def discover_models(user_dir: Path, bundled_dir: Path | None = None) -> dict[str, AvailableModel]:
     """All valid cards by model name; a user card overrides a bundled one of the same name.
 
     Cards that fail validation are skipped with a warning: a listing must never fail
     because of one broken file.
     """
     found: dict[str, AvailableModel] = {}
-    for folder, user in ((bundled_dir, False), (user_dir, True)):
+    bundled = BUNDLED_MODELS_DIR if bundled_dir is None else bundled_dir
+    for folder, user in ((bundled, False), (user_dir, True)):
         if not folder.is_dir():
             continue
         for card_path in sorted(folder.glob(f"*{CARD_SUFFIX}")):

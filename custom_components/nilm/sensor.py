@@ -16,9 +16,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_time_change
 from homeassistant.util import dt as dt_util
 
-from . import NilmConfigEntry
 from .coordinator import ApplianceRuntime, NilmCoordinator
 from .entity import NilmApplianceEntity, NilmEntity
+from .runtime import NilmConfigEntry
 
 PARALLEL_UPDATES = 0
 

@@ -33,6 +33,15 @@ REPLAY_START = datetime(2014, 6, 1, 5, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
+def no_bundled_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The tests must not depend on which models are bundled: start from none."""
+    empty = tmp_path / "bundled"
+    empty.mkdir()
+    monkeypatch.setattr(nilm_models, "BUNDLED_MODELS_DIR", empty)
+    return empty
+
+
+@pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Every test here loads the custom integration, with a private config dir.
 

@@ -1,0 +1,153 @@
+"""Setting up, unloading and repairing one NILM config entry."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
+
+from .const import (
+    CONF_APPLIANCES,
+    CONF_BACKEND,
+    CONF_MAINS_ENTITIES,
+    CONF_MAX_GAP_S,
+    CONF_THRESHOLD_PREFIX,
+    DEFAULT_BACKEND,
+    DEFAULT_MAX_GAP_S,
+    DOMAIN,
+    USER_MODELS_SUBDIR,
+)
+from .coordinator import NilmCoordinator
+from .engine.model import NilmModel
+from .models import AvailableModel, LoadFailure, discover_models, load_appliance
+
+_LOGGER = logging.getLogger(__name__)
+
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
+
+
+@dataclass(slots=True)
+class NilmData:
+    """What one config entry holds at runtime."""
+
+    coordinator: NilmCoordinator
+    backend: str
+    failures: dict[str, LoadFailure] = field(default_factory=dict)
+    available: dict[str, AvailableModel] = field(default_factory=dict)
+
+
+type NilmConfigEntry = ConfigEntry[NilmData]
+
+
+def entry_settings(entry: ConfigEntry) -> dict[str, object]:
+    """Options override the data chosen in the config flow."""
+    return {**entry.data, **entry.options}
+
+
+def _load_all(
+    user_dir: Path, names: list[str], backend: str, thresholds: dict[str, float]
+) -> tuple[dict[str, AvailableModel], dict[str, NilmModel], dict[str, LoadFailure]]:
+    available = discover_models(user_dir)
+    models: dict[str, NilmModel] = {}
+    failures: dict[str, LoadFailure] = {}
+    for name in names:
+        model, failure = load_appliance(available.get(name), name, backend, thresholds.get(name))
+        if model is not None:
+            models[name] = model
+        if failure is not None:
+            failures[name] = failure
+    return available, models, failures
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: NilmConfigEntry) -> bool:
+    settings = entry_settings(entry)
+    names = [str(n) for n in settings.get(CONF_APPLIANCES, [])]  # type: ignore[attr-defined]
+    backend = str(settings.get(CONF_BACKEND, DEFAULT_BACKEND))
+    max_gap_s = float(settings.get(CONF_MAX_GAP_S, DEFAULT_MAX_GAP_S))  # type: ignore[arg-type]
+    thresholds = {
+        key.removeprefix(CONF_THRESHOLD_PREFIX): float(value)  # type: ignore[arg-type]
+        for key, value in settings.items()
+        if key.startswith(CONF_THRESHOLD_PREFIX) and value is not None
+    }
+    available, models, failures = await hass.async_add_executor_job(
+        _load_all, Path(hass.config.path(USER_MODELS_SUBDIR)), names, backend, thresholds
+    )
+    _sync_issues(hass, entry, failures)
+
+    coordinator = NilmCoordinator(
+        hass, entry, list(entry.data[CONF_MAINS_ENTITIES]), models, max_gap_s
+    )
+    entry.runtime_data = NilmData(coordinator, backend, failures, available)
+    _remove_stale_devices(hass, entry, names)
+    for unsub in await coordinator.async_start():
+        entry.async_on_unload(unsub)
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    entry.async_on_unload(entry.add_update_listener(_async_update_listener))
+    return True
+
+
+def _remove_stale_devices(hass: HomeAssistant, entry: ConfigEntry, names: list[str]) -> None:
+    """Devices of appliances no longer configured go; a broken model keeps its device
+    (and its energy history) until the user removes the appliance."""
+    dev_reg = dr.async_get(hass)
+    keep = {(DOMAIN, entry.entry_id)} | {(DOMAIN, f"{entry.entry_id}_{name}") for name in names}
+    for device in dr.async_entries_for_config_entry(dev_reg, entry.entry_id):
+        if not device.identifiers & keep:
+            dev_reg.async_update_device(device.id, remove_config_entry_id=entry.entry_id)
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: NilmConfigEntry) -> bool:
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Issues belong to the entry: drop them with it."""
+    for issue_id in _entry_issue_ids(hass, entry):
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+
+
+async def _async_update_listener(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    await hass.config_entries.async_reload(entry.entry_id)
+
+
+def issue_id_for(entry: ConfigEntry, name: str) -> str:
+    return f"{entry.entry_id}_{name}"
+
+
+def _entry_issue_ids(hass: HomeAssistant, entry: ConfigEntry) -> list[str]:
+    prefix = f"{entry.entry_id}_"
+    return [
+        issue_id
+        for (domain, issue_id) in ir.async_get(hass).issues
+        if domain == DOMAIN and issue_id.startswith(prefix)
+    ]
+
+
+def _sync_issues(hass: HomeAssistant, entry: ConfigEntry, failures: dict[str, LoadFailure]) -> None:
+    """One repair issue per broken model; issues of models that now load are removed."""
+    wanted = {issue_id_for(entry, name) for name in failures}
+    for issue_id in _entry_issue_ids(hass, entry):
+        if issue_id not in wanted:
+            ir.async_delete_issue(hass, DOMAIN, issue_id)
+    for name, failure in failures.items():
+        _LOGGER.error("Model %s cannot be used (%s): %s", name, failure.reason, failure.message)
+        ir.async_create_issue(
+            hass,
+            DOMAIN,
+            issue_id_for(entry, name),
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=failure.reason,
+            translation_placeholders={
+                "model": name,
+                "error": failure.message,
+                "folder": hass.config.path(USER_MODELS_SUBDIR),
+            },
+        )
