@@ -1,0 +1,157 @@
+"""Training: the loss has a status gradient, a smoke run on real kettle data learns,
+runs resume exactly, and the same command runs mirrored over two logical CPUs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from custom_components.nilm.engine.card import load_card
+from tests.trainer import training_fixtures
+from tests.trainer.training_fixtures import smoke_config
+from trainer.data import HouseData
+from trainer.errors import TrainerError
+from trainer.train import (
+    TrainConfig,
+    TrainResult,
+    choose_threshold,
+    loss_terms,
+    status_labels,
+    status_rule,
+    thin,
+    train,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+house2_spring = training_fixtures.house2_spring
+kettle_run = training_fixtures.kettle_run
+
+
+def test_loss_by_hand_and_status_term_has_a_gradient() -> None:
+    import tensorflow as tf
+
+    y = tf.constant([[0.5], [0.0]])
+    on = tf.constant([[1.0], [0.0]])
+    power = tf.constant([[0.3], [0.1]])
+    logits = tf.Variable([[0.0], [0.0]])
+    with tf.GradientTape() as tape:
+        status = tf.sigmoid(logits)  # 0.5, 0.5
+        terms = loss_terms(y, on, power, status, mae_weight=2.0, on_threshold_scaled=0.2)
+    # mse = (0.04 + 0.01) / 2; bce = ln 2; relevant = both (truth on / status >= 0.5):
+    # mae = (0.2 + 0.1) / 2
+    assert float(terms["mse"]) == pytest.approx(0.025)
+    assert float(terms["bce"]) == pytest.approx(math.log(2), rel=1e-5)
+    assert float(terms["mae"]) == pytest.approx(0.15)
+    assert float(terms["loss"]) == pytest.approx(0.025 + math.log(2) + 0.3, rel=1e-5)
+    grad = tape.gradient(terms["loss"], logits).numpy().ravel()
+    # d BCE / d logit = (sigmoid - label) / batch: -0.25 for the on sample, +0.25 off.
+    np.testing.assert_allclose(grad, [-0.25, 0.25], rtol=1e-5)
+
+
+def test_choose_threshold_maximises_f1() -> None:
+    prob = [0.1, 0.2, 0.35, 0.4, 0.8, 0.9]
+    truth = [0, 0, 0, 1, 1, 1]
+    threshold, f1 = choose_threshold(prob, truth)
+    assert 0.35 < threshold <= 0.4
+    assert f1 == pytest.approx(1.0)
+
+
+def test_status_labels_use_the_full_rule_with_minimum_durations() -> None:
+    from trainer.windows import Normalisation, WindowSet
+
+    # Washing machine: 20 W threshold, min on 1800 s, min off 160 s -> at 30 s: 60 / 6.
+    target = np.zeros(200, dtype=np.float32)
+    target[10:90] = 100.0  # 80 samples on ...
+    target[40:43] = 0.0  # ... with a 3-sample pause (shorter than min off: still on)
+    target[150:160] = 100.0  # 10 samples: shorter than min on -> off
+    norm = Normalisation(0.0, 1.0, 2500.0, 20.0)
+    starts = np.array([0, 31, 140, 145], dtype=np.int64)
+    windows = WindowSet(target, target, starts, 21, 10, norm, 30.0)
+    labels = status_labels(windows, status_rule("washing_machine"))
+    # targets at 10 (on), 41 (pause, bridged), 150 and 155 (too short: off)
+    assert labels.tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert windows.status().tolist() == [1.0, 0.0, 1.0, 1.0]  # the bare threshold differs
+
+
+def test_thin_keeps_the_ends_and_the_count() -> None:
+    assert thin(1001, 11).tolist() == list(range(0, 1001, 100))
+    assert thin(5, None).tolist() == [0, 1, 2, 3, 4]
+    assert thin(5, 10).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_config_round_trips_and_validates() -> None:
+    config = smoke_config(data={"house": 2})
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(TrainerError, match="unknown appliance"):
+        smoke_config(appliance="toaster")
+    with pytest.raises(TrainerError, match="window"):
+        dataclasses.replace(config, model=dataclasses.replace(config.model, window_length=7))
+    with pytest.raises(TrainerError, match="strategy"):
+        smoke_config(strategy="tpu")
+
+
+def test_smoke_training_on_real_kettle_data_learns(kettle_run: TrainResult) -> None:
+    run = kettle_run.run_dir
+    history = kettle_run.history
+    best = min(history, key=lambda h: h["val_loss"])
+    # The constant predictor (0 W, on-probability = on-share) is the bar to clear.
+    assert best["val_loss"] < 0.6 * best["val_zero_loss"]
+    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    val = kettle_run.validation
+    assert val["val_mae_w"] < 0.7 * val["val_zero_mae_w"]
+    assert val["val_f1"] > 0.6
+    for name in ("config.json", "model.keras", "history.json", "metrics.json", "card.json"):
+        assert (run / name).is_file(), name
+    card = load_card(run / "card.json", verify_hash=False)
+    assert card.status.probability_threshold == kettle_run.probability_threshold
+    assert (card.window_length, card.target_index) == (99, 49)
+    assert card.power_scale_w == 3100.0
+    assert card.status_output == 1
+    saved = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    assert saved == smoke_config()
+    assert kettle_run.best_epoch == best["epoch"]
+
+
+def test_resume_continues_exactly(house2_spring: HouseData, tmp_path: Path) -> None:
+    small = smoke_config(epochs=3, steps_per_epoch=8, batch_size=64, max_validation_windows=500)
+    quiet = {"progress": False, "log": lambda *_: None}
+    full = train(house2_spring, small, tmp_path / "full", **quiet)
+    train(house2_spring, dataclasses.replace(small, epochs=2), tmp_path / "cut", **quiet)
+    with pytest.raises(TrainerError, match="already holds a run"):
+        train(house2_spring, small, tmp_path / "cut", **quiet)
+    resumed = train(house2_spring, small, tmp_path / "cut", resume=True, **quiet)
+    assert resumed.epochs_run == 3
+    assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in full.history]
+    with pytest.raises(TrainerError, match=r"no state\.json"):
+        train(house2_spring, small, tmp_path / "nothing", resume=True, **quiet)
+
+
+def test_mirrored_strategy_over_two_logical_cpus(data_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "mirrored"
+    cmd = [
+        sys.executable, "-m", "trainer", "train", "--data-dir", str(data_dir),
+        "--house", "2", "--months", "2014-03", "--appliance", "kettle", "--window", "49",
+        "--epochs", "2", "--steps-per-epoch", "5", "--batch-size", "32",
+        "--max-validation-windows", "300", "--lr", "1e-3", "--strategy", "mirrored",
+        "--logical-cpus", "2", "--run-dir", str(run), "--no-progress",
+    ]  # fmt: skip
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(
+        cmd, check=False, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "2 replica(s)" in proc.stdout
+    history = json.loads((run / "history.json").read_text())
+    assert len(history) == 2
+    assert all(math.isfinite(h["train_loss"]) for h in history)
+    assert (run / "model.keras").is_file()

@@ -1,0 +1,435 @@
+"""Evaluation on a held-out house: metrics JSON, a Markdown table and PNG plots.
+
+The model runs on every complete window of the test house (stride 1), so the predicted
+series is contiguous and the on/off rules (probability threshold from the card, then the
+appliance's minimum on/off durations) and the detection delay mean what they mean in the
+integration. Power is gated by that status, as ``NilmModel.predict`` does. Samples whose
+window is incomplete (masked gaps) are excluded from every metric.
+
+A Keras run directory (``model.keras`` + ``card.json``) and an exported ``.tflite`` with its
+card go through the same code; the latter runs on the engine's backends, so the numbers
+are those of the file users install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .data import HouseData
+from .errors import TrainerError
+from .windows import valid_starts
+
+if TYPE_CHECKING:
+    # The engine is imported inside functions: importing it loads the integration
+    # package (and Home Assistant) today, which `--help` must not pay for.
+    from custom_components.nilm.engine.card import ModelCard
+
+FloatArray = npt.NDArray[np.float32]
+Predictor = Callable[[FloatArray], tuple[FloatArray, FloatArray | None]]
+
+BACKENDS = ("auto", "numpy", "litert", "litert_ref", "edgetpu")  # = engine.backends.BACKENDS
+DEFAULT_DELAY_TOLERANCE_S = 300.0  # = engine.metrics.DEFAULT_DELAY_TOLERANCE_S (tested)
+METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("mae_w", "MAE", "{:.1f} W"),
+    ("sae", "SAE", "{:.3f}"),
+    ("nde", "NDE", "{:.3f}"),
+    ("energy_per_day_error_wh", "Energy/day error", "{:.0f} Wh"),
+    ("accuracy", "Accuracy", "{:.4f}"),
+    ("precision", "Precision", "{:.3f}"),
+    ("recall", "Recall", "{:.3f}"),
+    ("f1", "F1", "{:.3f}"),
+    ("mcc", "MCC", "{:.3f}"),
+    ("detection_delay_s", "Detection delay (median)", "{:+.0f} s"),
+    ("matched_onsets", "Matched switch-ons", "{:.0f}"),
+    ("true_onsets", "True switch-ons", "{:.0f}"),
+    ("true_energy_kwh", "True energy", "{:.1f} kWh"),
+    ("predicted_energy_kwh", "Predicted energy", "{:.1f} kWh"),
+    ("raw_mae_w", "MAE without status gating", "{:.1f} W"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EvalConfig:
+    """``backend`` applies to .tflite models; ``day`` (YYYY-MM-DD) picks the plotted day,
+    default the day with the most true switch-ons."""
+
+    model: str
+    backend: str = "auto"
+    batch_size: int = 2048
+    delay_tolerance_s: float = DEFAULT_DELAY_TOLERANCE_S
+    day: str | None = None
+    plots: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise TrainerError("batch size must be at least 1")
+        if not self.delay_tolerance_s > 0:
+            raise TrainerError("delay tolerance must be positive seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """Metrics plus the aligned series behind them (for plots and further checks);
+    ``true_w`` is NaN wherever no complete window ends the sample's context."""
+
+    metrics: dict[str, float]
+    card: ModelCard
+    times: Any  # pandas.DatetimeIndex of the test house
+    mains_w: FloatArray
+    true_w: FloatArray
+    pred_w: FloatArray
+    true_on: npt.NDArray[np.bool_]
+    pred_on: npt.NDArray[np.bool_]
+
+
+def resolve_model(path: str | Path) -> tuple[Path, ModelCard, str]:
+    """(model file, card, kind) for a run directory, a ``model.keras``, a ``.tflite`` or
+    a card ``.json``; the card must sit beside the model."""
+    from custom_components.nilm.engine.card import load_card
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "model.keras"
+    if not p.exists():
+        raise TrainerError(f"model {p} not found")
+    if p.suffix == ".keras":
+        card_path = p.with_name("card.json")
+        if not card_path.is_file():
+            raise TrainerError(f"{p} has no card.json beside it (written by 'train')")
+        return p, load_card(card_path, verify_hash=False), "keras"
+    if p.suffix == ".json":
+        card = load_card(p, verify_hash=True)
+        tflite = p.with_name(card.tflite_file or p.stem + ".tflite")
+        return tflite, card, "tflite"
+    if p.suffix == ".tflite":
+        card_path = p.with_suffix(".json")
+        if not card_path.is_file():
+            raise TrainerError(f"{p} has no model card {card_path.name} beside it")
+        return p, load_card(card_path, verify_hash=True), "tflite"
+    raise TrainerError(f"{p}: expected a run directory, .keras, .tflite or card .json")
+
+
+def keras_predictor(model_path: Path, card: ModelCard, batch_size: int) -> Predictor:
+    """Windows in watts -> (raw power W, probability) with the card's normalisation."""
+    import tensorflow as tf
+
+    from .models import load_keras_model
+
+    model = load_keras_model(str(model_path))
+
+    # A compiled call per batch: model.predict would build a tf.data pipeline per chunk.
+    @tf.function(autograph=False, reduce_retracing=True)
+    def run(x: tf.Tensor) -> list[tf.Tensor]:
+        return list(model(x, training=False))
+
+    def predict(windows_w: FloatArray) -> tuple[FloatArray, FloatArray | None]:
+        x = (windows_w - np.float32(card.input_mean_w)) / np.float32(card.input_std_w)
+        batches = [run(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        outputs = [np.concatenate([b[k].numpy() for b in batches]) for k in range(len(batches[0]))]
+        power = np.maximum(outputs[card.power_output].reshape(-1), 0.0)
+        prob = None
+        if card.status_output is not None:
+            prob = outputs[card.status_output].reshape(-1).astype(np.float32)
+        return (power * card.power_scale_w).astype(np.float32), prob
+
+    return predict
+
+
+def tflite_predictor(card_path: Path, backend: str) -> Predictor:
+    """The engine's own model loader: what the integration will run."""
+    from custom_components.nilm.engine.model import load_model
+
+    nilm_model = load_model(card_path, backend)
+
+    def predict(windows_w: FloatArray) -> tuple[FloatArray, FloatArray | None]:
+        out = nilm_model.predict(windows_w)
+        return out.raw_power_w, out.probability
+
+    return predict
+
+
+def predict_series(
+    house: HouseData, appliance: str, card: ModelCard, predictor: Predictor, batch_size: int
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
+    """Raw power and probability at every target sample of the house (NaN where the
+    window is incomplete), plus the valid target indices."""
+    aggregate = house.frame["aggregate"].to_numpy(dtype=np.float32)
+    target = house.column(appliance)
+    starts = valid_starts(aggregate, target, card.window_length, card.target_index)
+    if starts.size == 0:
+        raise TrainerError(
+            f"{house.source}: no complete {card.window_length}-sample windows for {appliance}"
+        )
+    view = sliding_window_view(aggregate, card.window_length)
+    n = aggregate.size
+    power = np.full(n, np.nan, dtype=np.float32)
+    prob = np.full(n, np.nan, dtype=np.float32)
+    idx = starts + card.target_index
+    chunk = max(batch_size, 1) * 16
+    for i in range(0, starts.size, chunk):
+        sel = starts[i : i + chunk]
+        p, s = predictor(np.ascontiguousarray(view[sel], dtype=np.float32))
+        power[idx[i : i + chunk]] = p
+        if s is not None:
+            prob[idx[i : i + chunk]] = s
+    return power, prob, idx
+
+
+def evaluate(house: HouseData, config: EvalConfig) -> Evaluation:
+    """Run the model over the house and compute every metric (see module doc)."""
+    from custom_components.nilm.engine import metrics as nilm_metrics
+    from custom_components.nilm.engine.status import (
+        apply_min_durations,
+        durations_to_samples,
+        status_from_power,
+    )
+
+    model_path, card, kind = resolve_model(config.model)
+    appliance = card.appliance
+    if kind == "keras":
+        predictor = keras_predictor(model_path, card, config.batch_size)
+    else:
+        card_path = Path(config.model)
+        if card_path.suffix == ".tflite":
+            card_path = card_path.with_suffix(".json")
+        predictor = tflite_predictor(card_path, config.backend)
+    if abs(house.period_s - card.sample_period_s) > 1e-6:
+        raise TrainerError(
+            f"{house.source} is at {house.period_s:g} s but the model expects "
+            f"{card.sample_period_s:g} s: load it with --period {card.sample_period_s:g}"
+        )
+    raw_power, prob, idx = predict_series(house, appliance, card, predictor, config.batch_size)
+    valid = np.zeros(raw_power.size, dtype=bool)
+    valid[idx] = True
+    rule = card.status
+    if card.status_output is not None:
+        raw_on = valid & (np.nan_to_num(prob, nan=0.0) >= rule.probability_threshold)
+    else:
+        raw_on = valid & (np.nan_to_num(raw_power, nan=0.0) >= rule.on_power_threshold_w)
+    period = card.sample_period_s
+    pred_on = (
+        apply_min_durations(
+            raw_on,
+            durations_to_samples(rule.min_on_s, period),
+            durations_to_samples(rule.min_off_s, period),
+        )
+        & valid
+    )
+    pred_w = np.where(pred_on, np.nan_to_num(raw_power, nan=0.0), 0.0).astype(np.float32)
+    true_w = house.column(appliance).copy()
+    true_w[~valid] = np.nan
+    result = nilm_metrics.compute_all(
+        true_w, pred_w, rule, period, pred_on=pred_on, tolerance_s=config.delay_tolerance_s
+    )
+    result["raw_mae_w"] = nilm_metrics.mae(true_w, np.where(valid, raw_power, np.nan))
+    result["coverage"] = float(valid.mean())
+    true_on = status_from_power(true_w, rule, period) & valid
+    return Evaluation(
+        metrics=result,
+        card=card,
+        times=house.frame.index,
+        mains_w=house.frame["aggregate"].to_numpy(dtype=np.float32),
+        true_w=true_w,
+        pred_w=pred_w,
+        true_on=true_on,
+        pred_on=pred_on,
+    )
+
+
+def markdown_table(metrics: dict[str, float], title: str) -> str:
+    lines = [f"### {title}", "", "| metric | value |", "|---|---|"]
+    for key, label, fmt in METRIC_ROWS:
+        value = metrics.get(key, math.nan)
+        text = "n/a" if value is None or not math.isfinite(value) else fmt.format(value)
+        lines.append(f"| {label} | {text} |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot_day(ev: Evaluation, day: str | None, path: Path) -> str:
+    import matplotlib
+
+    from custom_components.nilm.engine.metrics import onsets
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    times = pd.DatetimeIndex(ev.times)
+    days = times.floor("D")
+    if day is None:
+        onset_idx = onsets(ev.true_on)
+        if onset_idx.size:
+            counts = pd.Series(days[onset_idx]).value_counts()
+            chosen = counts.index[0]
+        else:
+            chosen = days[0]
+    else:
+        chosen = pd.Timestamp(day, tz="UTC")
+        if not (days == chosen).any():
+            raise TrainerError(f"day {day} is not in the test data")
+    sel = np.flatnonzero(days == chosen)
+    t = times[sel]
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    ax.plot(t, ev.mains_w[sel], color="0.8", lw=0.8, label="mains")
+    ax.plot(t, ev.true_w[sel], color="tab:blue", lw=1.2, label="true")
+    ax.plot(t, ev.pred_w[sel], color="tab:orange", lw=1.0, label="predicted (gated)")
+    for onset in onsets(ev.true_on[sel]):
+        ax.axvline(t[onset], color="tab:blue", ls=":", lw=0.8)
+    for onset in onsets(ev.pred_on[sel]):
+        ax.axvline(t[onset], color="tab:orange", ls="--", lw=0.8)
+    ax.set_ylabel("power (W)")
+    ax.set_title(
+        f"{ev.card.appliance} ({ev.card.architecture}), {chosen:%Y-%m-%d} UTC; "
+        "dotted: true switch-on, dashed: predicted"
+    )
+    ax.legend(loc="upper right")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"{chosen:%Y-%m-%d}"
+
+
+def _plot_errors(ev: Evaluation, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = np.isfinite(ev.true_w)
+    err = (ev.pred_w - ev.true_w)[ok]
+    on = ev.true_on[ok] | ev.pred_on[ok]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    bins = np.linspace(-3000, 3000, 121).tolist()
+    ax.hist(np.clip(err, bins[0], bins[-1]), bins=bins, color="0.6", label="all samples")
+    if on.any():
+        ax.hist(
+            np.clip(err[on], bins[0], bins[-1]),
+            bins=bins,
+            color="tab:orange",
+            alpha=0.8,
+            label="on in truth or prediction",
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel("predicted - true power (W, clipped to ±3 kW)")
+    ax.set_ylabel("samples")
+    ax.set_title(f"{ev.card.appliance}: error distribution")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(
+    ev: Evaluation, config: EvalConfig, house: HouseData, out_dir: Path
+) -> dict[str, Any]:
+    """metrics.json, metrics.md, config.json and (optionally) day.png + errors.png."""
+    from .train import _jsonable
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plotted = None
+    if config.plots:
+        plotted = _plot_day(ev, config.day, out_dir / "day.png")
+        _plot_errors(ev, out_dir / "errors.png")
+    report = {
+        "appliance": ev.card.appliance,
+        "model": ev.card.name,
+        "architecture": ev.card.architecture,
+        "test_data": house.report(),
+        "metrics": ev.metrics,
+        "status_rule": asdict(ev.card.status),
+        "plotted_day": plotted,
+    }
+    (out_dir / "metrics.json").write_text(
+        json.dumps(_jsonable(report), indent=2, sort_keys=True) + "\n", "utf-8"
+    )
+    (out_dir / "config.json").write_text(
+        json.dumps(_jsonable(asdict(config)), indent=2, sort_keys=True) + "\n", "utf-8"
+    )
+    title = f"{ev.card.appliance} ({ev.card.architecture}) on {house.source}"
+    (out_dir / "metrics.md").write_text(markdown_table(ev.metrics, title), "utf-8")
+    return report
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .data import load_source
+
+    config = EvalConfig(
+        model=args.model,
+        backend=args.backend,
+        batch_size=args.batch_size,
+        delay_tolerance_s=args.delay_tolerance,
+        day=args.day,
+        plots=not args.no_plots,
+    )
+    _, card, _ = resolve_model(config.model)
+    if args.appliance and args.appliance != [card.appliance]:
+        raise TrainerError(f"the model is for {card.appliance}, not {', '.join(args.appliance)}")
+    if args.period is None and args.source == "refit30s" and card.sample_period_s != 30.0:
+        args.period = card.sample_period_s
+    house = load_source(args)
+    print(house.report())
+    ev = evaluate(house, config)
+    write_report(ev, config, house, Path(args.out))
+    print(markdown_table(ev.metrics, f"{card.appliance} on {house.source}"))
+    print(f"report: {args.out}")
+    return 0
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``nilm-trainer evaluate``."""
+    from .data import add_data_arguments
+
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score a trained model on a held-out house",
+        description=(
+            "Run a model (a training run directory, a model.keras, or an exported .tflite "
+            "with its card) over every complete window of a test house and report MAE, "
+            "SAE, NDE, energy-per-day error, accuracy, F1, MCC and the switch-on detection "
+            "delay, with on/off from the card's probability threshold and the appliance's "
+            "minimum durations. Writes metrics.json, metrics.md, day.png and errors.png."
+        ),
+        epilog="example: nilm-trainer evaluate --model runs/kettle --house 20 --out reports/kettle",
+    )
+    parser.add_argument(
+        "--model", required=True, help="run directory, model.keras, model .tflite or its card .json"
+    )
+    parser.add_argument("--out", required=True, help="report directory (created)")
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default="auto", help=".tflite backend (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=2048,
+        metavar="N",
+        help="windows per inference batch (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--delay-tolerance",
+        type=float,
+        default=DEFAULT_DELAY_TOLERANCE_S,
+        metavar="S",
+        help="max seconds between a true and a predicted switch-on to pair "
+        "them (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--day", metavar="YYYY-MM-DD", help="day to plot (default: the one with most switch-ons)"
+    )
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    add_data_arguments(parser, default_house=20)
+    parser.set_defaults(func=_run)
