@@ -25,6 +25,7 @@ from .const import (
 )
 from .coordinator import NilmCoordinator
 from .engine.model import NilmModel
+from .entity import entry_device_info
 from .models import AvailableModel, LoadFailure, discover_models, load_appliance
 
 _LOGGER = logging.getLogger(__name__)
@@ -85,6 +86,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: NilmConfigEntry) -> bool
     )
     entry.runtime_data = NilmData(coordinator, backend, failures, available)
     _remove_stale_devices(hass, entry, names)
+    # Appliance devices point at the entry device (via_device): it must exist first.
+    dr.async_get(hass).async_get_or_create(
+        config_entry_id=entry.entry_id, **entry_device_info(entry)
+    )
     for unsub in await coordinator.async_start():
         entry.async_on_unload(unsub)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)

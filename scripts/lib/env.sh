@@ -56,3 +56,17 @@ ensure_chromium() {
     echo "warning: chromium/chromedriver missing and not root; the browser test will be skipped" >&2
   fi
 }
+
+ensure_faketime() {
+  # The e2e test and `scripts/develop --speed N` run Home Assistant on a fast clock
+  # (Debian's libfaketime), so hours of replayed data take minutes.
+  ls /usr/lib/*/faketime/libfaketimeMT.so.1 >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo ">> installing Debian's faketime"
+    apt-get install -y -q faketime >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q faketime >/dev/null 2>&1; } \
+      || echo "warning: could not install faketime; the e2e tests will fail" >&2
+  else
+    echo "warning: faketime missing and not root; install Debian's faketime package" >&2
+  fi
+}
