@@ -54,7 +54,9 @@ if [ "$smoke" = 1 ]; then
     --latency-runs 5
   )
 else
-  [ ${#appliances[@]} -gt 0 ] || appliances=(kettle microwave dishwasher washing_machine)
+  # The microwave is not bundled: its compact model reached F1 0.39 on House 2 validation
+  # (0.20 on House 20); build it on purpose with `scripts/build_bundled_models.sh microwave`.
+  [ ${#appliances[@]} -gt 0 ] || appliances=(kettle dishwasher washing_machine)
   common+=(
     --epochs "${EPOCHS:-12}" --patience 4 --batch-size 512 --lr 1e-3
     --max-windows 200000 --max-validation-windows 30000
