@@ -375,8 +375,14 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
                 runtime.tracker.reset()
                 continue
             assert result.raw_on is not None and result.raw_power_w is not None
-            on = runtime.tracker.update(bool(result.raw_on[k]))
-            power = float(result.raw_power_w[k]) if on else 0.0
+            raw_power = float(result.raw_power_w[k])
+            raw_on = bool(result.raw_on[k])
+            # Energy follows the card's minimum durations exactly as evaluation does: a
+            # run's first samples are credited once it is confirmed, a short gap's once
+            # the run resumes. Power shows only what is on now.
+            counted_w = runtime.tracker.update(raw_on, raw_power)
+            on = runtime.tracker.is_on
+            power = raw_power if on and raw_on else 0.0
             runtime.available = True
             runtime.on = on
             runtime.power_w = power
@@ -385,7 +391,7 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
             )
             runtime.predictions += 1
             if count_energy:
-                runtime.energy_kwh += power * period_h / 1000.0
+                runtime.energy_kwh += counted_w * period_h / 1000.0
             k += 1
 
     def _update_untracked(self) -> None:

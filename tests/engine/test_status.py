@@ -82,30 +82,64 @@ def test_threshold_is_inclusive() -> None:
     assert _text(status_from_power([19.999, 20.0, 20.001], rule, 8.0)) == "011"
 
 
+def _states(tracker: StatusTracker, raw: str) -> str:
+    out = []
+    for c in raw:
+        tracker.update(c == "1")
+        out.append("1" if tracker.is_on else "0")
+    return "".join(out)
+
+
 def test_tracker_confirms_changes_after_the_minimum_duration() -> None:
     rule = StatusRule(on_power_threshold_w=1.0, min_on_s=60.0, min_off_s=90.0)
     tracker = StatusTracker(rule, 30.0)  # 2 samples to turn on, 3 to turn off
     raw = "111001000"
-    # on confirmed at the 2nd '1'; the '1' at index 5 resets the off streak,
+    # on confirmed at the 2nd '1'; the '1' at index 5 bridges the short gap,
     # so off is only confirmed after three consecutive '0's (index 8)
-    assert "".join("1" if tracker.update(c == "1") else "0" for c in raw) == "011111110"
+    assert _states(tracker, raw) == "011111110"
+
+
+def test_tracker_bridges_short_gaps_of_a_candidate_run() -> None:
+    # A flickering raw status (a dishwasher's heating phase seen by a model) must still
+    # become a run: gaps shorter than min_off count towards min_on, as offline.
+    rule = StatusRule(on_power_threshold_w=1.0, min_on_s=150.0, min_off_s=90.0)
+    tracker = StatusTracker(rule, 30.0)  # 5 samples to turn on, 3 to turn off
+    assert _states(tracker, "1010100000") == "0000111000"
 
 
 def test_tracker_without_constraints_follows_the_raw_state() -> None:
     tracker = StatusTracker(StatusRule(on_power_threshold_w=1.0), 8.0)
     raw = "0110100"
-    assert "".join("1" if tracker.update(c == "1") else "0" for c in raw) == raw
+    assert _states(tracker, raw) == raw
 
 
-def test_tracker_reset_forgets_state_and_streak() -> None:
+def test_tracker_reset_forgets_state_and_candidate() -> None:
     rule = StatusRule(on_power_threshold_w=1.0, min_on_s=16.0)
     tracker = StatusTracker(rule, 8.0)
-    assert tracker.update(True) is False
-    assert tracker.update(True) is True
+    assert tracker.update(True, 100.0) == 0.0  # a candidate: held back
+    assert tracker.update(True, 100.0) == 200.0  # confirmed: both samples count
+    assert tracker.is_on
     tracker.reset()
     assert tracker.is_on is False
-    assert tracker.update(True) is False  # the old streak does not carry over
+    assert tracker.update(True, 100.0) == 0.0  # the old run does not carry over
     tracker.reset()
-    tracker.update(True)
-    tracker.reset()
-    assert tracker.update(True) is False
+    assert tracker.update(True, 100.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("min_on", "min_off"), [(1, 1), (2, 3), (5, 2), (60, 60), (60, 6), (3, 40)]
+)
+def test_tracker_energy_equals_the_offline_rule(min_on: int, min_off: int) -> None:
+    """Summed over a trace, what the integration counts is exactly what evaluation scores."""
+    rng = np.random.default_rng(min_on * 100 + min_off)
+    # Bursty on/off with flicker, like a model's raw status.
+    raw_on = np.repeat(rng.random(400) < 0.3, rng.integers(1, 12, 400))
+    raw_on ^= rng.random(raw_on.size) < 0.05
+    power = rng.uniform(0.0, 2500.0, raw_on.size)
+    rule = StatusRule(on_power_threshold_w=1.0, min_on_s=30.0 * min_on, min_off_s=30.0 * min_off)
+    tracker = StatusTracker(rule, 30.0)
+    counted = sum(tracker.update(bool(r), float(p)) for r, p in zip(raw_on, power, strict=True))
+    offline = apply_min_durations(raw_on, min_on, min_off)
+    # Also at the end of the trace: offline, an unfinished candidate shorter than min_on is
+    # dropped and a trailing gap is not bridged; streaming, both are still pending.
+    assert counted == pytest.approx(float((power * offline).sum()), rel=1e-9)

@@ -57,27 +57,56 @@ def status_from_power(
 
 
 class StatusTracker:
-    """Streaming hysteresis: a change of state is confirmed only after the raw state has
-    held for the minimum duration, so a single noisy sample never flips an automation."""
+    """Streaming form of :func:`apply_min_durations`, so the integration's state and energy
+    agree with the metrics the trainer reports.
+
+    A run starts as a *candidate*; off-gaps shorter than ``min_off`` samples are bridged,
+    and once the candidate (gaps included) spans ``min_on`` samples it is confirmed. A
+    confirmed run ends after ``min_off`` consecutive off samples. Samples whose fate is
+    still open are held back: :meth:`update` returns the watt-samples that became certain
+    this step, including those of a just-confirmed candidate, and drops those of a
+    candidate or gap that turned out to be off. Summed over a trace it equals
+    ``sum(power * apply_min_durations(raw_on, min_on, min_off))`` up to the samples still
+    pending at the end.
+    """
 
     def __init__(self, rule: StatusRule, sample_period_s: float) -> None:
         self._min_on = durations_to_samples(rule.min_on_s, sample_period_s)
         self._min_off = durations_to_samples(rule.min_off_s, sample_period_s)
-        self.is_on = False
-        self._streak = 0
+        self.reset()
 
     def reset(self) -> None:
+        """Forget everything, pending samples included (after a gap in the data)."""
         self.is_on = False
-        self._streak = 0
+        self._run = 0  # samples of the candidate run so far (bridged gaps included)
+        self._run_w = 0.0
+        self._gap = 0  # trailing off samples after the last on sample
+        self._gap_w = 0.0
 
-    def update(self, raw_on: bool) -> bool:
-        """Feed one raw decision; return the confirmed state."""
-        if raw_on == self.is_on:
-            self._streak = 0
-            return self.is_on
-        self._streak += 1
-        needed = self._min_on if raw_on else self._min_off
-        if self._streak >= needed:
-            self.is_on = raw_on
-            self._streak = 0
-        return self.is_on
+    def update(self, raw_on: bool, power_w: float = 0.0) -> float:
+        """Feed one raw decision and its power; return the watt-samples now certain."""
+        if raw_on:
+            if self.is_on:
+                counted = self._gap_w + power_w  # the gap was short: it was on after all
+                self._gap, self._gap_w = 0, 0.0
+                return counted
+            if self._run:  # bridge the short gap since the candidate's last on sample
+                self._run += self._gap
+                self._run_w += self._gap_w
+            self._run += 1
+            self._run_w += power_w
+            self._gap, self._gap_w = 0, 0.0
+            if self._run < self._min_on:
+                return 0.0
+            self.is_on = True
+            counted = self._run_w
+            self._run, self._run_w = 0, 0.0
+            return counted
+        if not self.is_on and not self._run:
+            return 0.0
+        self._gap += 1
+        self._gap_w += power_w
+        if self._gap >= self._min_off:
+            # A real off: neither the gap nor an unconfirmed candidate ever ran.
+            self.reset()
+        return 0.0
