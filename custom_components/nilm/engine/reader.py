@@ -357,9 +357,10 @@ def _decode(raw: bytes | None) -> str:
 # --- model level --------------------------------------------------------------------------
 
 
-def read_model_file(path: Path, *, custom_ops: Collection[str] = ()) -> Graph:
+def read_model_file(path: str | Path, *, custom_ops: Collection[str] = ()) -> Graph:
     """Read and validate a model file (see :func:`read_model`); an unreadable file is a
     ModelFormatError too."""
+    path = Path(path)
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
