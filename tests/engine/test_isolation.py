@@ -24,7 +24,12 @@ sys.meta_path.insert(0, _Block())
 def _run(blocked: tuple[str, ...], body: str) -> str:
     code = f"BLOCKED = {blocked!r}\n{BLOCKER}\n{textwrap.dedent(body)}"
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", code],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
