@@ -392,17 +392,15 @@ def _litert_run(
 ) -> BackendRun:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    from custom_components.nilm.engine.backends import TensorIO
+
     name = "litert_ref" if ref else "litert"
     resolver = OpResolverType.BUILTIN_REF if ref else OpResolverType.AUTO
     interp = Interpreter(model_content=data, experimental_op_resolver_type=resolver, num_threads=1)
     interp.allocate_tensors()
     inp = interp.get_input_details()[0]
-    value = x.reshape(inp["shape"])
-    if inp["dtype"] != np.float32:
-        scale, zero = inp["quantization"]
-        info = np.iinfo(inp["dtype"])
-        value = np.clip(np.round(value / scale) + zero, info.min, info.max)
-    interp.set_tensor(inp["index"], value.astype(inp["dtype"]))
+    value = TensorIO.from_details(inp).to_model(x.reshape(inp["shape"]))
+    interp.set_tensor(inp["index"], value)
     interp.invoke()
     median, p90 = _time_runs(interp.invoke, cfg.latency_runs, cfg.warmup_runs)
     return BackendRun(

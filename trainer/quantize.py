@@ -420,27 +420,24 @@ def run_litert(data: bytes, windows: npt.ArrayLike, *, reference: bool = False) 
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    from custom_components.nilm.engine.backends import TensorIO
+
     resolver = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
     interp = Interpreter(model_content=data, experimental_op_resolver_type=resolver)
     interp.allocate_tensors()
     inp = interp.get_input_details()[0]
     outs = interp.get_output_details()
+    # The engine's I/O (de)quantization, so LiteRT is fed exactly what the engine feeds.
+    inp_io = TensorIO.from_details(inp)
+    out_io = [TensorIO.from_details(out) for out in outs]
     x = np.asarray(windows, dtype=np.float32).reshape(-1, *inp["shape"][1:])
     results: list[list[FloatArray]] = [[] for _ in outs]
     for row in x:
-        value = row[np.newaxis]
-        if inp["dtype"] != np.float32:
-            scale, zero = inp["quantization"]
-            info = np.iinfo(inp["dtype"])
-            value = np.clip(np.round(value / scale) + zero, info.min, info.max)
-        interp.set_tensor(inp["index"], value.astype(inp["dtype"]))
+        interp.set_tensor(inp["index"], inp_io.to_model(row[np.newaxis]))
         interp.invoke()
         for k, out in enumerate(outs):
-            y = interp.get_tensor(out["index"])
-            if out["dtype"] != np.float32:
-                scale, zero = out["quantization"]
-                y = (y.astype(np.float32) - zero) * scale
-            results[k].append(np.asarray(y, dtype=np.float32).reshape(-1))
+            y = out_io[k].from_model(interp.get_tensor(out["index"]))
+            results[k].append(y.reshape(-1))
     return [np.stack(r).astype(np.float32) for r in results]
 
 
