@@ -5,12 +5,20 @@ windows through each operator in a single vectorised pass (split into chunks tha
 memory), which is what makes replaying hours of history on a hub CPU affordable.
 Every operator is prepared when the interpreter is built, so an unsupported operator or
 operator variant is reported at load time, all of them at once.
+
+Single windows (the live path) are dominated by per-operator overhead, not arithmetic.
+So the first call with a given batch size records every tensor that depends on shapes
+only (Keras' SHAPE -> GATHER/STRIDED_SLICE -> PACK -> RESHAPE chains, ops on constants)
+and every reshape's output shape; later calls with that batch size run a plan with those
+operators folded into constants and reshapes turned into views.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,11 +30,43 @@ from .kernels import REGISTRY, Eval, Node
 
 Array = npt.NDArray[Any]
 
-# opcode, kernel, (constant or None, activation slot or -1) per input, outputs, frees.
-_Step = tuple[str, Eval, tuple[tuple[Array | None, int], ...], tuple[int, ...], tuple[int, ...]]
-
 # Activation elements one chunk may hold per tensor, times an im2col expansion allowance.
 _CHUNK_ELEMENTS = 1 << 22
+# Batch sizes whose folded plans are kept (live ticks use 1, warm starts a chunk size).
+_PLANS_KEPT = 4
+# Operators that only reinterpret the shape of a C-contiguous buffer.
+_VIEW_OPS = frozenset({"RESHAPE", "EXPAND_DIMS", "SQUEEZE"})
+# Below this many activation elements per chunk, freeing dead tensors costs more than it saves.
+_FREE_ABOVE = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One operator of a plan: kernel, tensor slots read and written, slots freed after."""
+
+    index: int
+    opcode: str
+    run: Eval
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    frees: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Steps plus the slot table's initial contents (constants, folded tensors, ``None``)."""
+
+    steps: tuple[_Step, ...]
+    slots: tuple[Array | None, ...]
+
+
+def _view(shape: tuple[int, ...]) -> Eval:
+    def run(ins: Sequence[Array | None]) -> list[Array]:
+        x = ins[0]
+        assert x is not None
+        return [x.reshape(shape)]
+
+    return run
 
 
 class NumpyInterpreter:
@@ -63,8 +103,11 @@ class NumpyInterpreter:
         if unsupported:
             raise UnsupportedOpError(unsupported)
         self._check_dataflow()
-        self._plan = self._make_plan()
+        self._static = self._static_tensors()
+        self._generic = self._make_plan(folded={}, views={})
+        self._plans: OrderedDict[int, _Plan] = OrderedDict()
         biggest = max((int(np.prod(t.shape)) for t in tensors if t.data is None), default=1)
+        self._biggest = biggest
         self.chunk_size = chunk_size or max(1, _CHUNK_ELEMENTS // max(biggest * 8, 1))
         self.profile: dict[str, float] = {}
 
@@ -115,52 +158,122 @@ class NumpyInterpreter:
         return arrays
 
     def _run_chunk(self, inputs: list[Array], profile: bool) -> list[Array]:
-        values: dict[int, Array] = dict(zip(self.graph.inputs, inputs, strict=True))
-        for step, (opcode, run, args_spec, out_idx, frees) in enumerate(self._plan):
-            args = [const if i < 0 else values[i] for const, i in args_spec]
-            t0 = time.perf_counter() if profile else 0.0
-            try:
-                outs = run(args)
-            except (ValueError, IndexError, FloatingPointError, ZeroDivisionError) as err:
-                raise ModelFormatError(f"operator {step} ({opcode}) failed: {err}") from err
+        n = inputs[0].shape[0]
+        plan = self._plans.get(n)
+        if plan is None:
+            return self._trace(inputs, profile)
+        self._plans.move_to_end(n)
+        slots = list(plan.slots)
+        for i, a in zip(self.graph.inputs, inputs, strict=True):
+            slots[i] = a
+        if profile:
+            self._execute_profiled(plan.steps, slots)
+        else:
+            self._execute(plan.steps, slots)
+        return [slots[i] for i in self.graph.outputs]  # type: ignore[misc]
+
+    @staticmethod
+    def _execute(steps: tuple[_Step, ...], slots: list[Array | None]) -> None:
+        step: _Step | None = None
+        try:
+            for step in steps:
+                outs = step.run([slots[i] for i in step.inputs])
+                for i, v in zip(step.outputs, outs, strict=False):
+                    slots[i] = v
+                for i in step.frees:
+                    slots[i] = None
+        except (ValueError, IndexError, FloatingPointError, ZeroDivisionError) as err:
+            assert step is not None
+            raise ModelFormatError(f"operator {step.index} ({step.opcode}) failed: {err}") from err
+
+    def _execute_profiled(self, steps: tuple[_Step, ...], slots: list[Array | None]) -> None:
+        for step in steps:
+            t0 = time.perf_counter()
+            self._execute((step,), slots)
+            self.profile[step.opcode] = (
+                self.profile.get(step.opcode, 0.0) + time.perf_counter() - t0
+            )
+
+    def _trace(self, inputs: list[Array], profile: bool) -> list[Array]:
+        """Run the generic plan and keep a plan folded for this batch size."""
+        slots = list(self._generic.slots)
+        for i, a in zip(self.graph.inputs, inputs, strict=True):
+            slots[i] = a
+        folded: dict[int, Array] = {}
+        views: dict[int, tuple[int, ...]] = {}
+        for step in self._generic.steps:
             if profile:
-                self.profile[opcode] = self.profile.get(opcode, 0.0) + time.perf_counter() - t0
-            for i, v in zip(out_idx, outs, strict=False):
-                values[i] = v
-            for i in frees:
-                del values[i]
-        return [values[i] for i in self.graph.outputs]
+                self._execute_profiled((step,), slots)
+            else:
+                self._execute((step,), slots)
+            if step.opcode in _VIEW_OPS:
+                out = slots[step.outputs[0]]
+                assert out is not None
+                views[step.index] = out.shape
+            for i in step.outputs:
+                if i in self._static:
+                    value = slots[i]
+                    assert value is not None
+                    folded[i] = value
+        outputs = [slots[i] for i in self.graph.outputs]
+        n = inputs[0].shape[0]
+        self._plans[n] = self._make_plan(
+            folded=folded, views=views, free=n * self._biggest > _FREE_ABOVE
+        )
+        while len(self._plans) > _PLANS_KEPT:
+            self._plans.popitem(last=False)
+        return outputs  # type: ignore[return-value]
+
+    def _static_tensors(self) -> frozenset[int]:
+        """Activations that depend on the input's shape only, never on its values."""
+        tensors = self.graph.tensors
+        static: set[int] = set()
+        for opcode, _run, in_idx, out_idx in self._evals:
+            reads = [i for i in in_idx if i >= 0 and tensors[i].data is None]
+            if opcode == "SHAPE" or all(i in static for i in reads):
+                static.update(out_idx)
+        return frozenset(static - set(self.graph.outputs))
 
     def _make_plan(
         self,
-    ) -> list[
-        tuple[str, Eval, tuple[tuple[Array | None, int], ...], tuple[int, ...], tuple[int, ...]]
-    ]:
-        """Per step: constant-or-slot arguments and the activations to free afterwards.
+        *,
+        folded: dict[int, Array],
+        views: dict[int, tuple[int, ...]],
+        free: bool = True,
+    ) -> _Plan:
+        """Steps with folded tensors as constants; dead activations freed when ``free``.
 
         Freeing each activation after its last reader bounds peak memory to the live
         set, which matters for 10,000-window batches.
         """
         tensors = self.graph.tensors
+        # Slot -1 (an absent optional input) reads the extra ``None`` at the end.
+        slots: list[Array | None] = [t.data for t in tensors] + [None]
+        for i, value in folded.items():
+            slots[i] = value
+        kept = [
+            (k, ev)
+            for k, ev in enumerate(self._evals)
+            if not (folded and all(i in folded for i in ev[3]))
+        ]
         last: dict[int, int] = {}
-        for step, (_opcode, _run, in_idx, _out) in enumerate(self._evals):
+        for k, (_opcode, _run, in_idx, _out) in kept:
             for i in in_idx:
-                if i >= 0 and tensors[i].data is None:
-                    last[i] = step
-        keep = set(self.graph.outputs)
-        plan: list[_Step] = []
-        for step, (opcode, run, in_idx, out_idx) in enumerate(self._evals):
-            spec = tuple(
-                (None, -1)
-                if i < 0
-                else (d, -1)
-                if (d := tensors[i].data) is not None
-                else (None, i)
-                for i in in_idx
+                if i >= 0 and slots[i] is None:
+                    last[i] = k
+        keep = set(self.graph.outputs) | set(self.graph.inputs)
+        steps = []
+        for k, (opcode, run, in_idx, out_idx) in kept:
+            frees = (
+                tuple(sorted({i for i in in_idx if last.get(i) == k and i not in keep}))
+                if free
+                else ()
             )
-            frees = tuple(sorted({i for i in in_idx if last.get(i) == step and i not in keep}))
-            plan.append((opcode, run, spec, out_idx, frees))
-        return plan
+            if k in views:  # a reshape of a known shape: a view
+                steps.append(_Step(k, opcode, _view(views[k]), in_idx[:1], out_idx, frees))
+            else:
+                steps.append(_Step(k, opcode, run, in_idx, out_idx, frees))
+        return _Plan(tuple(steps), tuple(slots))
 
     def _check_dataflow(self) -> None:
         """Every activation an operator reads must be a model input or written before."""

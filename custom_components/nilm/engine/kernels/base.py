@@ -63,6 +63,42 @@ INT_RANGES: dict[str, tuple[int, int]] = {
 }
 
 
+# Unsigned views that turn a raw integer into a table index without arithmetic.
+_INDEX_VIEWS: dict[str, tuple[type[np.unsignedinteger[Any]], int]] = {
+    "int8": (np.uint8, 128),
+    "uint8": (np.uint8, 0),
+    "int16": (np.uint16, 32768),
+}
+
+
+def table_index(dtype: str) -> tuple[type[np.unsignedinteger[Any]], int] | None:
+    """(unsigned view, roll) that index a table over every value of ``dtype``, if small."""
+    return _INDEX_VIEWS.get(dtype)
+
+
+def lookup(table: Array, dtype: str, axis: int = 0) -> Array:
+    """Reorder a table indexed by ``value - min(dtype)`` to be indexed by the unsigned view.
+
+    ``x.view(np.uint8)`` of an int8 ``x`` is ``x mod 256``: rolling the table by 128
+    makes ``table[x.view(np.uint8)]`` a single numpy pass per batch, whatever its size.
+    """
+    view = _INDEX_VIEWS[dtype]
+    return np.ascontiguousarray(np.roll(table, -view[1], axis=axis))
+
+
+def lut_eval(table: Array, dtype: str) -> Eval:
+    """Unary kernel from a table over every value of the integer input ``dtype``."""
+    view, _ = _INDEX_VIEWS[dtype]
+    rolled = lookup(table, dtype)
+
+    def run(ins: Sequence[Array | None]) -> list[Array]:
+        x = ins[0]
+        assert x is not None
+        return [rolled[x.view(view)]]
+
+    return run
+
+
 def is_quantized(t: Tensor) -> bool:
     return t.dtype in ("int8", "int16", "uint8") and t.quantization is not None
 
@@ -105,10 +141,14 @@ def check_activation(node: Node) -> str:
 
 
 def apply_float_activation(x: Array, act: str) -> Array:
+    if act == "NONE":
+        return x
     rng = activation_range_float(act)
     if rng is None:
         return x
-    return np.clip(x, np.float32(rng[0]), np.float32(rng[1])).astype(np.float32, copy=False)
+    lo, hi = np.float32(rng[0]), np.float32(rng[1])
+    y = np.maximum(x, lo) if hi == np.inf else np.minimum(np.maximum(x, lo), hi)
+    return y.astype(np.float32, copy=False)
 
 
 def activation_range_quantized(act: str, out: Tensor) -> tuple[int, int]:

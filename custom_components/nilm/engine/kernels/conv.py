@@ -30,8 +30,8 @@ from .base import (
     zp_of,
 )
 from .fixedpoint import (
-    mbqm,
-    mbqm_float,
+    QuantizedMultiplier,
+    clamp,
     mbqm_int64,
     quantize_multipliers,
     round_half_away,
@@ -52,13 +52,6 @@ def _exact_type(k: int, bound_a: int, bound_b: int) -> type[np.generic]:
     if worst < (1 << 53):
         return np.float64
     return np.int64
-
-
-def int_matmul(a: Array, b: Array, bound_a: int, bound_b: int) -> Array:
-    """Exact integer ``a @ b`` (as integer-valued floats where that cannot round)."""
-    dt = _exact_type(a.shape[-1], bound_a, bound_b)
-    out: Array = np.matmul(a.astype(dt), b.astype(dt))
-    return out
 
 
 class ConstMatmul:
@@ -144,37 +137,34 @@ def _bias(node: Node, idx: int, channels: int, dtype: type) -> Array:
     return const(t).astype(dtype).ravel()
 
 
-def _fits_float_requant(acc_bound: int, bias: Array, shift: Array, wide: bool) -> bool:
-    """Whether float32 accumulation and :func:`mbqm_float` are exact for this operator."""
-    if wide:
-        return False
-    total = acc_bound + int(np.abs(bias).max(initial=0))
-    left = int(np.maximum(shift, 0).max(initial=0))
-    return total < (1 << 22) >> left and acc_bound < (1 << 24)
+def _float32_exact(acc_bound: int, wide: bool) -> bool:
+    """Whether float32 sums of this operator's integer products are exact (< 2**24)."""
+    return not wide and acc_bound < (1 << 24)
 
 
 def _requantizer(
-    node: Node, mult: Array, shift: Array, bias: Array, *, wide: bool, fast: bool
+    node: Node, mult: Array, shift: Array, bias: Array, *, wide: bool
 ) -> Callable[[Array], Array]:
     """Accumulator -> output: + bias, per-channel requantization, zero point, clamp."""
     out = node.outputs[0]
     lo, hi = activation_range_quantized(check_activation(node), out)
     zo = zp_of(out)
-    if fast:
-        m_f = mult.astype(np.float64)
-        bias_f = bias.astype(np.float64)
+    odt = out.dtype
+    has_bias = bool(np.any(bias))
+    if wide:
 
-        def run_fast(acc: Array) -> Array:
-            scaled = mbqm_float(acc.astype(np.float64) + bias_f, m_f, shift)
-            result: Array = np.clip(scaled + zo, lo, hi).astype(out.dtype)
-            return result
+        def run_wide(acc: Array) -> Array:
+            v = acc.astype(np.int64) + bias
+            return saturate(mbqm_int64(v, mult, shift) + zo, lo, hi, odt)
 
-        return run_fast
+        return run_wide
+    requant = QuantizedMultiplier(mult, shift, offset=zo)
 
     def run_int(acc: Array) -> Array:
-        acc = acc.astype(np.int64) + bias
-        scaled = mbqm_int64(acc, mult, shift) if wide else mbqm(acc, mult, shift)
-        return saturate(scaled + zo, lo, hi, out.dtype)
+        v = acc.astype(np.int64)
+        if has_bias:
+            v += bias
+        return clamp(requant(v), lo, hi).astype(odt)
 
     return run_int
 
@@ -198,7 +188,7 @@ def asymmetric_quantize(x: F32) -> tuple[Array, F32, npt.NDArray[np.int64]]:
     scale32 = scale.astype(np.float32)
     inv = (np.float32(1.0) / scale32).astype(np.float32)
     val = offset[:, None].astype(np.float32) + x * inv[:, None]
-    q = np.clip(round_half_away(val), -128, 127).astype(np.int64)
+    q = clamp(round_half_away(val), -128, 127).astype(np.int64)
     q = np.where(degenerate[:, None], 0, q)
     return q, scale32, offset
 
@@ -262,9 +252,8 @@ def conv_2d(node: Node) -> Eval:
         zin = zp_of(inp)
         bias = _bias(node, 2, o, np.int64)
         bound_in = 65536 if wide else 256
-        fast = _fits_float_requant(w_mat.shape[0] * bound_in * 128, bias, shift, wide)
         mm_q = ConstMatmul(w_mat, bound_in, 128)
-        requant = _requantizer(node, mult, shift, bias, wide=wide, fast=fast)
+        requant = _requantizer(node, mult, shift, bias, wide=wide)
 
         def run_q(ins: Sequence[Array | None]) -> list[Array]:
             x = ins[0]
@@ -354,11 +343,11 @@ def depthwise_conv_2d(node: Node) -> Eval:
         zin = zp_of(inp)
         bias = _bias(node, 2, cout, np.int64)
         bound_in = 65536 if wide else 256
-        fast = _fits_float_requant(kh * kw * bound_in * 128, bias, shift, wide)
+        fast = _float32_exact(kh * kw * bound_in * 128, wide)
         # float32 sums are exact below 2**24, float64 ones below 2**53 (always, here).
         acc_type = np.float32 if fast else np.float64
         wq = taps.astype(acc_type)
-        requant = _requantizer(node, mult, shift, bias, wide=wide, fast=fast)
+        requant = _requantizer(node, mult, shift, bias, wide=wide)
 
         def run_q(ins: Sequence[Array | None]) -> list[Array]:
             x = ins[0]
@@ -401,7 +390,7 @@ def _pool(node: Node, kind: str) -> Eval:
             p = patches(x, kh, kw, sh, sw, 1, 1, same, fill)
             y: Array = p.max(axis=(3, 4))
             if quant:
-                return [np.clip(y, lo, hi).astype(out.dtype)]
+                return [clamp(y, lo, hi).astype(out.dtype)]
             return [apply_float_activation(y.astype(np.float32), act)]
         count = _window_counts(x.shape[1], x.shape[2])
         if quant:
@@ -409,7 +398,7 @@ def _pool(node: Node, kind: str) -> Eval:
             c = count.astype(np.int64)
             half = c // 2
             avg = np.where(s > 0, (s + half) // c, -((-s + half) // c))
-            return [np.clip(avg, lo, hi).astype(out.dtype)]
+            return [clamp(avg, lo, hi).astype(out.dtype)]
         p = patches(x, kh, kw, sh, sw, 1, 1, same, 0.0)
         total = np.zeros(p.shape[:3] + p.shape[5:], dtype=np.float32)
         for i in range(kh):
@@ -495,17 +484,21 @@ def fully_connected(node: Node) -> Eval:
         lo, hi = activation_range_quantized(act, out)
         zin, zo = zp_of(inp), zp_of(out)
         zw = int(q.zero_point.ravel()[0]) if q.scale.size == 1 else 0
-        bias = _bias(node, 2, units, np.float64)
         bound_in = 65536 if inp.dtype == "int16" else 256
-        mm_q = ConstMatmul(w.T.astype(np.int64) - zw, bound_in, 256)
+        w_int = w.T.astype(np.int64) - zw
+        mm_q = ConstMatmul(w_int, bound_in, 256)
+        # sum((x - zin) * w) + bias == x @ w + (bias - zin * sum(w)): exact in float64.
+        bias = _bias(node, 2, units, np.float64) - float(zin) * w_int.sum(axis=0)
+        f_lo, f_hi = float(lo - zo), float(hi - zo)
+        odt = out.dtype
 
         def run_q(ins: Sequence[Array | None]) -> list[Array]:
             x = ins[0]
             assert x is not None
-            rows = x.reshape(-1, depth).astype(mm_q.dtype) - zin
-            acc = mm_q(rows).astype(np.float64) + bias  # exact: |acc| < 2**53
-            scaled = round_half_away(acc * eff) + zo
-            return [shaped(x, np.clip(scaled, lo, hi).astype(out.dtype))]
+            acc = mm_q(x.reshape(-1, depth)).astype(np.float64) + bias  # |acc| < 2**53
+            v = acc * eff
+            scaled = clamp(np.trunc(v + np.copysign(0.5, v)), f_lo, f_hi) + zo
+            return [shaped(x, scaled.astype(odt))]
 
         return run_q
     raise UnsupportedOpError([f"FULLY_CONNECTED({inp.dtype}x{flt.dtype})"])
@@ -517,7 +510,7 @@ def symmetric_quantize(x: F32) -> tuple[npt.NDArray[np.int64], F32]:
     zero = rng == 0
     sf = np.where(zero, np.float32(1.0), rng / np.float32(127.0)).astype(np.float32)
     inv = np.where(zero, np.float32(0.0), np.float32(127.0) / rng).astype(np.float32)
-    q = np.clip(round_half_away(x * inv[:, None]), -127, 127).astype(np.int64)
+    q = clamp(round_half_away(x * inv[:, None]), -127, 127).astype(np.int64)
     return q, sf
 
 
@@ -547,13 +540,28 @@ def batch_matmul(node: Node) -> Eval:
         mult, shift = quantize_multipliers([real])
         za, zb = zp_of(a_t), zp_of(b_t)
         bound = 65536 if wide else 256
-        requant = _requantizer(node, mult, shift, np.zeros(1, np.int64), wide=wide, fast=False)
+        k = a_t.shape[-2 if adj_x else -1] if a_t.shape else 1
+        dt = _exact_type(k, bound, bound)
+        lo, hi = activation_range_quantized(check_activation(node), out)
+        odt = out.dtype
+        if wide:
+            m64, s64 = mult, shift
+            zo = zp_of(out)
+
+            def requant(acc: Array) -> Array:
+                return saturate(mbqm_int64(acc.astype(np.int64), m64, s64) + zo, lo, hi, odt)
+
+        else:
+            qm = QuantizedMultiplier(int(mult[0]), int(shift[0]), offset=zp_of(out))
+
+            def requant(acc: Array) -> Array:
+                return clamp(qm(acc.astype(np.int64)), lo, hi).astype(odt)
 
         def run_q(ins: Sequence[Array | None]) -> list[Array]:
             a, b = ins[0], ins[1]
             assert a is not None and b is not None
-            a, b = orient(a.astype(np.int64) - za, b.astype(np.int64) - zb)
-            return [requant(int_matmul(a, b, bound, bound))]
+            a, b = orient(a.astype(dt) - za, b.astype(dt) - zb)
+            return [requant(np.matmul(a, b))]
 
         return run_q
     raise UnsupportedOpError([f"BATCH_MATMUL({a_t.dtype}x{b_t.dtype})"])

@@ -22,12 +22,22 @@ from .base import (
     apply_float_activation,
     check_activation,
     is_quantized,
+    lookup,
+    lut_eval,
     qparams,
     register,
     scale_of,
+    table_index,
     zp_of,
 )
-from .fixedpoint import mbqm, quantize_multiplier, round_half_away, saturate
+from .fixedpoint import (
+    QuantizedMultiplier,
+    clamp,
+    mbqm,
+    quantize_multiplier,
+    round_half_away,
+    saturate,
+)
 from .nonlinear import gelu_float, gelu_int, logistic_int, rsqrt_int, tanh_int
 
 
@@ -64,28 +74,27 @@ def quantize(node: Node) -> Eval:
     zp = zp_of(dst)
     if src.dtype == "float32":
         scale = np.float32(scale_of(dst))
+        f_lo, f_hi = float(lo - zp), float(hi - zp)
 
         def run_f(ins: Sequence[Array | None]) -> list[Array]:
             x = ins[0]
             assert x is not None
-            q = round_half_away(np.asarray(x, np.float32) / scale) + zp
-            # NaN has no quantized value (C++ leaves it undefined): pin it to the
-            # lowest code instead of letting numpy's cast produce an arbitrary one.
-            return [saturate(np.where(np.isnan(q), lo, q), lo, hi, dst.dtype)]
+            # TfLiteRound(x / scale) in float32, rounded half away from zero in float64
+            # (where |v| + 0.5 is exact). fmax/fmin pin NaN, which has no quantized value
+            # (C++ leaves it undefined), to the lowest code.
+            v = (x / scale).astype(np.float64)
+            r = np.trunc(v + np.copysign(0.5, v))
+            return [(np.fmin(np.fmax(r, f_lo), f_hi) + zp).astype(dst.dtype)]
 
         return run_f
-    if not is_quantized(src):
+    if not is_quantized(src) or table_index(src.dtype) is None:
         raise _unsupported(node, f"{src.dtype}->{dst.dtype}")
-    mult, shift = quantize_multiplier(scale_of(src) / scale_of(dst))
+    requant = QuantizedMultiplier(*quantize_multiplier(scale_of(src) / scale_of(dst)), offset=zp)
     zin = zp_of(src)
-
-    def run_q(ins: Sequence[Array | None]) -> list[Array]:
-        x = ins[0]
-        assert x is not None
-        q = mbqm(x.astype(np.int64) - zin, mult, shift) + zp
-        return [saturate(q, lo, hi, dst.dtype)]
-
-    return run_q
+    s_lo, s_hi = INT_RANGES[src.dtype]
+    domain = np.arange(s_lo, s_hi + 1, dtype=np.int64)
+    # Requantization depends on the input value alone: one table over its range.
+    return lut_eval(saturate(requant(domain - zin), lo, hi, dst.dtype), src.dtype)
 
 
 @register("DEQUANTIZE")
@@ -108,7 +117,10 @@ def dequantize(node: Node) -> Eval:
     scale = q.scale.astype(np.float32).astype(np.float64).reshape(shape or [-1])
     zp = q.zero_point.astype(np.int64).reshape(shape or [-1])
     if not q.per_channel:
-        scale, zp = scale.ravel()[:1].reshape(()), zp.ravel()[:1].reshape(())
+        # float(double(scale) * (q - zp)) for every possible q: a table.
+        lo, hi = INT_RANGES[src.dtype]
+        values = np.arange(lo, hi + 1, dtype=np.int64) - int(zp.ravel()[0])
+        return lut_eval((float(scale.ravel()[0]) * values).astype(np.float32), src.dtype)
 
     def run(ins: Sequence[Array | None]) -> list[Array]:
         x = ins[0]
@@ -141,28 +153,97 @@ def _int_binary(node: Node) -> tuple[Tensor, Tensor, Tensor, tuple[int, int]]:
     return a, b, out, activation_range_quantized(check_activation(node), out)
 
 
-def _binary_eval(node: Node, lo: int, hi: int, compute: Callable[[Array, Array], Array]) -> Eval:
-    """Integer binary op; for two int8 inputs a 256 x 256 table of every result.
+def _binary_eval(
+    node: Node,
+    lo: int,
+    hi: int,
+    compute: Callable[[Array, Array], Array],
+    operand: Callable[[int, Array], Array] | None = None,
+) -> Eval:
+    """Integer binary op, tabulated wherever the inputs' value ranges allow.
 
-    ``compute`` maps int64 raw inputs to the unclamped output (TFLite's arithmetic).
-    The table makes an int8 ADD/MUL one fancy-indexing pass, whatever the batch.
+    ``compute`` maps int64 raw inputs to the unclamped output (TFLite's arithmetic);
+    ``operand(i, raw)`` optionally maps input ``i`` to the value ``compute`` takes
+    instead of the raw one (its per-input rescaling), so a constant input is rescaled once.
+
+    * two int8 inputs: a 256 x 256 table of every result;
+    * one input a single constant value (a scalar in a broadcast): a table over the other
+      input's range, so the op is one lookup;
+    * one input constant: its rescaled values are computed once at load time.
     """
     a_t, b_t, out = node.input(0), node.input(1), node.outputs[0]
+    prep = operand or (lambda _i, v: v)
+    a_c, b_c = a_t.data, b_t.data
+    if a_c is not None and b_c is None and a_c.size == 1 and table_index(b_t.dtype):
+        a_val = prep(0, a_c.astype(np.int64).reshape(()))
+        b_lo, b_hi = INT_RANGES[b_t.dtype]
+        b_all = prep(1, np.arange(b_lo, b_hi + 1, dtype=np.int64))
+        return _broadcast_lut(saturate(compute(a_val, b_all), lo, hi, out.dtype), b_t, a_c, 0)
+    if b_c is not None and a_c is None and b_c.size == 1 and table_index(a_t.dtype):
+        b_val = prep(1, b_c.astype(np.int64).reshape(()))
+        a_lo, a_hi = INT_RANGES[a_t.dtype]
+        a_all = prep(0, np.arange(a_lo, a_hi + 1, dtype=np.int64))
+        return _broadcast_lut(saturate(compute(a_all, b_val), lo, hi, out.dtype), a_t, b_c, 1)
     if a_t.dtype == "int8" and b_t.dtype == "int8":
         grid = np.arange(-128, 128, dtype=np.int64)
-        table = saturate(compute(grid[:, None], grid[None, :]), lo, hi, out.dtype)
+        table = saturate(compute(prep(0, grid)[:, None], prep(1, grid)[None, :]), lo, hi, out.dtype)
+        table = lookup(lookup(table, "int8", axis=0), "int8", axis=1)
+        if b_c is not None:
+            b_idx = b_c.view(np.uint8)
+
+            def run_table_b(ins: Sequence[Array | None]) -> list[Array]:
+                a = ins[0]
+                assert a is not None
+                return [table[a.view(np.uint8), b_idx]]
+
+            return run_table_b
 
         def run_table(ins: Sequence[Array | None]) -> list[Array]:
             a, b = ins[0], ins[1]
             assert a is not None and b is not None
-            return [table[a.astype(np.intp) + 128, b.astype(np.intp) + 128]]
+            return [table[a.view(np.uint8), b.view(np.uint8)]]
 
         return run_table
+    odt = out.dtype
+    if b_c is not None:
+        b_pre = prep(1, b_c.astype(np.int64))
+
+        def run_const_b(ins: Sequence[Array | None]) -> list[Array]:
+            a = ins[0]
+            assert a is not None
+            return [clamp(compute(prep(0, a.astype(np.int64)), b_pre), lo, hi).astype(odt)]
+
+        return run_const_b
+    if a_c is not None:
+        a_pre = prep(0, a_c.astype(np.int64))
+
+        def run_const_a(ins: Sequence[Array | None]) -> list[Array]:
+            b = ins[1]
+            assert b is not None
+            return [clamp(compute(a_pre, prep(1, b.astype(np.int64))), lo, hi).astype(odt)]
+
+        return run_const_a
 
     def run(ins: Sequence[Array | None]) -> list[Array]:
         a, b = ins[0], ins[1]
         assert a is not None and b is not None
-        return [saturate(compute(a.astype(np.int64), b.astype(np.int64)), lo, hi, out.dtype)]
+        va, vb = prep(0, a.astype(np.int64)), prep(1, b.astype(np.int64))
+        return [clamp(compute(va, vb), lo, hi).astype(odt)]
+
+    return run
+
+
+def _broadcast_lut(table: Array, var: Tensor, const_value: Array, const_pos: int) -> Eval:
+    """A unary table for a binary op with a one-value constant, keeping broadcast rank."""
+    lut = lut_eval(table, var.dtype)
+    ndim = const_value.ndim
+
+    def run(ins: Sequence[Array | None]) -> list[Array]:
+        x = ins[1 - const_pos]
+        assert x is not None
+        y = lut([x])[0]
+        # A (1, 1, 1) constant still broadcasts a lower-rank input up to its rank.
+        return [y.reshape((1,) * (ndim - y.ndim) + y.shape) if ndim > y.ndim else y]
 
     return run
 
@@ -180,12 +261,17 @@ def _add_sub(node: Node, sign: int) -> Eval:
     a_lo, a_hi = INT_RANGES[a_t.dtype]
     b_lo, b_hi = INT_RANGES[b_t.dtype]
     ta = mbqm((np.arange(a_lo, a_hi + 1, dtype=np.int64) - za) << left_shift, ma, sha)
-    tb = mbqm((np.arange(b_lo, b_hi + 1, dtype=np.int64) - zb) << left_shift, mb, shb)
+    tb = sign * mbqm((np.arange(b_lo, b_hi + 1, dtype=np.int64) - zb) << left_shift, mb, shb)
+    requant = QuantizedMultiplier(mo, sho, offset=zo)
+
+    def operand(i: int, v: Array) -> Array:
+        out_v: Array = ta[v - a_lo] if i == 0 else tb[v - b_lo]
+        return out_v
 
     def compute(a: Array, b: Array) -> Array:
-        return mbqm(ta[a - a_lo] + sign * tb[b - b_lo], mo, sho) + zo
+        return requant(a + b)
 
-    return _binary_eval(node, lo, hi, compute)
+    return _binary_eval(node, lo, hi, compute, operand)
 
 
 @register("ADD")
@@ -209,13 +295,16 @@ def mul(node: Node) -> Eval:
     a_t, b_t, out, (lo, hi) = _int_binary(node)
     real = float(np.float32(np.float32(scale_of(a_t)) * np.float32(scale_of(b_t))))
     real = float(np.float32(real / np.float32(scale_of(out))))
-    m, sh = quantize_multiplier(real)
-    za, zb, zo = zp_of(a_t), zp_of(b_t), zp_of(out)
+    requant = QuantizedMultiplier(*quantize_multiplier(real), offset=zp_of(out))
+    za, zb = zp_of(a_t), zp_of(b_t)
+
+    def operand(i: int, v: Array) -> Array:
+        return v - (za if i == 0 else zb)
 
     def compute(a: Array, b: Array) -> Array:
-        return mbqm((a - za) * (b - zb), m, sh) + zo
+        return requant(a * b)
 
-    return _binary_eval(node, lo, hi, compute)
+    return _binary_eval(node, lo, hi, compute, operand)
 
 
 @register("SQUARED_DIFFERENCE")
@@ -257,14 +346,7 @@ def _lut_unary(node: Node, table_fn: Callable[[Array], Array]) -> Eval:
     src, out = node.input(0), node.outputs[0]
     lo, _hi = INT_RANGES[src.dtype]
     domain = np.arange(lo, _hi + 1, dtype=np.int64)
-    table = np.asarray(table_fn(domain)).astype(out.dtype)
-
-    def run(ins: Sequence[Array | None]) -> list[Array]:
-        x = ins[0]
-        assert x is not None
-        return [table[x.astype(np.int64) - lo]]
-
-    return run
+    return lut_eval(np.asarray(table_fn(domain)).astype(out.dtype), src.dtype)
 
 
 def _relu_like(node: Node, f_lo: float | None, f_hi: float | None) -> Eval:

@@ -26,11 +26,13 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import UnsupportedOpError
-from .base import INT_RANGES, Array, Eval, Node, is_quantized, scale_of, zp_of
+from .base import INT_RANGES, Array, Eval, Node, is_quantized, lut_eval, scale_of, zp_of
 from .fixedpoint import (
     I64,
     INT32_MAX,
     INT32_MIN,
+    QuantizedMultiplier,
+    clamp,
     mbqm,
     quantize_multiplier,
     round_half_away,
@@ -324,12 +326,8 @@ def populate_lut_int8(node: Node, transform: Callable[[F32], F32]) -> Array:
 
 
 def _table_eval(table: Array, offset: int) -> Eval:
-    def run(ins: Sequence[Array | None]) -> list[Array]:
-        x = ins[0]
-        assert x is not None
-        return [table[x.astype(np.int64) - offset]]
-
-    return run
+    """Table indexed by ``value - offset`` over every int8 (-128) or int16 (-32768) value."""
+    return lut_eval(table, {-128: "int8", -32768: "int16", 0: "uint8"}[offset])
 
 
 def _check_log2(scale: float) -> tuple[bool, int]:
@@ -555,7 +553,7 @@ def _softmax_int16(node: Node, beta: float) -> Eval:
         v = x.astype(np.int64)
         diff = v - v.max(axis=-1, keepdims=True)
         scaled = mbqm(diff, mult, shift) + 32767
-        e = lut_lookup_int16(np.clip(scaled, -32768, 32767), exp_lut)
+        e = lut_lookup_int16(clamp(scaled, -32768, 32767), exp_lut)
         e = ((e + 32768) % 65536) - 32768  # stored as int16
         total = e.sum(axis=-1, keepdims=True)
         headroom = (
@@ -563,12 +561,12 @@ def _softmax_int16(node: Node, beta: float) -> Eval:
         )
         headroom = np.where(total <= 0, 32, headroom)
         shifted = ((total << (headroom - 1)) + (1 << 13)) >> 14
-        sym = np.clip(shifted - ((1 << 15) + (1 << 16)), -32768, 32767)
+        sym = clamp(shifted - ((1 << 15) + (1 << 16)), -32768, 32767)
         recip = lut_lookup_int16(sym, recip_lut)
         recip = ((recip + 32768) % 65536) - 32768
         right = 31 - headroom
         res = (e * recip + (np.int64(1) << (right - 1))) >> right
-        return [np.clip(res, 0, 32767).astype(np.int16)]
+        return [clamp(res, 0, 32767).astype(np.int16)]
 
     return run
 
@@ -592,14 +590,13 @@ def softmax_int(node: Node, beta: float) -> Eval:
         assert x is not None
         xi = x.astype(np.int64)
         mx = xi.max(axis=-1, keepdims=True)
-        e = table[255 - mx + xi]
-        total = np.zeros(e.shape[:-1], dtype=np.float32)
-        for j in range(e.shape[-1]):
-            total += e[..., j]
-        inv = (np.float32(1.0) / (total * out_scale)).astype(np.float32)
-        prob = (e * inv[..., None]).astype(np.float32)
-        q = round_half_away(prob).astype(np.int64) + zo
-        return [np.clip(q, lo, hi).astype(out.dtype)]
+        e = table[xi + (255 - mx)]
+        # Row sums in element order, as the reference loop adds them (float32).
+        total = np.add.accumulate(e, axis=-1)[..., -1:]
+        inv = np.float32(1.0) / (total * out_scale)
+        prob = (e * inv).astype(np.float64)
+        q = np.trunc(prob + 0.5)  # TfLiteRound; prob >= 0
+        return [(clamp(q, lo - zo, hi - zo) + zo).astype(out.dtype)]
 
     return run
 
@@ -731,7 +728,11 @@ def rsqrt_int(node: Node) -> Eval:
 
 
 def mean_int(node: Node, axes: tuple[int, ...], keep: bool) -> Eval:
-    """MEAN for int8/int16 as reduce.cc's reference paths choose them."""
+    """MEAN for int8/int16 as reduce.cc's reference paths choose them.
+
+    The element count (hence the folded multiplier) is fixed unless the batch axis is
+    reduced, so it is prepared once per count.
+    """
     src, out = node.input(0), node.outputs[0]
     if src.dtype not in ("int8", "int16") or out.dtype != src.dtype:
         raise _missing(node)
@@ -740,28 +741,51 @@ def mean_int(node: Node, axes: tuple[int, ...], keep: bool) -> Eval:
     mult, shift = quantize_multiplier(float(np.float64(scale_of(src)) / np.float64(scale_of(out))))
     spatial_4d = keep and len(src.shape) == 4 and set(axes) == {1, 2}
     same = scale_of(src) == scale_of(out) and zi == zo
+    odt = out.dtype
+    by_count: dict[int, Callable[[I64], Array]] = {}
+
+    def prepare(count: int) -> Callable[[I64], Array]:
+        if spatial_4d:  # reference_integer_ops::Mean
+            requant = QuantizedMultiplier(mult, shift)
+            half = count // 2
+
+            def spatial(total: I64) -> Array:
+                acc = requant(total - zi * count)
+                # Integer division rounding half away from zero, then the zero point.
+                q = np.where(acc > 0, (acc + half) // count, -((-acc + half) // count))
+                return clamp(q + zo, lo, hi).astype(odt)
+
+            return spatial
+        if same:  # reference_ops::Mean: integer division truncating toward zero
+
+            def plain(total: I64) -> Array:
+                return np.trunc(total / count).astype(odt)  # exact: |total| << 2**52
+
+            return plain
+        # QuantizedMeanOrSum: fold 1/count into the multiplier.
+        sh = min(count.bit_length() - 1, 32, 31 + shift)
+        folded = QuantizedMultiplier((mult << sh) // count, shift - sh, offset=zo)
+        offset = zi * count
+
+        def general(total: I64) -> Array:
+            return clamp(folded(total - offset), lo, hi).astype(odt)
+
+        return general
+
+    static_count = 0 not in axes and all(src.shape[a] > 0 for a in axes)
+    count0 = int(np.prod([src.shape[a] for a in axes])) if axes else 1
 
     def run(ins: Sequence[Array | None]) -> list[Array]:
         x = ins[0]
         assert x is not None
-        count = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+        count = count0 if static_count else int(np.prod([x.shape[a] for a in axes]) if axes else 1)
+        total = np.add.reduce(x, axis=axes, dtype=np.int64, keepdims=keep or spatial_4d)
         if count == 0:
-            return [np.zeros(np.sum(x, axis=axes, keepdims=keep).shape, dtype=out.dtype)]
-        if spatial_4d:  # reference_integer_ops::Mean
-            acc = np.sum(x.astype(np.int64) - zi, axis=axes, keepdims=True)
-            acc = mbqm(acc, mult, shift)
-            half = count // 2
-            acc = np.where(acc > 0, (acc + half) // count, -((-acc + half) // count))
-            return [np.clip(acc + zo, lo, hi).astype(out.dtype)]
-        total = np.sum(x.astype(np.int64), axis=axes, keepdims=keep)
-        if same:  # reference_ops::Mean: integer division truncating toward zero
-            q = np.where(total >= 0, total // count, -((-total) // count))
-            return [q.astype(out.dtype)]
-        # QuantizedMeanOrSum: fold 1/count into the multiplier.
-        sh = min(count.bit_length() - 1, 32, 31 + shift)
-        m = (mult << sh) // count
-        q = mbqm(total - zi * count, m, shift - sh) + zo
-        return [np.clip(q, lo, hi).astype(out.dtype)]
+            return [np.zeros(total.shape, dtype=odt)]
+        fn = by_count.get(count)
+        if fn is None:
+            fn = by_count[count] = prepare(count)
+        return [fn(total)]
 
     return run
 
@@ -777,9 +801,13 @@ def l2norm_int(node: Node) -> Eval:
         x = ins[0]
         assert x is not None
         v = x.astype(np.int64) - zi
-        acc = np.sum(v * v, axis=-1, keepdims=True)
-        m, sh = inv_sqrt_multiplier(acc)
-        q = mbqm(v, m, sh + 7)
-        return [np.clip(q, -128, 127).astype(np.int8)]
+        acc = np.add.reduce(v * v, axis=-1, keepdims=True)
+        if acc.size == 1:  # one window: the row's multiplier as Python ints
+            m1, s1 = _inv_sqrt_scalar(int(acc.ravel()[0]))
+            q = mbqm(v, m1, s1 + 7)
+        else:
+            m, sh = inv_sqrt_multiplier(acc)
+            q = mbqm(v, m, sh + 7)
+        return [clamp(q, -128, 127).astype(np.int8)]
 
     return run

@@ -101,10 +101,10 @@ def strided_slice(node: Node) -> Eval:
     end_mask = int(node.opt("end_mask", 0) or 0)
     shrink = int(node.opt("shrink_axis_mask", 0) or 0)
     in_static = node.input(0).shape
+    constant = all(t is not None and t.data is not None for t in node.inputs[1:4])
+    indices: dict[tuple[int, ...], tuple[slice | int, ...]] = {}
 
-    def run(ins: Sequence[Array | None]) -> list[Array]:
-        x, b, e, s = ins[0], ins[1], ins[2], ins[3]
-        assert x is not None and b is not None and e is not None and s is not None
+    def index_for(x: Array, b: Array, e: Array, s: Array) -> tuple[slice | int, ...]:
         index: list[slice | int] = []
         for i in range(x.ndim):
             if i >= b.size:
@@ -122,7 +122,17 @@ def strided_slice(node: Node) -> Eval:
             if batch_dim and (start in (None, 0)) and stop == 1 and si == 1:
                 stop = None  # the file's batch 1 stands for the whole runtime batch
             index.append(slice(start, stop, si))
-        return [np.array(x[tuple(index)])]
+        return tuple(index)
+
+    def run(ins: Sequence[Array | None]) -> list[Array]:
+        x, b, e, s = ins[0], ins[1], ins[2], ins[3]
+        assert x is not None and b is not None and e is not None and s is not None
+        if not constant:
+            return [np.array(x[index_for(x, b, e, s)])]
+        index = indices.get(x.shape)
+        if index is None:  # constant operands: the index depends on the shape only
+            index = indices[x.shape] = index_for(x, b, e, s)
+        return [np.array(x[index])]
 
     return run
 
@@ -147,6 +157,17 @@ def gather(node: Node) -> Eval:
         dim = node.input(0).shape[axis]
         if dim > 0 and (np.any(idx_t.data < 0) or np.any(idx_t.data >= dim)):
             raise ModelFormatError("GATHER: index out of range")
+        if dim > 0:  # checked against the static shape; only the batch axis can change
+            const_idx = idx_t.data.astype(np.intp)
+
+            def run_const(ins: Sequence[Array | None]) -> list[Array]:
+                x = ins[0]
+                assert x is not None
+                if axis == 0 and x.shape[0] != dim and np.any(const_idx >= x.shape[0]):
+                    raise ModelFormatError("GATHER: index out of range")
+                return [np.take(x, const_idx, axis=axis)]
+
+            return run_const
 
     def run(ins: Sequence[Array | None]) -> list[Array]:
         x, idx = ins[0], ins[1]
@@ -160,6 +181,17 @@ def gather(node: Node) -> Eval:
 
 @register("TRANSPOSE")
 def transpose(node: Node) -> Eval:
+    perm_t = node.inputs[1] if len(node.inputs) > 1 else None
+    if perm_t is not None and perm_t.data is not None:
+        perm = tuple(int(p) for p in perm_t.data.ravel())
+
+        def run_const(ins: Sequence[Array | None]) -> list[Array]:
+            x = ins[0]
+            assert x is not None
+            return [np.ascontiguousarray(x.transpose(perm))]
+
+        return run_const
+
     def run(ins: Sequence[Array | None]) -> list[Array]:
         x, perm = ins[0], ins[1]
         assert x is not None and perm is not None
