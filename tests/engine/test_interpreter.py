@@ -165,3 +165,52 @@ def test_nan_windows_do_not_poison_the_rest_of_the_batch(
     keep = np.arange(20) != 3
     for a, b in zip(clean, dirty, strict=True):
         np.testing.assert_array_equal(a[keep], b[keep])
+
+
+def test_folded_plans_give_the_first_runs_results_for_every_batch_size(
+    windows: npt.NDArray[np.float32],
+) -> None:
+    """The shape subgraph is folded per batch size; results must not depend on it.
+
+    Batch sizes cycle through more sizes than the interpreter keeps plans for, so plans
+    are evicted and rebuilt on the way.
+    """
+    graph = read_model_file(MODELS / "transformer_w8_a8.tflite")
+    interp = NumpyInterpreter(graph)
+    x = windows[:, :16]
+    for n in (1, 3, 1, 7, 2, 5, 9, 1, 3):
+        first_run = NumpyInterpreter(graph).run([x[:n]])  # a fresh interpreter traces
+        folded = interp.run([x[:n]])
+        for a, b in zip(first_run, folded, strict=True):
+            np.testing.assert_array_equal(a, b)
+    opcodes = interp.plan_opcodes(1)
+    assert opcodes is not None
+    assert "SHAPE" not in opcodes and "REDUCE_PROD" not in opcodes
+    assert len(opcodes) < len(graph.operators)
+    assert interp.plan_opcodes(4) is None
+
+
+def _dynamic_reshape() -> NumpyInterpreter:
+    tensors = (
+        Tensor(0, "x", (1, 4), "float32"),
+        Tensor(1, "shape", (1, 2), "int32"),
+        Tensor(2, "y", (2, 2), "float32"),
+    )
+    op = Operator("RESHAPE", 1, (0, 1), (2,), {})
+    graph = Graph(tensors=tensors, operators=(op,), inputs=(0, 1), outputs=(2,))
+    return NumpyInterpreter(graph)
+
+
+def test_a_shape_computed_from_values_is_not_folded() -> None:
+    interp = _dynamic_reshape()
+    x = np.arange(4, dtype=np.float32)[None]
+    assert interp.run([x, np.array([[2, 2]], np.int32)])[0].shape == (2, 2)
+    assert interp.run([x, np.array([[4, 1]], np.int32)])[0].shape == (4, 1)
+
+
+def test_a_failing_operator_is_named_on_the_folded_path_too() -> None:
+    interp = _dynamic_reshape()
+    x = np.arange(4, dtype=np.float32)[None]
+    interp.run([x, np.array([[2, 2]], np.int32)])
+    with pytest.raises(ModelFormatError, match=r"operator 0 \(RESHAPE\) failed"):
+        interp.run([x, np.array([[3, 3]], np.int32)])

@@ -16,6 +16,8 @@ from custom_components.nilm.engine.kernels.conv import asymmetric_quantize
 from custom_components.nilm.engine.kernels.fixedpoint import (
     INT32_MAX,
     INT32_MIN,
+    QuantizedMultiplier,
+    QuantizedMultiplier64,
     mbqm,
     mbqm_int64,
     quantize_multiplier,
@@ -101,6 +103,47 @@ def test_multiply_by_quantized_multiplier_int64_uses_16_bit_multiplier() -> None
     assert mbqm_int64(1 << 33, 1 << 30, -3) == 1 << 29
     # The 31-bit multiplier is reduced to 16 bits: 0x7FFF0000 and above saturate.
     assert mbqm_int64(1 << 16, INT32_MAX, 0) == (1 << 16) * 0x7FFF >> 15
+
+
+def _gemmlowp_mbqm(x: int, m: int, shift: int) -> int:
+    """MultiplyByQuantizedMultiplier exactly as common.h writes it, on Python ints."""
+    left, right = max(shift, 0), max(-shift, 0)
+    v = ((x * (1 << left) + (1 << 31)) % (1 << 32)) - (1 << 31)  # int32 wrap
+    ab = v * m
+    nudged = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
+    high = nudged >> 31 if nudged >= 0 else -((-nudged) >> 31)  # C truncates toward zero
+    if v == m == INT32_MIN:
+        high = INT32_MAX
+    mask = (1 << right) - 1
+    threshold = (mask >> 1) + (1 if high < 0 else 0)
+    return (high >> right) + (1 if (high & mask) > threshold else 0)
+
+
+def test_folded_multiplier_matches_gemmlowp_on_random_and_edge_values() -> None:
+    rng = np.random.default_rng(5)
+    edges = [0, 1, -1, 2, -2, INT32_MAX, INT32_MIN, INT32_MIN + 1, 1 << 30, -(1 << 30)]
+    for trial in range(60):
+        x = np.array(edges + list(rng.integers(INT32_MIN, INT32_MAX, 40, endpoint=True)))
+        m = int(rng.integers(1 << 30, 1 << 31)) if trial % 5 else int(rng.integers(0, 1 << 31))
+        shift = int(rng.integers(-31, 6)) if trial % 7 else 0
+        offset = int(rng.integers(-128, 128)) if trial % 2 else 0
+        want = [_gemmlowp_mbqm(int(v), m, shift) + offset for v in x]
+        assert QuantizedMultiplier(m, shift, offset)(x).tolist() == want
+        assert mbqm(x, m, shift).tolist() == [w - offset for w in want]
+    # Per channel, with channels that do not shift at all beside ones that do.
+    ms = rng.integers(1 << 30, 1 << 31, 6)
+    shifts = np.array([0, -1, -7, 2, 0, -20])
+    x = rng.integers(-(1 << 24), 1 << 24, (50, 6))
+    got = QuantizedMultiplier(ms, shifts, offset=-3)(x)
+    want_pc = [[_gemmlowp_mbqm(int(v), int(ms[c]), int(shifts[c])) - 3 for c, v in enumerate(row)]
+               for row in x]  # fmt: skip
+    assert got.tolist() == want_pc
+
+
+def test_folded_int64_multiplier_equals_the_general_one() -> None:
+    x = np.random.default_rng(6).integers(-(1 << 40), 1 << 40, 1000)
+    for m, shift in [(1 << 30, -3), (INT32_MAX, 0), (1518500250, -12), (0x7FFF0000, 1)]:
+        assert np.array_equal(QuantizedMultiplier64(m, shift)(x), mbqm_int64(x, m, shift))
 
 
 def test_round_half_away_differs_from_numpy_round() -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,59 @@ class _Plan:
 
     steps: tuple[_Step, ...]
     slots: tuple[Array | None, ...]
+    program: Callable[[list[Array]], list[Array]] | None = None
+
+
+_ERRORS = (ValueError, IndexError, FloatingPointError, ZeroDivisionError)
+
+
+def _failure(step: _Step, err: Exception) -> ModelFormatError:
+    return ModelFormatError(f"operator {step.index} ({step.opcode}) failed: {err}")
+
+
+def _compile(
+    steps: tuple[_Step, ...],
+    slots: tuple[Array | None, ...],
+    inputs: tuple[int, ...],
+    outputs: tuple[int, ...],
+) -> Callable[[list[Array]], list[Array]]:
+    """The plan as straight-line Python: one line per operator, tensors as local variables.
+
+    A generic loop spends about a microsecond per operator indexing a slot table and
+    unpacking results; a single window of a small model runs a few microseconds per
+    operator, so that loop was a fifth of the latency. The generated function is the same
+    plan with those lookups resolved once (``del`` frees what the plan frees).
+    """
+    names: dict[str, Any] = {"_steps": steps, "_failure": _failure, "_ERRORS": _ERRORS}
+
+    def ref(i: int) -> str:
+        if i < 0:
+            return "None"
+        if slots[i] is not None:
+            names[f"c{i}"] = slots[i]
+            return f"c{i}"
+        return f"t{i}"
+
+    lines = ["def program(inputs):", "    k = -1", "    try:"]
+    lines += [f"        t{i} = inputs[{n}]" for n, i in enumerate(inputs)]
+    for k, step in enumerate(steps):
+        names[f"run{k}"] = step.run
+        call = f"run{k}([{', '.join(ref(i) for i in step.inputs)}])"
+        lines.append(f"        k = {k}")
+        if len(step.outputs) == 1:
+            lines.append(f"        t{step.outputs[0]} = {call}[0]")
+        else:
+            lines.append(f"        out = {call}")
+            lines += [f"        t{i} = out[{n}]" for n, i in enumerate(step.outputs)]
+        if step.frees:
+            lines.append(f"        del {', '.join(f't{i}' for i in step.frees)}")
+    lines.append(f"        return [{', '.join(ref(i) for i in outputs)}]")
+    lines.append("    except _ERRORS as err:")
+    lines.append("        raise _failure(_steps[k], err) from err")
+    # The source holds nothing but integers and the names bound in ``names``.
+    exec("\n".join(lines), names)
+    program: Callable[[list[Array]], list[Array]] = names["program"]
+    return program
 
 
 def _view(shape: tuple[int, ...]) -> Eval:
@@ -110,6 +163,7 @@ class NumpyInterpreter:
         self._biggest = biggest
         self.chunk_size = chunk_size or max(1, _CHUNK_ELEMENTS // max(biggest * 8, 1))
         self.profile: dict[str, float] = {}
+        self._input_specs = [(t, np.dtype(t.dtype), tuple(t.shape[1:])) for t in self.input_tensors]
 
     # -- public API ------------------------------------------------------------------
 
@@ -141,15 +195,15 @@ class NumpyInterpreter:
     # -- internals -------------------------------------------------------------------
 
     def _check_inputs(self, inputs: Sequence[npt.ArrayLike]) -> list[Array]:
-        specs = self.input_tensors
+        specs = self._input_specs
         if len(inputs) != len(specs):
             raise EngineError(f"model takes {len(specs)} input(s), got {len(inputs)}")
         arrays: list[Array] = []
-        for spec, raw in zip(specs, inputs, strict=True):
+        for (spec, dtype, tail), raw in zip(specs, inputs, strict=True):
             a = np.asarray(raw)
-            if a.dtype != np.dtype(spec.dtype):
+            if a.dtype != dtype:
                 raise EngineError(f"input {spec.name!r} must be {spec.dtype}, got {a.dtype}")
-            if a.ndim != len(spec.shape) or a.shape[1:] != tuple(spec.shape[1:]):
+            if a.shape[1:] != tail or a.ndim != len(spec.shape):
                 want = ("N", *spec.shape[1:])
                 raise EngineError(f"input {spec.name!r} must have shape {want}, got {a.shape}")
             arrays.append(a)
@@ -163,13 +217,12 @@ class NumpyInterpreter:
         if plan is None:
             return self._trace(inputs, profile)
         self._plans.move_to_end(n)
+        if not profile and plan.program is not None:
+            return plan.program(inputs)
         slots = list(plan.slots)
         for i, a in zip(self.graph.inputs, inputs, strict=True):
             slots[i] = a
-        if profile:
-            self._execute_profiled(plan.steps, slots)
-        else:
-            self._execute(plan.steps, slots)
+        self._execute_profiled(plan.steps, slots)
         return [slots[i] for i in self.graph.outputs]  # type: ignore[misc]
 
     @staticmethod
@@ -182,9 +235,9 @@ class NumpyInterpreter:
                     slots[i] = v
                 for i in step.frees:
                     slots[i] = None
-        except (ValueError, IndexError, FloatingPointError, ZeroDivisionError) as err:
+        except _ERRORS as err:
             assert step is not None
-            raise ModelFormatError(f"operator {step.index} ({step.opcode}) failed: {err}") from err
+            raise _failure(step, err) from err
 
     def _execute_profiled(self, steps: tuple[_Step, ...], slots: list[Array | None]) -> None:
         for step in steps:
@@ -206,7 +259,7 @@ class NumpyInterpreter:
                 self._execute_profiled((step,), slots)
             else:
                 self._execute((step,), slots)
-            if step.opcode in _VIEW_OPS:
+            if step.opcode in _VIEW_OPS and all(self._fixed(i) for i in step.inputs[1:]):
                 out = slots[step.outputs[0]]
                 assert out is not None
                 views[step.index] = out.shape
@@ -217,12 +270,21 @@ class NumpyInterpreter:
                     folded[i] = value
         outputs = [slots[i] for i in self.graph.outputs]
         n = inputs[0].shape[0]
-        self._plans[n] = self._make_plan(
-            folded=folded, views=views, free=n * self._biggest > _FREE_ABOVE
-        )
+        plan = self._make_plan(folded=folded, views=views, free=n * self._biggest > _FREE_ABOVE)
+        program = _compile(plan.steps, plan.slots, self.graph.inputs, self.graph.outputs)
+        self._plans[n] = _Plan(plan.steps, plan.slots, program)
         while len(self._plans) > _PLANS_KEPT:
             self._plans.popitem(last=False)
         return outputs  # type: ignore[return-value]
+
+    def _fixed(self, i: int) -> bool:
+        """Whether tensor ``i``'s value is the same for every batch of one size."""
+        return i < 0 or self.graph.tensors[i].data is not None or i in self._static
+
+    def plan_opcodes(self, batch: int) -> list[str] | None:
+        """Operators a batch of this size runs once its plan is folded (None: not yet run)."""
+        plan = self._plans.get(batch)
+        return None if plan is None else [step.opcode for step in plan.steps]
 
     def _static_tensors(self) -> frozenset[int]:
         """Activations that depend on the input's shape only, never on its values."""

@@ -31,6 +31,7 @@ from .base import (
 )
 from .fixedpoint import (
     QuantizedMultiplier,
+    QuantizedMultiplier64,
     clamp,
     mbqm_int64,
     quantize_multipliers,
@@ -495,7 +496,7 @@ def fully_connected(node: Node) -> Eval:
         def run_q(ins: Sequence[Array | None]) -> list[Array]:
             x = ins[0]
             assert x is not None
-            acc = mm_q(x.reshape(-1, depth)).astype(np.float64) + bias  # |acc| < 2**53
+            acc = mm_q(x.reshape(-1, depth)).astype(np.float64, copy=False) + bias  # < 2**53
             v = acc * eff
             scaled = clamp(np.trunc(v + np.copysign(0.5, v)), f_lo, f_hi) + zo
             return [shaped(x, scaled.astype(odt))]
@@ -545,11 +546,11 @@ def batch_matmul(node: Node) -> Eval:
         lo, hi = activation_range_quantized(check_activation(node), out)
         odt = out.dtype
         if wide:
-            m64, s64 = mult, shift
+            qm64 = QuantizedMultiplier64(int(mult[0]), int(shift[0]))
             zo = zp_of(out)
 
             def requant(acc: Array) -> Array:
-                return saturate(mbqm_int64(acc.astype(np.int64), m64, s64) + zo, lo, hi, odt)
+                return saturate(qm64(acc.astype(np.int64)) + zo, lo, hi, odt)
 
         else:
             qm = QuantizedMultiplier(int(mult[0]), int(shift[0]), offset=zp_of(out))
@@ -560,8 +561,10 @@ def batch_matmul(node: Node) -> Eval:
         def run_q(ins: Sequence[Array | None]) -> list[Array]:
             a, b = ins[0], ins[1]
             assert a is not None and b is not None
-            a, b = orient(a.astype(dt) - za, b.astype(dt) - zb)
-            return [requant(np.matmul(a, b))]
+            fa = a.astype(dt) - za if za else a.astype(dt)
+            fb = b.astype(dt) - zb if zb else b.astype(dt)
+            fa, fb = orient(fa, fb)
+            return [requant(np.matmul(fa, fb))]
 
         return run_q
     raise UnsupportedOpError([f"BATCH_MATMUL({a_t.dtype}x{b_t.dtype})"])

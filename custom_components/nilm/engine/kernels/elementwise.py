@@ -45,12 +45,15 @@ def _unsupported(node: Node, what: str) -> UnsupportedOpError:
     return UnsupportedOpError([f"{node.op.opcode}({what})"])
 
 
-def requantizer(src: Tensor, dst: Tensor) -> Callable[[Array], Array]:
-    """Float-rescaling requantization CONCATENATION uses when scales differ."""
+def requantizer(src: Tensor, dst: Tensor) -> Callable[[Array], Array] | None:
+    """Float-rescaling requantization CONCATENATION uses when scales differ (else None).
+
+    It depends on the input value alone, so it is a table over the input's range.
+    """
     s_in, s_out = np.float32(scale_of(src)), np.float32(scale_of(dst))
     z_in, z_out = zp_of(src), zp_of(dst)
     if s_in == s_out and z_in == z_out:
-        return lambda v: v
+        return None
     lo, hi = INT_RANGES[dst.dtype]
     scale = np.float32(s_in * (np.float32(1.0) / s_out))
     bias = np.float32(np.float32(-z_in) * scale)
@@ -59,7 +62,11 @@ def requantizer(src: Tensor, dst: Tensor) -> Callable[[Array], Array]:
         val = round_half_away(v.astype(np.float32) * scale + bias) + z_out
         return saturate(val, lo, hi, dst.dtype)
 
-    return fix
+    if table_index(src.dtype) is None:
+        return fix
+    s_lo, s_hi = INT_RANGES[src.dtype]
+    table = lut_eval(fix(np.arange(s_lo, s_hi + 1, dtype=np.int64)), src.dtype)
+    return lambda v: table([v])[0]
 
 
 # ----------------------------------------------------------------- quantize / dequantize
@@ -159,12 +166,15 @@ def _binary_eval(
     hi: int,
     compute: Callable[[Array, Array], Array],
     operand: Callable[[int, Array], Array] | None = None,
+    *,
+    raw_operand: Callable[[int, Array], Array] | None = None,
 ) -> Eval:
     """Integer binary op, tabulated wherever the inputs' value ranges allow.
 
     ``compute`` maps int64 raw inputs to the unclamped output (TFLite's arithmetic);
     ``operand(i, raw)`` optionally maps input ``i`` to the value ``compute`` takes
-    instead of the raw one (its per-input rescaling), so a constant input is rescaled once.
+    instead of the raw one (its per-input rescaling), so a constant input is rescaled once;
+    ``raw_operand(i, x)`` does the same for a runtime array in its storage dtype.
 
     * two int8 inputs: a 256 x 256 table of every result;
     * one input a single constant value (a scalar in a broadcast): a table over the other
@@ -173,6 +183,11 @@ def _binary_eval(
     """
     a_t, b_t, out = node.input(0), node.input(1), node.outputs[0]
     prep = operand or (lambda _i, v: v)
+
+    def from_raw(i: int, x: Array) -> Array:
+        return prep(i, x.astype(np.int64))
+
+    raw = raw_operand or from_raw
     a_c, b_c = a_t.data, b_t.data
     if a_c is not None and b_c is None and a_c.size == 1 and table_index(b_t.dtype):
         a_val = prep(0, a_c.astype(np.int64).reshape(()))
@@ -211,7 +226,7 @@ def _binary_eval(
         def run_const_b(ins: Sequence[Array | None]) -> list[Array]:
             a = ins[0]
             assert a is not None
-            return [clamp(compute(prep(0, a.astype(np.int64)), b_pre), lo, hi).astype(odt)]
+            return [clamp(compute(raw(0, a), b_pre), lo, hi).astype(odt)]
 
         return run_const_b
     if a_c is not None:
@@ -220,14 +235,14 @@ def _binary_eval(
         def run_const_a(ins: Sequence[Array | None]) -> list[Array]:
             b = ins[1]
             assert b is not None
-            return [clamp(compute(a_pre, prep(1, b.astype(np.int64))), lo, hi).astype(odt)]
+            return [clamp(compute(a_pre, raw(1, b)), lo, hi).astype(odt)]
 
         return run_const_a
 
     def run(ins: Sequence[Array | None]) -> list[Array]:
         a, b = ins[0], ins[1]
         assert a is not None and b is not None
-        va, vb = prep(0, a.astype(np.int64)), prep(1, b.astype(np.int64))
+        va, vb = raw(0, a), raw(1, b)
         return [clamp(compute(va, vb), lo, hi).astype(odt)]
 
     return run
@@ -268,10 +283,19 @@ def _add_sub(node: Node, sign: int) -> Eval:
         out_v: Array = ta[v - a_lo] if i == 0 else tb[v - b_lo]
         return out_v
 
+    ta_view, tb_view = table_index(a_t.dtype), table_index(b_t.dtype)
+    raw_operand = None
+    if ta_view is not None and tb_view is not None:
+        ta_u, tb_u = lookup(ta, a_t.dtype), lookup(tb, b_t.dtype)
+
+        def raw_operand(i: int, x: Array) -> Array:
+            out_v: Array = ta_u[x.view(ta_view[0])] if i == 0 else tb_u[x.view(tb_view[0])]
+            return out_v
+
     def compute(a: Array, b: Array) -> Array:
         return requant(a + b)
 
-    return _binary_eval(node, lo, hi, compute, operand)
+    return _binary_eval(node, lo, hi, compute, operand, raw_operand=raw_operand)
 
 
 @register("ADD")
@@ -299,7 +323,8 @@ def mul(node: Node) -> Eval:
     za, zb = zp_of(a_t), zp_of(b_t)
 
     def operand(i: int, v: Array) -> Array:
-        return v - (za if i == 0 else zb)
+        z = za if i == 0 else zb
+        return v - z if z else v
 
     def compute(a: Array, b: Array) -> Array:
         return requant(a * b)
@@ -388,7 +413,8 @@ def tanh(node: Node) -> Eval:
 @register("LOGISTIC")
 def logistic(node: Node) -> Eval:
     if node.input(0).dtype == "float32":
-        return _float_unary(lambda x: 1.0 / (1.0 + np.exp(-x.astype(np.float64))))
+        one, top = np.float32(1.0), np.float32(88.0)  # exp(88) < float32 max
+        return _float_unary(lambda x: one / (one + np.exp(np.minimum(-x, top))))
     return logistic_int(node)
 
 
@@ -403,5 +429,6 @@ def gelu(node: Node) -> Eval:
 @register("RSQRT")
 def rsqrt(node: Node) -> Eval:
     if node.input(0).dtype == "float32":
-        return _float_unary(lambda x: 1.0 / np.sqrt(x))
+        one = np.float32(1.0)
+        return _float_unary(lambda x: one / np.sqrt(x))
     return rsqrt_int(node)

@@ -547,23 +547,27 @@ def _softmax_int16(node: Node, beta: float) -> Eval:
     real = float(np.float32(np.float32(scale_of(src)) * np.float32(beta))) / (10.0 / 65535.0)
     mult, shift = quantize_multiplier(real)
 
+    def wrap16(v: I64) -> I64:
+        return ((v + 32768) % 65536) - 32768  # stored as int16
+
+    # exp(x - max) is a function of max - x in [0, 65535] alone: one table.
+    diff = -np.arange(65536, dtype=np.int64)
+    exp_by_gap = wrap16(
+        lut_lookup_int16(clamp(mbqm(diff, mult, shift) + 32767, -32768, 32767), exp_lut)
+    )
+    # 1 / (1 + x) of the shifted row sum, indexed by shifted - 2**16 (sym + 32768) in [0, 65535].
+    recip_by_index = wrap16(lut_lookup_int16(np.arange(-32768, 32768, dtype=np.int64), recip_lut))
+
     def run(ins: Sequence[Array | None]) -> list[Array]:
         x = ins[0]
         assert x is not None
         v = x.astype(np.int64)
-        diff = v - v.max(axis=-1, keepdims=True)
-        scaled = mbqm(diff, mult, shift) + 32767
-        e = lut_lookup_int16(clamp(scaled, -32768, 32767), exp_lut)
-        e = ((e + 32768) % 65536) - 32768  # stored as int16
-        total = e.sum(axis=-1, keepdims=True)
-        headroom = (
-            32 - np.floor(np.log2(np.maximum(total, 1).astype(np.float64))).astype(np.int64) - 1
-        )
-        headroom = np.where(total <= 0, 32, headroom)
+        e = exp_by_gap[v.max(axis=-1, keepdims=True) - v]
+        total = np.add.reduce(e, axis=-1, keepdims=True)
+        # CountLeadingZeros(uint32 total): 32 - bit length; frexp's exponent is the latter.
+        headroom = 32 - np.frexp(np.maximum(total, 0))[1].astype(np.int64)
         shifted = ((total << (headroom - 1)) + (1 << 13)) >> 14
-        sym = clamp(shifted - ((1 << 15) + (1 << 16)), -32768, 32767)
-        recip = lut_lookup_int16(sym, recip_lut)
-        recip = ((recip + 32768) % 65536) - 32768
+        recip = recip_by_index[clamp(shifted - (1 << 16), 0, 65535)]
         right = 31 - headroom
         res = (e * recip + (np.int64(1) << (right - 1))) >> right
         return [clamp(res, 0, 32767).astype(np.int16)]

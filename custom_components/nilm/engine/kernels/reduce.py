@@ -44,13 +44,15 @@ def softmax(node: Node) -> Eval:
     inp = node.input(0)
     beta = float(node.opt("beta", 1.0))
     if inp.dtype == "float32":
+        f_beta = np.float32(beta)
 
         def run_f(ins: Sequence[Array | None]) -> list[Array]:
             x = ins[0]
             assert x is not None
-            z = (x - x.max(axis=-1, keepdims=True)).astype(np.float64) * beta
-            e = np.exp(z)
-            return [(e / e.sum(axis=-1, keepdims=True)).astype(np.float32)]
+            # float32 throughout, like the reference kernel.
+            z = x - x.max(axis=-1, keepdims=True)
+            e = np.exp(z * f_beta if beta != 1.0 else z)
+            return [e / np.add.reduce(e, axis=-1, keepdims=True)]
 
         return run_f
     return softmax_int(node, beta)
@@ -64,8 +66,8 @@ def l2_normalization(node: Node) -> Eval:
         def run_f(ins: Sequence[Array | None]) -> list[Array]:
             x = ins[0]
             assert x is not None
-            sq = np.sum(np.square(x.astype(np.float64)), axis=-1, keepdims=True)
-            return [(x / np.sqrt(np.maximum(sq, 1e-6))).astype(np.float32)]
+            sq = np.add.reduce(x * x, axis=-1, keepdims=True)
+            return [x / np.sqrt(np.maximum(sq, np.float32(1e-6)))]
 
         return run_f
     return l2norm_int(node)

@@ -225,6 +225,14 @@ def concatenation(node: Node) -> Eval:
     ]
     if str(node.opt("fused_activation_function", "NONE")) != "NONE":
         raise UnsupportedOpError(["CONCATENATION(fused activation)"])
+    rank = len(out.shape)
+    if rank and all(fix is None for fix in fixes):
+        ax0 = axis % rank  # the rank is static; only the batch dimension changes
+
+        def run_plain(ins: Sequence[Array | None]) -> list[Array]:
+            return [np.concatenate(ins, axis=ax0)]  # type: ignore[arg-type]
+
+        return run_plain
 
     def run(ins: Sequence[Array | None]) -> list[Array]:
         parts = []
