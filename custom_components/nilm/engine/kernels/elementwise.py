@@ -142,6 +142,12 @@ def dequantize(node: Node) -> Eval:
 
 def _float_binary(node: Node, fn: Callable[[Array, Array], Array]) -> Eval:
     act = check_activation(node)
+    if act == "NONE" and all(t is not None and t.dtype == "float32" for t in node.inputs[:2]):
+
+        def run_plain(ins: Sequence[Array | None]) -> list[Array]:
+            return [fn(ins[0], ins[1])]  # type: ignore[arg-type]
+
+        return run_plain
 
     def run(ins: Sequence[Array | None]) -> list[Array]:
         a, b = ins[0], ins[1]

@@ -51,8 +51,11 @@ def softmax(node: Node) -> Eval:
             assert x is not None
             # float32 throughout, like the reference kernel.
             z = x - x.max(axis=-1, keepdims=True)
-            e = np.exp(z * f_beta if beta != 1.0 else z)
-            return [e / np.add.reduce(e, axis=-1, keepdims=True)]
+            if beta != 1.0:
+                z *= f_beta
+            e = np.exp(z, out=z)
+            e /= np.add.reduce(e, axis=-1, keepdims=True)
+            return [e]
 
         return run_f
     return softmax_int(node, beta)
