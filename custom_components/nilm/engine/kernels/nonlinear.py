@@ -484,32 +484,41 @@ def lut_lookup_int16(x: Array, lut: Array) -> I64:
     return out
 
 
+# Chebyshev fit of erfc (Numerical Recipes' erfcc), highest power first.
+_ERFC_COEFFS = (
+    0.17087277,
+    -0.82215223,
+    1.48851587,
+    -1.13520398,
+    0.27886807,
+    -0.18628806,
+    0.09678418,
+    0.37409196,
+    1.00002368,
+    -1.26551223,
+)
+
+
 def _erfc_fast(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """erfc with < 1.2e-7 relative error (Chebyshev fit), vectorised for float GELU."""
+    """erfc with < 1.2e-7 relative error (Chebyshev fit), vectorised for float GELU.
+
+    Horner's rule in place: the same roundings as the nested expression, fewer arrays.
+    """
     a = np.abs(z)
-    t = 1.0 / (1.0 + 0.5 * a)
-    poly = -1.26551223 + t * (
-        1.00002368
-        + t
-        * (
-            0.37409196
-            + t
-            * (
-                0.09678418
-                + t
-                * (
-                    -0.18628806
-                    + t
-                    * (
-                        0.27886807
-                        + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))
-                    )
-                )
-            )
-        )
-    )
-    ans = t * np.exp(-a * a + poly)
-    return np.where(z >= 0, ans, 2.0 - ans)
+    t = 0.5 * a
+    t += 1.0
+    np.reciprocal(t, out=t)
+    poly = t * _ERFC_COEFFS[0]
+    for c in _ERFC_COEFFS[1:-1]:
+        poly += c
+        poly *= t
+    poly += _ERFC_COEFFS[-1]
+    np.multiply(a, a, out=a)
+    poly -= a
+    np.exp(poly, out=poly)
+    poly *= t
+    out: npt.NDArray[np.float64] = np.where(z >= 0, poly, 2.0 - poly)
+    return out
 
 
 def gelu_float(x: F32, approximate: bool) -> F32:
