@@ -364,10 +364,10 @@ def squared_difference(node: Node) -> Eval:
 
 
 def _float_unary(fn: Callable[[Array], Array]) -> Eval:
+    """A float32 -> float32 function (every ``fn`` here keeps float32 inputs float32)."""
+
     def run(ins: Sequence[Array | None]) -> list[Array]:
-        x = ins[0]
-        assert x is not None
-        return [fn(x.astype(np.float32, copy=False)).astype(np.float32, copy=False)]
+        return [fn(ins[0])]  # type: ignore[arg-type]
 
     return run
 
@@ -383,7 +383,9 @@ def _lut_unary(node: Node, table_fn: Callable[[Array], Array]) -> Eval:
 def _relu_like(node: Node, f_lo: float | None, f_hi: float | None) -> Eval:
     src, out = node.input(0), node.outputs[0]
     if src.dtype == "float32":
-        return _float_unary(lambda x: np.clip(x, f_lo, f_hi))
+        lo_f = np.float32(f_lo if f_lo is not None else -np.inf)
+        hi_f = np.float32(f_hi if f_hi is not None else np.inf)
+        return _float_unary(lambda x: clamp(x, lo_f, hi_f))
     if not (is_quantized(src) and is_quantized(out)):
         raise _unsupported(node, src.dtype)
     lo, hi = INT_RANGES[out.dtype]
@@ -420,7 +422,16 @@ def tanh(node: Node) -> Eval:
 def logistic(node: Node) -> Eval:
     if node.input(0).dtype == "float32":
         one, top = np.float32(1.0), np.float32(88.0)  # exp(88) < float32 max
-        return _float_unary(lambda x: one / (one + np.exp(np.minimum(-x, top))))
+
+        def sigmoid(x: Array) -> Array:
+            t = np.negative(x)
+            np.minimum(t, top, out=t)
+            np.exp(t, out=t)
+            t += one
+            out: Array = np.divide(one, t, out=t)
+            return out
+
+        return _float_unary(sigmoid)
     return logistic_int(node)
 
 

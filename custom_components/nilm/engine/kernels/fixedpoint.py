@@ -196,7 +196,9 @@ class QuantizedMultiplier64:
         return wrap_int32((v * self._reduced + self._round) >> self._shift)
 
 
-def clamp(x: npt.ArrayLike, lo: float, hi: float) -> npt.NDArray[Any]:
+def clamp(
+    x: npt.ArrayLike, lo: float | np.floating[Any], hi: float | np.floating[Any]
+) -> npt.NDArray[Any]:
     """``np.clip`` as two ufunc calls (np.clip's Python wrapper costs more than both)."""
     out: npt.NDArray[Any] = np.minimum(np.maximum(x, lo), hi)
     return out

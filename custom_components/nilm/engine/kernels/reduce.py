@@ -31,7 +31,8 @@ def mean(node: Node) -> Eval:
             # np.mean's own arithmetic (float32 pairwise sum / count) minus its overhead.
             n = count if static else np.float32(np.prod([x.shape[a] for a in axes]))
             total = np.add.reduce(x, axis=axes, keepdims=keep, dtype=np.float32)
-            return [np.true_divide(total, n, dtype=np.float32)]
+            total /= n
+            return [total]
 
         return run_f
     if is_quantized(inp):
