@@ -11,7 +11,8 @@ writes ``<name>_edgetpu.tflite`` (the engine recognises the ``_edgetpu`` suffix)
 the integration mistaking the uncompiled file for a second model. After compiling,
 ``nilm-trainer export --edgetpu-card <models>/edgetpu/<name>_edgetpu.tflite`` writes the
 compiled model's card (same name and metadata, new hash); copied with the model into
-``<config>/nilm/models/`` it overrides the bundled model of that name for Coral users.
+``<config>/nilm/models/`` it overrides the bundled model of that name for Coral users,
+and the CPU model of that name stays the fallback when no Coral is plugged in.
 """
 
 from __future__ import annotations
@@ -180,8 +181,9 @@ def _readme(
             "input (`-s` lists the ops mapped to the TPU); the second writes its card `"
             + tpu_input.stem
             + "_edgetpu.json` (same model name, the compiled file's hash). "
-            "Copy both into `<config>/nilm/models/` and choose the `coral` backend: a user "
-            "model overrides the bundled one of the same name.",
+            "Copy both into `<config>/nilm/models/` and choose the `coral` (or `auto`) "
+            "backend: the compiled model runs on the Coral, and the CPU model of the same "
+            "name (bundled or yours) runs whenever the Coral is missing.",
             "",
         ]
     if report:

@@ -18,7 +18,8 @@ from .const import (
     ISSUE_MODEL_MISSING,
     ISSUE_MODEL_UNSUPPORTED,
 )
-from .engine.card import CARD_SUFFIX, ModelCard, load_card
+from .engine.backends import is_edgetpu_model
+from .engine.card import CARD_SUFFIX, ModelCard, load_card, tflite_path_for
 from .engine.errors import (
     BackendUnavailableError,
     ModelCardError,
@@ -32,11 +33,21 @@ _LOGGER = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class AvailableModel:
-    """A card found on disk (not yet verified against its model file)."""
+    """A card found on disk (not yet verified against its model file).
+
+    A model compiled for the Coral Edge TPU (``*_edgetpu.tflite``) runs nowhere else, so
+    ``cpu_card_path`` names the same-name CPU model to fall back to when the Edge TPU is
+    missing or the CPU backend is chosen (None: there is none).
+    """
 
     card: ModelCard
     card_path: Path
     user: bool
+    cpu_card_path: Path | None = None
+
+    @property
+    def edgetpu(self) -> bool:
+        return is_edgetpu_model(tflite_path_for(self.card_path, self.card))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +70,28 @@ def discover_models(user_dir: Path, bundled_dir: Path | None = None) -> dict[str
     for folder, user in ((bundled, False), (user_dir, True)):
         if not folder.is_dir():
             continue
+        # Per name: the CPU card and the Edge TPU card of this folder (later files win).
+        local: dict[str, dict[bool, AvailableModel]] = {}
         for card_path in sorted(folder.glob(f"*{CARD_SUFFIX}")):
             try:
                 card = load_card(card_path, verify_hash=False)
             except ModelError as err:
                 _LOGGER.warning("Ignoring model card %s: %s", card_path, err)
                 continue
-            found[card.name] = AvailableModel(card, card_path, user)
+            model = AvailableModel(card, card_path, user)
+            local.setdefault(card.name, {})[model.edgetpu] = model
+        for name, kinds in local.items():
+            earlier = found.get(name)
+            earlier_cpu = None
+            if earlier is not None:
+                earlier_cpu = earlier.cpu_card_path if earlier.edgetpu else earlier.card_path
+            cpu = kinds.get(False)
+            tpu = kinds.get(True)
+            if tpu is not None:  # prefer the Edge TPU build, keep a CPU model to fall back to
+                fallback = cpu.card_path if cpu is not None else earlier_cpu
+                found[name] = replace(tpu, cpu_card_path=fallback)
+            elif cpu is not None:
+                found[name] = cpu
     return found
 
 
@@ -82,24 +108,39 @@ def load_appliance(
     """
     if available is None:
         return None, LoadFailure(name, ISSUE_MODEL_MISSING, "no model card with this name")
+    cpu_preferences = ENGINE_PREFERENCES[BACKEND_CPU]
+    if available.edgetpu:
+        # Only the Coral runs a compiled model; the CPU runs its same-name sibling.
+        preferred: tuple[str, ...] = () if backend == BACKEND_CPU else ("edgetpu",)
+        cpu_card = available.cpu_card_path
+    else:
+        preferred = ENGINE_PREFERENCES[backend]
+        cpu_card = available.card_path
+    attempts = [(available.card_path, p) for p in preferred]
+    if cpu_card is not None:
+        attempts += [(cpu_card, p) for p in cpu_preferences if (cpu_card, p) not in attempts]
     fallback: LoadFailure | None = None
-    for preference in (*ENGINE_PREFERENCES[backend], *ENGINE_PREFERENCES[BACKEND_CPU]):
+    for card_path, preference in attempts:
         try:
-            model = load_model(available.card_path, preference)
+            model = load_model(card_path, preference)
         except UnsupportedOpError as err:
             return None, LoadFailure(name, ISSUE_MODEL_UNSUPPORTED, str(err))
         except ModelCardError as err:
-            reason = ISSUE_MODEL_MISSING if _file_missing(available) else ISSUE_MODEL_CORRUPT
+            reason = ISSUE_MODEL_MISSING if _file_missing(card_path) else ISSUE_MODEL_CORRUPT
             return None, LoadFailure(name, reason, str(err))
         except ModelError as err:
             return None, LoadFailure(name, ISSUE_MODEL_CORRUPT, str(err))
         except BackendUnavailableError as err:
-            if preference in ENGINE_PREFERENCES[backend] and fallback is None:
+            if preference in preferred and fallback is None:
                 fallback = LoadFailure(name, ISSUE_BACKEND_UNAVAILABLE, str(err))
             continue
         if threshold is not None:
             model.card = with_threshold(model.card, threshold)
         return model, fallback if backend != BACKEND_CPU else None
+    if cpu_card is None:
+        why = fallback.message + "; " if fallback is not None else ""
+        message = f"{why}compiled for the Edge TPU only, and no CPU model named {name} is installed"
+        return None, LoadFailure(name, ISSUE_BACKEND_UNAVAILABLE, message)
     return None, fallback
 
 
@@ -112,7 +153,9 @@ def with_threshold(card: ModelCard, threshold: float) -> ModelCard:
     return replace(card, status=status)
 
 
-def _file_missing(available: AvailableModel) -> bool:
-    card = available.card
-    path = available.card_path.with_name(card.tflite_file or available.card_path.stem + ".tflite")
-    return not path.is_file()
+def _file_missing(card_path: Path) -> bool:
+    try:
+        card = load_card(card_path, verify_hash=False)
+    except ModelError:
+        return not card_path.is_file()
+    return not tflite_path_for(card_path, card).is_file()

@@ -6,8 +6,11 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+import tflite
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
@@ -22,6 +25,8 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.nilm import models as nilm_models
 from custom_components.nilm.const import DOMAIN
+from custom_components.nilm.engine import backends
+from tests.engine.tflite_builder import CodeSpec, build, dense_model
 
 from .conftest import FIXTURE_MODELS, MAINS, W_ATTRS, make_entry, setup_entry
 
@@ -156,6 +161,94 @@ async def test_missing_coral_falls_back_to_cpu_with_a_repair(
     assert issue.translation_key == "backend_unavailable"
     runtime = entry.runtime_data.coordinator.appliances["test_kettle"]
     assert runtime.model.backend.name in ("litert", "numpy")
+
+
+def _install_edgetpu_build(user_models: Path, name: str, model: bytes) -> None:
+    """``<name>_edgetpu.tflite`` and its card (same model name), as export writes them."""
+    tflite = user_models / f"{name}_edgetpu.tflite"
+    tflite.write_bytes(model)
+    card = json.loads((FIXTURE_MODELS / f"{name}.json").read_text(encoding="utf-8"))
+    card["tflite_file"] = tflite.name
+    card["tflite_sha256"] = hashlib.sha256(model).hexdigest()
+    card["quantization"] = "w8_a8"
+    (user_models / f"{name}_edgetpu.json").write_text(json.dumps(card), encoding="utf-8")
+
+
+def _compiled_model() -> bytes:
+    """A model whose work is one ``edgetpu-custom-op``: only the Coral can run it."""
+    return build(
+        dense_model(code=CodeSpec(tflite.BuiltinOperator.CUSTOM, 1, custom="edgetpu-custom-op"))
+    )
+
+
+async def test_edgetpu_model_without_a_coral_runs_its_cpu_sibling(
+    hass: HomeAssistant, user_models: Path
+) -> None:
+    """No libedgetpu here: the compiled model cannot run, its same-name CPU model does."""
+    _install_edgetpu_build(user_models, "test_kettle", _compiled_model())
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry(["test_kettle"], backend="coral"))
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"{entry.entry_id}_test_kettle")
+    assert issue is not None
+    assert issue.translation_key == "backend_unavailable"
+    assert "libedgetpu" in (issue.translation_placeholders or {})["error"]
+    runtime = entry.runtime_data.coordinator.appliances["test_kettle"]
+    assert runtime.model.backend.name in ("litert", "numpy")
+    assert runtime.model.card.tflite_file == "test_kettle.tflite"
+
+
+async def test_cpu_backend_ignores_an_edgetpu_build(hass: HomeAssistant, user_models: Path) -> None:
+    _install_edgetpu_build(user_models, "test_kettle", _compiled_model())
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry(["test_kettle"], backend="cpu"))
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"{entry.entry_id}_test_kettle") is None
+    runtime = entry.runtime_data.coordinator.appliances["test_kettle"]
+    assert runtime.model.card.tflite_file == "test_kettle.tflite"
+
+
+async def test_edgetpu_build_alone_says_no_cpu_model(
+    hass: HomeAssistant, user_models: Path
+) -> None:
+    _install_edgetpu_build(user_models, "test_kettle", _compiled_model())
+    for suffix in (".tflite", ".json"):
+        (user_models / f"test_kettle{suffix}").unlink()
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry(["test_kettle"], backend="auto"))
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"{entry.entry_id}_test_kettle")
+    assert issue is not None
+    assert issue.translation_key == "backend_unavailable"
+    assert "no CPU model named test_kettle" in (issue.translation_placeholders or {})["error"]
+    assert entry.runtime_data.coordinator.appliances == {}
+
+
+async def test_edgetpu_build_runs_on_the_coral_when_the_delegate_loads(
+    hass: HomeAssistant, user_models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stand-in delegate (no Coral here): the compiled file is the one chosen."""
+    real = backends.litert_module()
+    assert real is not None
+
+    def interpreter(**kwargs: Any) -> Any:
+        kwargs.pop("experimental_delegates", None)  # the stand-in cannot really run
+        return real.Interpreter(**kwargs)
+
+    fake = SimpleNamespace(
+        Interpreter=interpreter,
+        OpResolverType=real.OpResolverType,
+        load_delegate=lambda lib: object(),
+    )
+    monkeypatch.setattr(backends, "litert_module", lambda: fake)
+    monkeypatch.setattr(backends, "edgetpu_library_loader", lambda name: None)
+    # The CPU model's bytes under the compiled name, so the stand-in can run it.
+    _install_edgetpu_build(
+        user_models, "test_kettle", (FIXTURE_MODELS / "test_kettle.tflite").read_bytes()
+    )
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry(["test_kettle"], backend="coral"))
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"{entry.entry_id}_test_kettle") is None
+    runtime = entry.runtime_data.coordinator.appliances["test_kettle"]
+    assert runtime.model.backend.name == "edgetpu"
+    assert runtime.model.card.tflite_file == "test_kettle_edgetpu.tflite"
 
 
 async def test_diagnostics_redacts_and_reports(
