@@ -327,3 +327,115 @@ def test_unsupported_fused_activation_is_an_unsupported_op() -> None:
     with pytest.raises(UnsupportedOpError, match=r"ADD\(fused TANH\)"):
         prepare("ADD", [t(0, (1, 4)), t(1, (1, 4))], [t(2, (1, 4))],
                 fused_activation_function="TANH")  # fmt: skip
+
+
+# --------------------------------------------------- fast paths equal the general ones
+
+# Symmetric int16 (zero point 0, as TFLite requires) and asymmetric int8.
+_QPARAMS = {
+    "int8": (q(0.02, 7), q(0.03, -11), q(0.05, 3)),
+    "int16": (q(0.0004), q(0.0007), q(0.001)),
+}
+
+
+def _ints(rng: np.random.Generator, dtype: str, shape: tuple[int, ...]) -> npt.NDArray[Any]:
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max, shape, endpoint=True).astype(dtype)
+
+
+@pytest.mark.parametrize("opcode", ["ADD", "SUB", "MUL"])
+@pytest.mark.parametrize("dtype", ["int8", "int16"])
+def test_binary_op_is_the_same_with_constant_or_runtime_operands(opcode: str, dtype: str) -> None:
+    """Tables and pre-rescaled constants are shortcuts: the arithmetic must not change.
+
+    Reference: both operands fed at runtime. Then the second, the first, and a one-value
+    constant (a scalar broadcast, tabulated over the other input) in turn.
+    """
+    rng = np.random.default_rng(11)
+    qa, qb, qo = _QPARAMS[dtype]
+    a, b, s = _ints(rng, dtype, (6, 5)), _ints(rng, dtype, (5,)), _ints(rng, dtype, ())
+
+    def run(
+        a_const: npt.NDArray[Any] | None,
+        b_const: npt.NDArray[Any] | None,
+        a_val: npt.NDArray[Any],
+        b_val: npt.NDArray[Any],
+    ) -> npt.NDArray[Any]:
+        fn = prepare(
+            opcode,
+            [
+                t(0, (1, *a_val.shape[1:]) if a_val.ndim == 2 else a_val.shape, dtype, qa, a_const),
+                t(1, (1, *b_val.shape[1:]) if b_val.ndim == 2 else b_val.shape, dtype, qb, b_const),
+            ],
+            [t(2, (1, 5), dtype, qo)],
+            fused_activation_function="RELU",
+        )
+        out: npt.NDArray[Any] = fn([a_val, b_val])[0]
+        return out  # fmt: skip
+
+    np.testing.assert_array_equal(run(None, b, a, b), run(None, None, a, b))
+    np.testing.assert_array_equal(run(b, None, b, a), run(None, None, b, a))
+    np.testing.assert_array_equal(run(None, s, a, s), run(None, None, a, s))
+    np.testing.assert_array_equal(run(s, None, s, a), run(None, None, s, a))
+
+
+def test_shape_kernels_are_the_same_with_constant_or_runtime_operands() -> None:
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((3, 4, 5, 6)).astype(np.float32)
+    begin, end, strides = (
+        np.array(v, np.int32) for v in ([0, 1, 0, 5], [1, 4, 5, 0], [1, 2, 1, -2])
+    )
+    perm = np.array([0, 3, 1, 2], np.int32)
+    idx = np.array([4, 0, 2, 2], np.int32)
+
+    def both(opcode: str, operands: list[npt.NDArray[Any]], **options: Any) -> list[Any]:
+        outs = []
+        for constant in (True, False):
+            ins = [t(0, (1, 4, 5, 6))] + [
+                t(k + 1, v.shape, "int32", None, v if constant else None)
+                for k, v in enumerate(operands)
+            ]
+            fn = prepare(opcode, ins, [t(len(ins), (1,))], **options)
+            outs.append(fn([x, *operands])[0])
+        return outs
+
+    masks = {"begin_mask": 0b0100, "end_mask": 0, "shrink_axis_mask": 0, "ellipsis_mask": 0,
+             "new_axis_mask": 0}  # fmt: skip
+    const_out, runtime_out = both("STRIDED_SLICE", [begin, end, strides], **masks)
+    np.testing.assert_array_equal(const_out, runtime_out)
+    np.testing.assert_array_equal(const_out, x[:, 1:4:2, :5, 5:0:-2])
+    const_out, runtime_out = both("TRANSPOSE", [perm])
+    np.testing.assert_array_equal(const_out, np.transpose(x, perm))
+    np.testing.assert_array_equal(runtime_out, np.transpose(x, perm))
+    const_out, runtime_out = both("GATHER", [idx], axis=3, batch_dims=0)
+    np.testing.assert_array_equal(const_out, x[..., idx])
+    np.testing.assert_array_equal(runtime_out, x[..., idx])
+
+
+def test_concatenation_requantizes_inputs_with_other_scales() -> None:
+    """Float rescaling, rounded half away from zero (LiteRT's Requantize), via a table."""
+    a = np.array([[-128, -3, 0, 5, 127]], np.int8)
+    b = np.array([[-128, -1, 0, 1, 127]], np.int8)
+    run = prepare(
+        "CONCATENATION",
+        [t(0, (1, 5), "int8", q(0.1, 2)), t(1, (1, 5), "int8", q(0.25, 0))],
+        [t(2, (1, 10), "int8", q(0.25, 0))],
+        axis=-1, fused_activation_function="NONE",
+    )  # fmt: skip
+    got = run([a, b])[0]
+    scale = np.float32(np.float32(0.1) * (np.float32(1.0) / np.float32(0.25)))
+    bias = np.float32(np.float32(-2) * scale)
+    want_a = np.clip(round_half_away(a.astype(np.float32) * scale + bias), -128, 127)
+    np.testing.assert_array_equal(got, np.concatenate([want_a, b], axis=1))
+
+
+def test_unary_tables_index_every_value_of_int8_and_int16() -> None:
+    """RELU through the unsigned-view table equals the direct requantization."""
+    for dtype, qi, qo in (("int8", q(0.05, -20), q(0.03, -128)), ("int16", q(0.001), q(0.0005))):
+        info = np.iinfo(dtype)
+        x = np.arange(info.min, info.max + 1).astype(dtype).reshape(1, -1)
+        run = prepare("RELU", [t(0, x.shape, dtype, qi)], [t(1, x.shape, dtype, qo)])
+        m, shift = quantize_multiplier(float(qi.scale[0]) / float(qo.scale[0]))
+        zo, zi = int(qo.zero_point[0]), int(qi.zero_point[0])
+        want = np.clip(mbqm(x.astype(np.int64) - zi, m, shift) + zo, max(zo, info.min), info.max)
+        np.testing.assert_array_equal(run([x])[0], want)

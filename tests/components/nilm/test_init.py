@@ -18,6 +18,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
@@ -174,6 +175,15 @@ def _install_edgetpu_build(user_models: Path, name: str, model: bytes) -> None:
     (user_models / f"{name}_edgetpu.json").write_text(json.dumps(card), encoding="utf-8")
 
 
+async def _kettle_entry(
+    hass: HomeAssistant, backend: str
+) -> tuple[MockConfigEntry, ir.IssueEntry | None]:
+    """Set up an entry tracking test_kettle; return it with the kettle's repair issue."""
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry(["test_kettle"], backend=backend))
+    return entry, ir.async_get(hass).async_get_issue(DOMAIN, f"{entry.entry_id}_test_kettle")
+
+
 def _compiled_model() -> bytes:
     """A model whose work is one ``edgetpu-custom-op``: only the Coral can run it."""
     return build(
@@ -186,9 +196,7 @@ async def test_edgetpu_model_without_a_coral_runs_its_cpu_sibling(
 ) -> None:
     """No libedgetpu here: the compiled model cannot run, its same-name CPU model does."""
     _install_edgetpu_build(user_models, "test_kettle", _compiled_model())
-    hass.states.async_set(MAINS, "100", W_ATTRS)
-    entry = await setup_entry(hass, make_entry(["test_kettle"], backend="coral"))
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"{entry.entry_id}_test_kettle")
+    entry, issue = await _kettle_entry(hass, "coral")
     assert issue is not None
     assert issue.translation_key == "backend_unavailable"
     assert "libedgetpu" in (issue.translation_placeholders or {})["error"]
@@ -199,9 +207,8 @@ async def test_edgetpu_model_without_a_coral_runs_its_cpu_sibling(
 
 async def test_cpu_backend_ignores_an_edgetpu_build(hass: HomeAssistant, user_models: Path) -> None:
     _install_edgetpu_build(user_models, "test_kettle", _compiled_model())
-    hass.states.async_set(MAINS, "100", W_ATTRS)
-    entry = await setup_entry(hass, make_entry(["test_kettle"], backend="cpu"))
-    assert ir.async_get(hass).async_get_issue(DOMAIN, f"{entry.entry_id}_test_kettle") is None
+    entry, issue = await _kettle_entry(hass, "cpu")
+    assert issue is None
     runtime = entry.runtime_data.coordinator.appliances["test_kettle"]
     assert runtime.model.card.tflite_file == "test_kettle.tflite"
 
@@ -212,9 +219,7 @@ async def test_edgetpu_build_alone_says_no_cpu_model(
     _install_edgetpu_build(user_models, "test_kettle", _compiled_model())
     for suffix in (".tflite", ".json"):
         (user_models / f"test_kettle{suffix}").unlink()
-    hass.states.async_set(MAINS, "100", W_ATTRS)
-    entry = await setup_entry(hass, make_entry(["test_kettle"], backend="auto"))
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"{entry.entry_id}_test_kettle")
+    entry, issue = await _kettle_entry(hass, "auto")
     assert issue is not None
     assert issue.translation_key == "backend_unavailable"
     assert "no CPU model named test_kettle" in (issue.translation_placeholders or {})["error"]
@@ -243,9 +248,8 @@ async def test_edgetpu_build_runs_on_the_coral_when_the_delegate_loads(
     _install_edgetpu_build(
         user_models, "test_kettle", (FIXTURE_MODELS / "test_kettle.tflite").read_bytes()
     )
-    hass.states.async_set(MAINS, "100", W_ATTRS)
-    entry = await setup_entry(hass, make_entry(["test_kettle"], backend="coral"))
-    assert ir.async_get(hass).async_get_issue(DOMAIN, f"{entry.entry_id}_test_kettle") is None
+    entry, issue = await _kettle_entry(hass, "coral")
+    assert issue is None
     runtime = entry.runtime_data.coordinator.appliances["test_kettle"]
     assert runtime.model.backend.name == "edgetpu"
     assert runtime.model.card.tflite_file == "test_kettle_edgetpu.tflite"
