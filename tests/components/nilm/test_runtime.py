@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
+import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,6 +19,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    async_fire_time_changed,
     async_mock_restore_state_shutdown_restart,
     mock_restore_cache_with_extra_data,
 )
@@ -23,7 +27,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.nilm.const import CONF_MAX_GAP_S, DOMAIN
 from custom_components.nilm.diagnostics import async_get_config_entry_diagnostics
 
-from .conftest import MAINS, REPLAY_START, Replayer, make_entry, setup_entry
+from .conftest import MAINS, REPLAY_START, W_ATTRS, Replayer, make_entry, setup_entry
 
 WINDOW = 99
 LAG = 3  # the tick after slot i is set reports target sample i - 3 (2 look-ahead + 1)
@@ -377,3 +381,59 @@ async def test_unusable_restored_energy_starts_from_zero(
     for watts in house20["Aggregate"][600 : 601 + WINDOW]:
         await replayer.step(float(watts))
     assert float(_state(hass, ids["energy"])) < 0.1
+
+
+async def test_a_tick_during_a_slow_inference_is_skipped_then_caught_up(
+    hass: HomeAssistant, user_models: Path, replayer: Replayer, house20: dict[str, np.ndarray]
+) -> None:
+    """A slow host: a tick that finds the previous job running is skipped, not queued.
+
+    The slots it would have run stay buffered and the next tick runs them in one batch.
+    """
+    entry = await setup_entry(hass, make_entry(["test_kettle"]))
+    coordinator = entry.runtime_data.coordinator
+    power = house20["Aggregate"][600 : 604 + WINDOW]
+    for watts in power[: WINDOW + 1]:
+        await replayer.step(float(watts))
+    runtime = coordinator.appliances["test_kettle"]
+    resampler = coordinator.resamplers[runtime.period_s]
+    assert runtime.last_slot == resampler.newest_slot
+
+    started, release = threading.Event(), threading.Event()
+    batches: list[int] = []
+    predict = runtime.model.predict
+
+    def slow_predict(windows: np.ndarray) -> Any:
+        batches.append(len(windows))
+        started.set()
+        release.wait(30)
+        return predict(windows)
+
+    runtime.model.predict = slow_predict  # type: ignore[method-assign]
+    replayer.freezer.move_to(replayer.now)
+    hass.states.async_set(MAINS, f"{power[WINDOW + 1]:.1f}", W_ATTRS)
+    moment = replayer.now + timedelta(seconds=15)
+    replayer.freezer.move_to(moment)
+    async_fire_time_changed(hass, moment)
+    assert await asyncio.to_thread(started.wait, 30)  # the job now blocks in the executor
+
+    for k in (1, 2):  # two more slots close while it runs
+        replayer.now += timedelta(seconds=30)
+        replayer.freezer.move_to(replayer.now)
+        hass.states.async_set(MAINS, f"{power[WINDOW + 1 + k]:.1f}", W_ATTRS)
+        moment = replayer.now + timedelta(seconds=15)
+        replayer.freezer.move_to(moment)
+        async_fire_time_changed(hass, moment)
+        for _ in range(20):
+            await asyncio.sleep(0)
+    assert coordinator.ticks_skipped == 2
+    assert runtime.last_slot != resampler.newest_slot
+
+    release.set()
+    await hass.async_block_till_done()
+    replayer.now += timedelta(seconds=30)
+    await replayer.tick(15.0)
+    assert batches[0] == 1
+    assert batches[-1] >= 2  # the skipped slots ran together
+    assert runtime.last_slot == resampler.newest_slot
+    assert _state(hass, _ids(hass, entry, "test_kettle")["power"]) != STATE_UNAVAILABLE
