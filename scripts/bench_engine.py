@@ -53,13 +53,9 @@ def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def _interleaved(fns: list[Callable[[], object]], repeats: int, rounds: int) -> list[float]:
-    """Best per-round median of each function, rounds interleaved across functions."""
-    best = [float("inf")] * len(fns)
-    for _ in range(rounds):
-        for k, fn in enumerate(fns):
-            best[k] = min(best[k], _median_seconds(fn, repeats))
-    return best
+def _round(fns: list[Callable[[], object]], repeats: int) -> list[float]:
+    """One round: the median of ``repeats`` calls of each function, back to back."""
+    return [_median_seconds(fn, repeats) for fn in fns]
 
 
 def _inputs(spec_dtype: str, shape: tuple[int, ...], n: int, seed: int) -> Any:
@@ -137,12 +133,12 @@ def main() -> None:
     # Single windows: every model gets one round per pass over all models, so its rounds
     # are minutes apart and a burst of noise from a neighbour cannot spoil all of them.
     singles: dict[str, list[Callable[[], object]]] = {}
-    batches: dict[str, Any] = {}
+    batches: dict[str, tuple[NumpyInterpreter, Any]] = {}
     for label, path in selected:
         interp = NumpyInterpreter(read_model_file(path))
         spec = interp.input_tensors[0]
         x = _inputs(spec.dtype, tuple(spec.shape[1:]), args.batch, seed=1)
-        batches[label] = x
+        batches[label] = (interp, x)
         one = x[:1]
         singles[label] = [
             lambda i=interp, w=one: i.run([w]),
@@ -152,7 +148,7 @@ def main() -> None:
     best = {label: [float("inf")] * 3 for label in singles}
     for _ in range(args.rounds):
         for label, fns in singles.items():
-            times = _interleaved(fns, args.repeats, 1)
+            times = _round(fns, args.repeats)
             best[label] = [min(b, t) for b, t in zip(best[label], times, strict=True)]
     print(
         f"single window: best of {args.rounds} rounds spread over the run, each the median "
@@ -162,9 +158,8 @@ def main() -> None:
     print("-" * len(header))
     for label, path in selected:
         np_single, xnn_single, ref_single = best[label]
-        x = batches.pop(label)
-        interp = NumpyInterpreter(read_model_file(path))
-        t0 = time.perf_counter()
+        interp, x = batches.pop(label)
+        t0 = time.perf_counter()  # the first call of this size: its folding included
         interp.run([x])
         np_batch = time.perf_counter() - t0
         xnn_batch = _litert_batch(path, False, x)

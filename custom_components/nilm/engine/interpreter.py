@@ -182,18 +182,14 @@ class NumpyInterpreter:
         """
         arrays = self._check_inputs(inputs)
         n = arrays[0].shape[0]
-        plan = self._plans.get(n) if n <= self.chunk_size and not profile else None
-        if plan is not None and plan.program is not None:  # the common, live case
-            self._plans.move_to_end(n)
-            return plan.program(arrays)
         if n == 0:
             return [np.zeros((0, *t.shape[1:]), dtype=t.dtype) for t in self.output_tensors]
+        if n <= self.chunk_size:  # the live case: no slicing
+            return self._run_chunk(arrays, profile)
         parts: list[list[Array]] = []
         for start in range(0, n, self.chunk_size):
             chunk = [a[start : start + self.chunk_size] for a in arrays]
             parts.append(self._run_chunk(chunk, profile))
-        if len(parts) == 1:
-            return parts[0]
         return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
 
     # -- internals -------------------------------------------------------------------
@@ -274,9 +270,9 @@ class NumpyInterpreter:
                     folded[i] = value
         outputs = [slots[i] for i in self.graph.outputs]
         n = inputs[0].shape[0]
-        plan = self._make_plan(folded=folded, views=views, free=n * self._biggest > _FREE_ABOVE)
-        program = _compile(plan.steps, plan.slots, self.graph.inputs, self.graph.outputs)
-        self._plans[n] = _Plan(plan.steps, plan.slots, program)
+        self._plans[n] = self._make_plan(
+            folded=folded, views=views, free=n * self._biggest > _FREE_ABOVE, compiled=True
+        )
         while len(self._plans) > _PLANS_KEPT:
             self._plans.popitem(last=False)
         return outputs  # type: ignore[return-value]
@@ -306,6 +302,7 @@ class NumpyInterpreter:
         folded: dict[int, Array],
         views: dict[int, tuple[int, ...]],
         free: bool = True,
+        compiled: bool = False,
     ) -> _Plan:
         """Steps with folded tensors as constants; dead activations freed when ``free``.
 
@@ -339,7 +336,11 @@ class NumpyInterpreter:
                 steps.append(_Step(k, opcode, _view(views[k]), in_idx[:1], out_idx, frees))
             else:
                 steps.append(_Step(k, opcode, run, in_idx, out_idx, frees))
-        return _Plan(tuple(steps), tuple(slots))
+        plan_steps, plan_slots = tuple(steps), tuple(slots)
+        program = None
+        if compiled:
+            program = _compile(plan_steps, plan_slots, self.graph.inputs, self.graph.outputs)
+        return _Plan(plan_steps, plan_slots, program)
 
     def _check_dataflow(self) -> None:
         """Every activation an operator reads must be a model input or written before."""

@@ -150,9 +150,18 @@ def _bias(node: Node, idx: int, channels: int, dtype: type) -> Array:
     return const(t).astype(dtype).ravel()
 
 
-def _float32_exact(acc_bound: int, wide: bool) -> bool:
-    """Whether float32 sums of this operator's integer products are exact (< 2**24)."""
-    return not wide and acc_bound < (1 << 24)
+def _hybrid_channel_scales(node: Node, flt: Tensor, channels: int) -> F32:
+    """Per-output-channel weight scales of a dynamic-range conv (per-tensor is refused)."""
+    scales: F32 = qparams(flt).scale.astype(np.float32).ravel()
+    if scales.size == 1 and channels > 1:
+        raise UnsupportedOpError([f"{node.op.opcode}(hybrid, per-tensor weights)"])
+    return np.repeat(scales, channels) if scales.size == 1 else scales
+
+
+def _hybrid_input(x: F32, dtype: type[np.generic]) -> tuple[Array, F32]:
+    """Each window quantized on its own range, zero offset removed, in the conv's shape."""
+    q, scale, offset = asymmetric_quantize(x.reshape(x.shape[0], -1))
+    return (q - offset[:, None]).reshape(x.shape).astype(dtype), scale
 
 
 def _requantizer(
@@ -263,20 +272,15 @@ def conv_2d(node: Node) -> Eval:
         return run_f
 
     if inp.dtype == "float32" and flt.dtype == "int8":  # hybrid (dynamic range)
-        if qparams(flt).scale.size == 1 and o > 1:
-            raise UnsupportedOpError(["CONV_2D(hybrid, per-tensor weights)"])
+        ch_scale = _hybrid_channel_scales(node, flt, o)
         mm_h = ConstMatmul(w_mat, 255, 128)
-        ch_scale: F32 = qparams(flt).scale.astype(np.float32).ravel()
-        if ch_scale.size == 1:
-            ch_scale = np.repeat(ch_scale, o)
         bias = _bias(node, 2, o, np.float32)
 
         def run_h(ins: Sequence[Array | None]) -> list[Array]:
             x = ins[0]
             assert x is not None
             n = x.shape[0]
-            q, sf, off = asymmetric_quantize(x.reshape(n, -1))
-            qx = (q - off[:, None]).reshape(x.shape).astype(np.int16)
+            qx, sf = _hybrid_input(x, np.int16)
             p = patches(qx, kh, kw, sh, sw, dh, dw, same, 0)
             oh, ow = p.shape[1:3]
             acc = mm_h(p.reshape(n * oh * ow, -1)).reshape(n, oh * ow, o)
@@ -355,22 +359,15 @@ def depthwise_conv_2d(node: Node) -> Eval:
         return run_f
 
     if inp.dtype == "float32" and flt.dtype == "int8":
-        if qparams(flt).scale.size == 1 and cout > 1:
-            raise UnsupportedOpError(["DEPTHWISE_CONV_2D(hybrid, per-tensor weights)"])
-        exact32 = kh * kw * 255 * 128 < (1 << 24)  # integer sums exact in float32
-        h_type = np.float32 if exact32 else np.float64
+        ch_scale = _hybrid_channel_scales(node, flt, cout)
+        h_type = _exact_type(kh * kw, 255, 128)
         wq = taps.astype(h_type)
-        ch_scale: F32 = qparams(flt).scale.astype(np.float32).ravel()
-        if ch_scale.size == 1:
-            ch_scale = np.repeat(ch_scale, cout)
         bias = _bias(node, 2, cout, np.float32)
 
         def run_h(ins: Sequence[Array | None]) -> list[Array]:
             x = ins[0]
             assert x is not None
-            n = x.shape[0]
-            q, sf, off = asymmetric_quantize(x.reshape(n, -1))
-            qx = (q - off[:, None]).reshape(x.shape).astype(h_type)
+            qx, sf = _hybrid_input(x, h_type)
             p = patches(expand(qx), kh, kw, sh, sw, dh, dw, same, 0)
             acc = accumulate(p, wq, h_type).astype(np.float32)
             scale = (ch_scale[None, :] * sf[:, None]).astype(np.float32)
@@ -385,9 +382,7 @@ def depthwise_conv_2d(node: Node) -> Eval:
         zin = zp_of(inp)
         bias = _bias(node, 2, cout, np.int64)
         bound_in = 65536 if wide else 256
-        fast = _float32_exact(kh * kw * bound_in * 128, wide)
-        # float32 sums are exact below 2**24, float64 ones below 2**53 (always, here).
-        acc_type = np.float32 if fast else np.float64
+        acc_type = _exact_type(kh * kw, bound_in, 128)
         wq = taps.astype(acc_type)
         requant = _requantizer(node, mult, shift, bias, wide=wide)
 

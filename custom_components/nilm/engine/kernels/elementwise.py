@@ -185,7 +185,7 @@ def _binary_eval(
     * two int8 inputs: a 256 x 256 table of every result;
     * one input a single constant value (a scalar in a broadcast): a table over the other
       input's range, so the op is one lookup;
-    * one input constant: its rescaled values are computed once at load time.
+    * otherwise a constant input's rescaled values are computed once at load time.
     """
     a_t, b_t, out = node.input(0), node.input(1), node.outputs[0]
     prep = operand or (lambda _i, v: v)
@@ -226,29 +226,15 @@ def _binary_eval(
 
         return run_table
     odt = out.dtype
-    if b_c is not None:
-        b_pre = prep(1, b_c.astype(np.int64))
-
-        def run_const_b(ins: Sequence[Array | None]) -> list[Array]:
-            a = ins[0]
-            assert a is not None
-            return [clamp(compute(raw(0, a), b_pre), lo, hi).astype(odt)]
-
-        return run_const_b
-    if a_c is not None:
-        a_pre = prep(0, a_c.astype(np.int64))
-
-        def run_const_a(ins: Sequence[Array | None]) -> list[Array]:
-            b = ins[1]
-            assert b is not None
-            return [clamp(compute(a_pre, raw(1, b)), lo, hi).astype(odt)]
-
-        return run_const_a
+    # A constant operand is rescaled once here, a runtime one on every call.
+    a_pre = None if a_c is None else prep(0, a_c.astype(np.int64))
+    b_pre = None if b_c is None else prep(1, b_c.astype(np.int64))
 
     def run(ins: Sequence[Array | None]) -> list[Array]:
         a, b = ins[0], ins[1]
         assert a is not None and b is not None
-        va, vb = raw(0, a), raw(1, b)
+        va = raw(0, a) if a_pre is None else a_pre
+        vb = raw(1, b) if b_pre is None else b_pre
         return [clamp(compute(va, vb), lo, hi).astype(odt)]
 
     return run

@@ -325,11 +325,6 @@ def populate_lut_int8(node: Node, transform: Callable[[F32], F32]) -> Array:
     return np.clip(q, olo, ohi).astype(out.dtype)
 
 
-def _table_eval(table: Array, offset: int) -> Eval:
-    """Table indexed by ``value - offset`` over every int8 (-128) or int16 (-32768) value."""
-    return lut_eval(table, {-128: "int8", -32768: "int16", 0: "uint8"}[offset])
-
-
 def _check_log2(scale: float) -> tuple[bool, int]:
     """CheckedLog2: (is a power of two within 1e-3, rounded log2), in float32 like TFLite."""
     x_log2 = np.float32(np.float32(math.log(np.float32(scale))) * np.float32(1.0 / math.log(2.0)))
@@ -400,18 +395,18 @@ def logistic_int(node: Node) -> Eval:
     src = node.input(0)
     if src.dtype == "int8" and is_quantized(src):
         table = populate_lut_int8(node, _logistic_f32)
-        return _table_eval(table, -128)
+        return lut_eval(table, src.dtype)
     if src.dtype == "int16" and is_quantized(src):
-        return _table_eval(_int16_sigmoid_table(node, tanh=False), -32768)
+        return lut_eval(_int16_sigmoid_table(node, tanh=False), src.dtype)
     raise _missing(node)
 
 
 def tanh_int(node: Node) -> Eval:
     src = node.input(0)
     if src.dtype == "int8" and is_quantized(src):
-        return _table_eval(populate_lut_int8(node, lambda v: _libm(np.tanh, v)), -128)
+        return lut_eval(populate_lut_int8(node, lambda v: _libm(np.tanh, v)), src.dtype)
     if src.dtype == "int16" and is_quantized(src):
-        return _table_eval(_int16_sigmoid_table(node, tanh=True), -32768)
+        return lut_eval(_int16_sigmoid_table(node, tanh=True), src.dtype)
     raise _missing(node)
 
 
@@ -535,11 +530,11 @@ def gelu_int(node: Node, approximate: bool) -> Eval:
     src, out = node.input(0), node.outputs[0]
     fn = _gelu_tanh if approximate else _gelu_exact
     if src.dtype == "int8" and is_quantized(src):
-        return _table_eval(populate_lut_int8(node, fn), -128)
+        return lut_eval(populate_lut_int8(node, fn), src.dtype)
     if src.dtype == "int16" and is_quantized(src):
         lut = populate_lut_int16(scale_of(src), zp_of(src), scale_of(out), zp_of(out), fn)
         table = lut_lookup_int16(np.arange(-32768, 32768), lut).astype(np.int16)
-        return _table_eval(table, -32768)
+        return lut_eval(table, src.dtype)
     raise _missing(node)
 
 
@@ -724,7 +719,7 @@ def rsqrt_int(node: Node) -> Eval:
 
         lut = populate_lut_int16(float(s_in), zp_of(src), float(s_out), zp_of(out), inv_sqrt)
         table16 = lut_lookup_int16(np.arange(-32768, 32768), lut).astype(np.int16)
-        return _table_eval(table16, -32768)
+        return lut_eval(table16, src.dtype)
     real = 1.0 / float(np.float32(np.float32(math.sqrt(s_in)) * s_out))
     mult, shift = quantize_multiplier(real)
     zi, zo = zp_of(src), zp_of(out)
@@ -737,7 +732,7 @@ def rsqrt_int(node: Node) -> Eval:
     table = np.where(value == 0, hi, np.clip(q, lo, hi)).astype(out.dtype)
     # Negative inputs are an error in TFLite; they map to the largest output here.
     table = np.where(value < 0, hi, table).astype(out.dtype)
-    return _table_eval(table, lo)
+    return lut_eval(table, src.dtype)
 
 
 def mean_int(node: Node, axes: tuple[int, ...], keep: bool) -> Eval:
