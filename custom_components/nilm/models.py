@@ -36,14 +36,14 @@ class AvailableModel:
     """A card found on disk (not yet verified against its model file).
 
     A model compiled for the Coral Edge TPU (``*_edgetpu.tflite``) runs nowhere else, so
-    ``cpu_card_path`` names the same-name CPU model to fall back to when the Edge TPU is
-    missing or the CPU backend is chosen (None: there is none).
+    ``cpu_fallback`` is the same-name CPU model to run when the Edge TPU is missing or the
+    CPU backend is chosen (None: there is none).
     """
 
     card: ModelCard
     card_path: Path
     user: bool
-    cpu_card_path: Path | None = None
+    cpu_fallback: AvailableModel | None = None
 
     @property
     def edgetpu(self) -> bool:
@@ -82,14 +82,11 @@ def discover_models(user_dir: Path, bundled_dir: Path | None = None) -> dict[str
             local.setdefault(card.name, {})[model.edgetpu] = model
         for name, kinds in local.items():
             earlier = found.get(name)
-            earlier_cpu = None
-            if earlier is not None:
-                earlier_cpu = earlier.cpu_card_path if earlier.edgetpu else earlier.card_path
+            earlier_cpu = earlier.cpu_fallback if earlier and earlier.edgetpu else earlier
             cpu = kinds.get(False)
             tpu = kinds.get(True)
             if tpu is not None:  # prefer the Edge TPU build, keep a CPU model to fall back to
-                fallback = cpu.card_path if cpu is not None else earlier_cpu
-                found[name] = replace(tpu, cpu_card_path=fallback)
+                found[name] = replace(tpu, cpu_fallback=cpu if cpu is not None else earlier_cpu)
             elif cpu is not None:
                 found[name] = cpu
     return found
@@ -112,21 +109,21 @@ def load_appliance(
     if available.edgetpu:
         # Only the Coral runs a compiled model; the CPU runs its same-name sibling.
         preferred: tuple[str, ...] = () if backend == BACKEND_CPU else ("edgetpu",)
-        cpu_card = available.cpu_card_path
+        cpu = available.cpu_fallback
     else:
         preferred = ENGINE_PREFERENCES[backend]
-        cpu_card = available.card_path
-    attempts = [(available.card_path, p) for p in preferred]
-    if cpu_card is not None:
-        attempts += [(cpu_card, p) for p in cpu_preferences if (cpu_card, p) not in attempts]
+        cpu = available
+    attempts = [(available, p) for p in preferred]
+    if cpu is not None:
+        attempts += [(cpu, p) for p in cpu_preferences if (cpu, p) not in attempts]
     fallback: LoadFailure | None = None
-    for card_path, preference in attempts:
+    for model_files, preference in attempts:
         try:
-            model = load_model(card_path, preference)
+            model = load_model(model_files.card_path, preference)
         except UnsupportedOpError as err:
             return None, LoadFailure(name, ISSUE_MODEL_UNSUPPORTED, str(err))
         except ModelCardError as err:
-            reason = ISSUE_MODEL_MISSING if _file_missing(card_path) else ISSUE_MODEL_CORRUPT
+            reason = ISSUE_MODEL_MISSING if _file_missing(model_files) else ISSUE_MODEL_CORRUPT
             return None, LoadFailure(name, reason, str(err))
         except ModelError as err:
             return None, LoadFailure(name, ISSUE_MODEL_CORRUPT, str(err))
@@ -137,7 +134,7 @@ def load_appliance(
         if threshold is not None:
             model.card = with_threshold(model.card, threshold)
         return model, fallback if backend != BACKEND_CPU else None
-    if cpu_card is None:
+    if cpu is None:
         why = fallback.message + "; " if fallback is not None else ""
         message = f"{why}compiled for the Edge TPU only, and no CPU model named {name} is installed"
         return None, LoadFailure(name, ISSUE_BACKEND_UNAVAILABLE, message)
@@ -153,9 +150,5 @@ def with_threshold(card: ModelCard, threshold: float) -> ModelCard:
     return replace(card, status=status)
 
 
-def _file_missing(card_path: Path) -> bool:
-    try:
-        card = load_card(card_path, verify_hash=False)
-    except ModelError:
-        return not card_path.is_file()
-    return not tflite_path_for(card_path, card).is_file()
+def _file_missing(available: AvailableModel) -> bool:
+    return not tflite_path_for(available.card_path, available.card).is_file()
