@@ -29,7 +29,12 @@ from .const import (
     POWER_UNITS_TO_W,
     USER_MODELS_SUBDIR,
 )
+from .coordinator import CONF_MAX_POWER_W, DEFAULT_MAX_POWER_W, MAX_MAX_POWER_W, MIN_MAX_POWER_W
 from .models import AvailableModel, discover_models
+
+# Form errors (translated in config.error / options.error).
+ERROR_DUPLICATE_ENTITY = "duplicate_entity"
+ERROR_NOT_A_NUMBER = "not_a_number"
 
 
 async def _async_models(hass: HomeAssistant) -> dict[str, AvailableModel]:
@@ -38,7 +43,11 @@ async def _async_models(hass: HomeAssistant) -> dict[str, AvailableModel]:
     )
 
 
-def _appliance_selector(models: dict[str, AvailableModel]) -> selector.SelectSelector:
+def _appliance_selector(
+    models: dict[str, AvailableModel], unavailable: list[str] | None = None
+) -> selector.SelectSelector:
+    """The appliances to pick from; ``unavailable`` are configured ones whose card cannot
+    be read right now: still offered (and kept selected), so saving never drops them."""
     options = [
         selector.SelectOptionDict(
             value=name,
@@ -46,6 +55,11 @@ def _appliance_selector(models: dict[str, AvailableModel]) -> selector.SelectSel
             + (", user model)" if m.user else ")"),
         )
         for name, m in sorted(models.items())
+    ]
+    options += [
+        selector.SelectOptionDict(value=name, label=f"{name} (model unavailable, see repairs)")
+        for name in unavailable or []
+        if name not in models
     ]
     return selector.SelectSelector(
         selector.SelectSelectorConfig(
@@ -68,6 +82,8 @@ def validate_mains(hass: HomeAssistant, entity_ids: list[str]) -> str | None:
     """The translation key of the first problem with the chosen sensors, or None."""
     if not entity_ids:
         return "entity_not_found"
+    if len(set(entity_ids)) != len(entity_ids):
+        return ERROR_DUPLICATE_ENTITY  # it would be summed twice
     for entity_id in entity_ids:
         state = hass.states.get(entity_id)
         if state is None:
@@ -145,27 +161,39 @@ class NilmOptionsFlow(OptionsFlow):
         current = {**entry.data, **entry.options}
         models = await _async_models(self.hass)
         errors: dict[str, str] = {}
+        configured = [str(a) for a in current.get(CONF_APPLIANCES, [])]
+        # Configured but unreadable right now (a card being copied, a bad edit): kept.
+        unavailable = [a for a in configured if a not in models]
         if user_input is not None:
-            appliances = [a for a in user_input.get(CONF_APPLIANCES, []) if a in models]
+            appliances = [
+                a for a in user_input.get(CONF_APPLIANCES, []) if a in models or a in unavailable
+            ]
+            errors.update(_non_finite(user_input))
             if not appliances:
                 errors[CONF_APPLIANCES] = "no_appliances"
-            else:
+            elif not errors:
                 options: dict[str, Any] = {
                     CONF_APPLIANCES: appliances,
                     CONF_BACKEND: user_input[CONF_BACKEND],
                     CONF_MAX_GAP_S: float(user_input[CONF_MAX_GAP_S]),
                 }
+                if CONF_MAX_POWER_W in user_input:
+                    options[CONF_MAX_POWER_W] = float(user_input[CONF_MAX_POWER_W])
                 for key, value in user_input.items():
                     name = key.removeprefix(CONF_THRESHOLD_PREFIX)
                     if key.startswith(CONF_THRESHOLD_PREFIX) and name in appliances:
                         options[key] = float(value)
+                for name in unavailable:  # no field shown: keep what was set
+                    key = f"{CONF_THRESHOLD_PREFIX}{name}"
+                    if name in appliances and key in current and key not in options:
+                        options[key] = current[key]
                 return self.async_create_entry(data=options)
 
         fields: dict[Any, Any] = {
             vol.Required(
                 CONF_APPLIANCES,
-                default=[a for a in current.get(CONF_APPLIANCES, []) if a in models],
-            ): _appliance_selector(models),
+                default=[a for a in configured if a in models or a in unavailable],
+            ): _appliance_selector(models, unavailable),
             vol.Required(
                 CONF_BACKEND, default=current.get(CONF_BACKEND, DEFAULT_BACKEND)
             ): _backend_selector(),
@@ -177,6 +205,17 @@ class NilmOptionsFlow(OptionsFlow):
                     max=MAX_MAX_GAP_S,
                     step=10,
                     unit_of_measurement="s",
+                    mode=selector.NumberSelectorMode.BOX,
+                )
+            ),
+            vol.Required(
+                CONF_MAX_POWER_W, default=current.get(CONF_MAX_POWER_W, DEFAULT_MAX_POWER_W)
+            ): selector.NumberSelector(
+                selector.NumberSelectorConfig(
+                    min=MIN_MAX_POWER_W,
+                    max=MAX_MAX_POWER_W,
+                    step=100,
+                    unit_of_measurement="W",
                     mode=selector.NumberSelectorMode.BOX,
                 )
             ),
@@ -203,4 +242,25 @@ class NilmOptionsFlow(OptionsFlow):
             fields[vol.Required(key, default=current.get(key, default))] = selector.NumberSelector(
                 config
             )
-        return self.async_show_form(step_id="init", data_schema=vol.Schema(fields), errors=errors)
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(vol.Schema(fields), user_input or {})
+            if errors
+            else vol.Schema(fields),
+            errors=errors,
+        )
+
+
+def _non_finite(user_input: dict[str, Any]) -> dict[str, str]:
+    """Number fields holding NaN or inf: the number selector's min/max let NaN through
+    (every comparison with NaN is false), and "nan" as max_gap_s fails setup forever."""
+    errors: dict[str, str] = {}
+    for key, value in user_input.items():
+        if key in (CONF_MAX_GAP_S, CONF_MAX_POWER_W) or key.startswith(CONF_THRESHOLD_PREFIX):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = math.nan
+            if not math.isfinite(number):
+                errors[key] = ERROR_NOT_A_NUMBER
+    return errors

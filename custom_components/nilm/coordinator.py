@@ -53,14 +53,28 @@ _LOGGER = logging.getLogger(__name__)
 # that lands on the boundary, early enough that entities lag by only a few seconds.
 TICK_DELAY_S = 2.0
 
+# Plausibility bound per mains sensor (one phase): a 100 A breaker at 240 V is 24 kW, so a
+# larger reading is a meter glitch or overflow (65,535 W, 4,294,967,295 W) and is treated
+# like "unavailable", never as energy. Options key and limits of the setting.
+CONF_MAX_POWER_W = "max_power_w"
+DEFAULT_MAX_POWER_W = 25_000.0
+MIN_MAX_POWER_W = 1_000.0
+MAX_MAX_POWER_W = 1_000_000.0
+# A sensor update or tick this much older than the newest one seen means the clock
+# stepped back (NTP, a wrong RTC corrected). Home Assistant then re-arms pending timers
+# until the old time comes again, and the resampler would hold every new reading until
+# then: the entities would stay frozen for hours. The windows restart instead.
+CLOCK_STEP_TOLERANCE_S = 10.0
+
 FloatArray = npt.NDArray[np.float64]
 
 
-def parse_power_w(state: State | None) -> float | None:
+def parse_power_w(state: State | None, max_power_w: float = DEFAULT_MAX_POWER_W) -> float | None:
     """A mains reading in watts, or ``None`` for anything that is not a usable number.
 
-    Unavailable, unknown, non-numeric, NaN/inf, negative and unknown units are all
-    "missing": the resampler bridges short stretches and marks long ones as gaps.
+    Unavailable, unknown, non-numeric, NaN/inf, negative, above ``max_power_w`` and
+    unknown units are all "missing": the resampler bridges short stretches and marks long
+    ones as gaps.
     """
     if state is None or state.state in (STATE_UNAVAILABLE, STATE_UNKNOWN):
         return None
@@ -71,14 +85,17 @@ def parse_power_w(state: State | None) -> float | None:
     factor = POWER_UNITS_TO_W.get(state.attributes.get(ATTR_UNIT_OF_MEASUREMENT, ""))
     if factor is None or not math.isfinite(value) or value < 0:
         return None
-    return value * factor
+    watts = value * factor
+    if not watts <= max_power_w:  # also refuses an overflow to inf
+        return None
+    return watts
 
 
 class MainsCombiner:
     """Sums several phase sensors; the sum is missing while any phase is missing or stale."""
 
     def __init__(self, entity_ids: Sequence[str], max_gap_s: float) -> None:
-        self.entity_ids = list(entity_ids)
+        self.entity_ids = list(dict.fromkeys(entity_ids))  # a sensor listed twice counts once
         self.max_gap_s = max_gap_s
         self._values: dict[str, float | None] = dict.fromkeys(self.entity_ids)
         self._valid_ts: dict[str, float] = dict.fromkeys(self.entity_ids, -math.inf)
@@ -178,11 +195,14 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
         mains_entities: Sequence[str],
         models: dict[str, NilmModel],
         max_gap_s: float,
+        *,
+        max_power_w: float = DEFAULT_MAX_POWER_W,
     ) -> None:
         super().__init__(hass, _LOGGER, config_entry=entry, name=DOMAIN)
         self.data = 0
-        self.mains_entities = list(mains_entities)
+        self.mains_entities = list(dict.fromkeys(mains_entities))
         self.max_gap_s = max_gap_s
+        self.max_power_w = max_power_w
         self.appliances: dict[str, ApplianceRuntime] = {
             name: ApplianceRuntime(
                 name, model, StatusTracker(model.card.status, model.card.sample_period_s)
@@ -197,6 +217,9 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
             period: ZohResampler(period, cap, max_gap_s) for period, cap in capacity.items()
         }
         self._combiner = MainsCombiner(self.mains_entities, max_gap_s)
+        self.clock_resets = 0
+        self.readings_refused = 0
+        self._clock_ref = -math.inf  # newest live event or tick time seen
         self._busy = False
         self._unsub_tick: Callable[[], None] | None = None
         self.tick_latencies_ms: deque[float] = deque(maxlen=LATENCY_SAMPLES)
@@ -234,16 +257,32 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
     def _on_state_changed(self, event: Event[EventStateChangedData]) -> None:
         new_state = event.data["new_state"]
         ts = new_state.last_updated_timestamp if new_state else event.time_fired_timestamp
-        self._feed(event.data["entity_id"], new_state, ts)
+        self._live(event.data["entity_id"], new_state, ts)
 
     @callback
     def _on_state_reported(self, event: Event[EventStateReportedData]) -> None:
         new_state = event.data["new_state"]
         if new_state is not None:
-            self._feed(event.data["entity_id"], new_state, new_state.last_reported_timestamp)
+            self._live(event.data["entity_id"], new_state, new_state.last_reported_timestamp)
+
+    def _live(self, entity_id: str, state: State | None, ts: float) -> None:
+        """A live update: stamped with the current clock, so it also shows clock steps."""
+        if self._clock_went_back(ts):
+            self._restart_windows(ts)  # feeds the current states, this one included
+            return
+        self._feed(entity_id, state, ts)
+
+    def _clock_went_back(self, ts: float) -> bool:
+        if ts < self._clock_ref - CLOCK_STEP_TOLERANCE_S:
+            return True
+        self._clock_ref = max(self._clock_ref, ts)
+        return False
 
     def _feed(self, entity_id: str, state: State | None, ts: float) -> None:
-        total = self._combiner.update(entity_id, parse_power_w(state), ts)
+        value = parse_power_w(state, self.max_power_w)
+        if value is None and state is not None and _is_number(state.state):
+            self.readings_refused += 1  # implausible (too large, inf/NaN, negative)
+        total = self._combiner.update(entity_id, value, ts)
         for resampler in self.resamplers.values():
             resampler.update(ts, total)
 
@@ -307,9 +346,44 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
             # the next tick processes them in one batch.
             self.ticks_skipped += 1
             return
+        ts = now.timestamp()
+        if self._clock_went_back(ts):
+            self._restart_windows(ts)
+            return
         for resampler in self.resamplers.values():
-            resampler.advance(now.timestamp())
+            resampler.advance(ts)
         await self._async_process(count_energy=True)
+
+    def _restart_windows(self, ts: float) -> None:
+        """The clock went back: what was recorded lies in the "future". Start over from
+        now: the entities are unavailable until a full window of new data exists (nothing
+        recorded is counted twice or lost from the energy totals)."""
+        step = self._clock_ref - ts
+        _LOGGER.warning("The clock went back by %.0f s; the NILM windows restart from now", step)
+        self.last_errors.append(f"clock stepped back by {step:.0f} s: windows restarted")
+        self.clock_resets += 1
+        self._clock_ref = ts
+        self.resamplers = {
+            period: ZohResampler(period, r.buffer.capacity, self.max_gap_s)
+            for period, r in self.resamplers.items()
+        }
+        self._combiner = MainsCombiner(self.mains_entities, self.max_gap_s)
+        for runtime in self.appliances.values():
+            runtime.available = False
+            runtime.power_w = runtime.probability = runtime.on = None
+            runtime.last_slot = None
+            runtime.tracker.reset()
+        for resampler in self.resamplers.values():
+            resampler.advance(ts)
+        for entity_id in self.mains_entities:  # the current readings start the new windows
+            state = self.hass.states.get(entity_id)
+            if state is not None:
+                self._feed(entity_id, state, ts)
+        if self._unsub_tick is not None:  # the pending tick waits for the old time: re-arm
+            self._cancel_tick()
+            self._schedule_tick()
+        self._update_untracked()
+        self.async_set_updated_data(self.data + 1)
 
     async def _async_process(self, *, count_energy: bool) -> None:
         """Run every slot closed since the last run (by ticks or by sensor updates)."""
@@ -376,6 +450,8 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
                 continue
             assert result.raw_on is not None and result.raw_power_w is not None
             raw_power = float(result.raw_power_w[k])
+            if not math.isfinite(raw_power):  # never an infinite energy total
+                raw_power = 0.0
             raw_on = bool(result.raw_on[k])
             # Energy follows the card's minimum durations exactly as evaluation does: a
             # run's first samples are credited once it is confirmed, a short gap's once
@@ -417,6 +493,9 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
         return {
             "ticks": self.data,
             "ticks_skipped": self.ticks_skipped,
+            "max_power_w": self.max_power_w,
+            "readings_refused": self.readings_refused,
+            "clock_resets": self.clock_resets,
             "tick_latency_ms": latency_stats(self.tick_latencies_ms),
             "warm_start_points": self.warm_start_windows,
             "last_errors": list(self.last_errors),
@@ -441,6 +520,14 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
                 for name, r in self.appliances.items()
             },
         }
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def latency_stats(samples: Iterable[float]) -> dict[str, float | int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
@@ -12,6 +14,16 @@ from .runtime import NilmConfigEntry
 
 # Entity ids and titles reveal how a home is named and wired; the model cards don't.
 TO_REDACT = {CONF_MAINS_ENTITIES, "unique_id", "title"}
+# The folder holding custom_components/ (the config dir in a HACS install).
+_INTEGRATION_ROOTS = [str(Path(__file__).parents[2]), str(Path(__file__).resolve().parents[2])]
+
+
+def relative_paths(text: str, roots: list[str]) -> str:
+    """``text`` with every absolute path under one of ``roots`` made relative to it
+    (error messages quote paths; the config dir names the user's machine and layout)."""
+    for root in sorted({r.rstrip("/") for r in roots if r.strip("/")}, key=len, reverse=True):
+        text = re.sub(re.escape(root) + r"(?:/|(?![^\s'\"),:;]))", "", text)
+    return text
 
 
 async def async_get_config_entry_diagnostics(
@@ -19,6 +31,9 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     data = entry.runtime_data
     coordinator = data.coordinator
+    roots = [hass.config.config_dir, *_INTEGRATION_ROOTS]
+    runtime = coordinator.diagnostics()
+    runtime["last_errors"] = [relative_paths(str(e), roots) for e in runtime["last_errors"]]
     return {
         "entry": async_redact_data(entry.as_dict(), TO_REDACT),
         "backend_setting": data.backend,
@@ -29,8 +44,8 @@ async def async_get_config_entry_diagnostics(
             for name, m in sorted(data.available.items())
         },
         "failed_models": {
-            name: {"reason": f.reason, "message": f.message}
+            name: {"reason": f.reason, "message": relative_paths(f.message, roots)}
             for name, f in sorted(data.failures.items())
         },
-        "runtime": coordinator.diagnostics(),
+        "runtime": runtime,
     }

@@ -51,6 +51,20 @@ class AvailableModel:
 
 
 @dataclass(frozen=True, slots=True)
+class RejectedCard:
+    """A card file that failed validation: the repair issue says why, not "missing"."""
+
+    name: str  # the card's ``name`` if it could be read, else the file name's stem
+    card_path: Path
+    user: bool
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return f"{'user' if self.user else 'bundled'} model card {self.card_path.name}"
+
+
+@dataclass(frozen=True, slots=True)
 class LoadFailure:
     """Why a configured appliance could not be loaded (becomes a repair issue)."""
 
@@ -63,20 +77,35 @@ def discover_models(user_dir: Path, bundled_dir: Path | None = None) -> dict[str
     """All valid cards by model name; a user card overrides a bundled one of the same name.
 
     Cards that fail validation are skipped with a warning: a listing must never fail
-    because of one broken file.
+    because of one broken file (:func:`scan_models` also says which and why).
     """
+    return scan_models(user_dir, bundled_dir)[0]
+
+
+def scan_models(
+    user_dir: Path, bundled_dir: Path | None = None
+) -> tuple[dict[str, AvailableModel], dict[str, RejectedCard]]:
+    """Valid cards by model name (see :func:`discover_models`) and rejected ones by the
+    name they were meant to have (the last rejection of a name wins)."""
     found: dict[str, AvailableModel] = {}
+    rejected: dict[str, RejectedCard] = {}
     bundled = BUNDLED_MODELS_DIR if bundled_dir is None else bundled_dir
     for folder, user in ((bundled, False), (user_dir, True)):
-        if not folder.is_dir():
+        try:
+            card_paths = sorted(folder.glob(f"*{CARD_SUFFIX}")) if folder.is_dir() else []
+        except OSError as err:
+            _LOGGER.warning("Cannot list model folder %s: %s", folder, err)
             continue
         # Per name: the CPU card and the Edge TPU card of this folder (later files win).
         local: dict[str, dict[bool, AvailableModel]] = {}
-        for card_path in sorted(folder.glob(f"*{CARD_SUFFIX}")):
+        for card_path in card_paths:
             try:
                 card = load_card(card_path, verify_hash=False)
-            except ModelError as err:
-                _LOGGER.warning("Ignoring model card %s: %s", card_path, err)
+            except Exception as err:  # one broken file must never break a listing
+                name = getattr(err, "card_name", None) or _name_from_file(card_path)
+                reason = str(err) if isinstance(err, ModelError) else _describe(err)
+                _LOGGER.warning("Ignoring model card %s: %s", card_path, reason)
+                rejected[name] = RejectedCard(name, card_path, user, reason)
                 continue
             model = AvailableModel(card, card_path, user)
             local.setdefault(card.name, {})[model.edgetpu] = model
@@ -89,7 +118,15 @@ def discover_models(user_dir: Path, bundled_dir: Path | None = None) -> dict[str
                 found[name] = replace(tpu, cpu_fallback=cpu if cpu is not None else earlier_cpu)
             elif cpu is not None:
                 found[name] = cpu
-    return found
+    return found, rejected
+
+
+def _name_from_file(card_path: Path) -> str:
+    return card_path.stem.removesuffix("_edgetpu")
+
+
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"[:500]
 
 
 def load_appliance(
@@ -97,14 +134,35 @@ def load_appliance(
     name: str,
     backend: str,
     threshold: float | None,
+    rejected: RejectedCard | None = None,
 ) -> tuple[NilmModel | None, LoadFailure | None]:
-    """Load one configured model; every file problem becomes a LoadFailure, not a raise.
+    """Load one configured model; every problem (any exception) becomes a LoadFailure
+    naming the reason, never a raise.
 
     A forced backend that is missing (no Coral plugged in) falls back to the CPU and
     still reports a failure, so the user learns why inference is slower than expected.
+    ``rejected`` is the card of this name that failed validation, if any: without a
+    valid card its reason is the failure's message.
     """
     if available is None:
+        if rejected is not None:
+            return None, LoadFailure(
+                name, ISSUE_MODEL_CORRUPT, f"{rejected.label} was rejected: {rejected.reason}"
+            )
         return None, LoadFailure(name, ISSUE_MODEL_MISSING, "no model card with this name")
+    try:
+        return _load_appliance(available, name, backend, threshold)
+    except Exception as err:  # a bug or an unforeseen file: a repair, not a failed entry
+        _LOGGER.warning("Loading model %s failed unexpectedly", name, exc_info=True)
+        return None, LoadFailure(name, ISSUE_MODEL_CORRUPT, _describe(err))
+
+
+def _load_appliance(
+    available: AvailableModel,
+    name: str,
+    backend: str,
+    threshold: float | None,
+) -> tuple[NilmModel | None, LoadFailure | None]:
     cpu_preferences = ENGINE_PREFERENCES[BACKEND_CPU]
     if available.edgetpu:
         # Only the Coral runs a compiled model; the CPU runs its same-name sibling.
@@ -131,6 +189,9 @@ def load_appliance(
             if preference in preferred and fallback is None:
                 fallback = LoadFailure(name, ISSUE_BACKEND_UNAVAILABLE, str(err))
             continue
+        except Exception as err:  # whatever a backend raised: this model is unusable
+            _LOGGER.warning("Model %s failed on %s", name, preference, exc_info=True)
+            return None, LoadFailure(name, ISSUE_MODEL_CORRUPT, _describe(err))
         if threshold is not None:
             model.card = with_threshold(model.card, threshold)
         return model, fallback if backend != BACKEND_CPU else None
@@ -151,4 +212,8 @@ def with_threshold(card: ModelCard, threshold: float) -> ModelCard:
 
 
 def _file_missing(available: AvailableModel) -> bool:
-    return not tflite_path_for(available.card_path, available.card).is_file()
+    try:
+        path = tflite_path_for(available.card_path, available.card)
+        return not path.exists()
+    except (OSError, ValueError, ModelError):
+        return False

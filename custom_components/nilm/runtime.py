@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,12 +22,13 @@ from .const import (
     DEFAULT_BACKEND,
     DEFAULT_MAX_GAP_S,
     DOMAIN,
+    ISSUE_MODEL_CORRUPT,
     USER_MODELS_SUBDIR,
 )
-from .coordinator import NilmCoordinator
+from .coordinator import CONF_MAX_POWER_W, DEFAULT_MAX_POWER_W, NilmCoordinator
 from .engine.model import NilmModel
 from .entity import entry_device_info
-from .models import AvailableModel, LoadFailure, discover_models, load_appliance
+from .models import AvailableModel, LoadFailure, load_appliance, scan_models
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -54,11 +56,23 @@ def entry_settings(entry: ConfigEntry) -> dict[str, object]:
 def _load_all(
     user_dir: Path, names: list[str], backend: str, thresholds: dict[str, float]
 ) -> tuple[dict[str, AvailableModel], dict[str, NilmModel], dict[str, LoadFailure]]:
-    available = discover_models(user_dir)
+    """Load every configured model; nothing raised here may fail the whole entry."""
     models: dict[str, NilmModel] = {}
     failures: dict[str, LoadFailure] = {}
+    try:
+        available, rejected = scan_models(user_dir)
+    except Exception as err:  # the listing itself broke: every model says why
+        _LOGGER.exception("Listing the NILM models failed")
+        reason = f"the model folders cannot be listed: {type(err).__name__}: {err}"
+        return {}, {}, {n: LoadFailure(n, ISSUE_MODEL_CORRUPT, reason) for n in names}
     for name in names:
-        model, failure = load_appliance(available.get(name), name, backend, thresholds.get(name))
+        try:
+            model, failure = load_appliance(
+                available.get(name), name, backend, thresholds.get(name), rejected.get(name)
+            )
+        except Exception as err:
+            _LOGGER.exception("Loading model %s failed", name)
+            model, failure = None, LoadFailure(name, ISSUE_MODEL_CORRUPT, f"{err!r}"[:500])
         if model is not None:
             models[name] = model
         if failure is not None:
@@ -66,23 +80,55 @@ def _load_all(
     return available, models, failures
 
 
+def _setting(settings: dict[str, object], key: str, default: float) -> float:
+    """A numeric option, finite and > 0; anything else is the default (an entry saved
+    before the flow checked values, e.g. max_gap_s "nan", must still set up)."""
+    raw = settings.get(key, default)
+    try:
+        value = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        _LOGGER.warning("Option %s=%r is not a positive number; using %s", key, raw, default)
+        return default
+    return value
+
+
+def _thresholds(settings: dict[str, object]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in settings.items():
+        if not key.startswith(CONF_THRESHOLD_PREFIX) or value is None:
+            continue
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            number = math.nan
+        if math.isfinite(number) and number >= 0:
+            out[key.removeprefix(CONF_THRESHOLD_PREFIX)] = number
+        else:
+            _LOGGER.warning("Ignoring threshold %s=%r (not a finite number)", key, value)
+    return out
+
+
 async def async_setup_entry(hass: HomeAssistant, entry: NilmConfigEntry) -> bool:
     settings = entry_settings(entry)
     names = [str(n) for n in settings.get(CONF_APPLIANCES, [])]  # type: ignore[attr-defined]
     backend = str(settings.get(CONF_BACKEND, DEFAULT_BACKEND))
-    max_gap_s = float(settings.get(CONF_MAX_GAP_S, DEFAULT_MAX_GAP_S))  # type: ignore[arg-type]
-    thresholds = {
-        key.removeprefix(CONF_THRESHOLD_PREFIX): float(value)  # type: ignore[arg-type]
-        for key, value in settings.items()
-        if key.startswith(CONF_THRESHOLD_PREFIX) and value is not None
-    }
+    max_gap_s = _setting(settings, CONF_MAX_GAP_S, DEFAULT_MAX_GAP_S)
+    max_power_w = _setting(settings, CONF_MAX_POWER_W, DEFAULT_MAX_POWER_W)
+    thresholds = _thresholds(settings)
     available, models, failures = await hass.async_add_executor_job(
         _load_all, Path(hass.config.path(USER_MODELS_SUBDIR)), names, backend, thresholds
     )
     _sync_issues(hass, entry, failures)
 
     coordinator = NilmCoordinator(
-        hass, entry, list(entry.data[CONF_MAINS_ENTITIES]), models, max_gap_s
+        hass,
+        entry,
+        list(dict.fromkeys(entry.data[CONF_MAINS_ENTITIES])),  # a sensor counts once
+        models,
+        max_gap_s,
+        max_power_w=max_power_w,
     )
     entry.runtime_data = NilmData(coordinator, backend, failures, available)
     _remove_stale_devices(hass, entry, names)

@@ -36,6 +36,13 @@ def no_litert(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def vetting_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand-in LiteRT modules are invisible to a vetting child: let every model pass."""
+    monkeypatch.setattr(backends, "_vetted", {})
+    monkeypatch.setattr(backends, "vet_model", lambda path, mode: None)
+
+
+@pytest.fixture
 def edgetpu_copy(tmp_path: Path) -> Path:
     """A CPU model under an Edge TPU file name, so fallbacks can actually run it."""
     path = tmp_path / "cnn_edgetpu.tflite"
@@ -121,6 +128,7 @@ def test_auto_falls_back_when_the_delegate_fails(
     caplog: pytest.LogCaptureFixture,
     edgetpu_copy: Path,
     error: Exception,
+    vetting_passes: None,
 ) -> None:
     real = backends.litert_module()
 
@@ -142,7 +150,7 @@ def test_auto_falls_back_when_the_delegate_fails(
 
 
 def test_edgetpu_when_the_delegate_loads(
-    monkeypatch: pytest.MonkeyPatch, edgetpu_copy: Path
+    monkeypatch: pytest.MonkeyPatch, edgetpu_copy: Path, vetting_passes: None
 ) -> None:
     """With a delegate the model runs on LiteRT with it, one window per invoke."""
     real = backends.litert_module()
@@ -233,3 +241,124 @@ def test_tensor_io_quantization_rounds_half_away_and_saturates() -> None:
     plain = TensorIO((1, 2), "float32")
     assert not plain.quantized
     assert plain.to_model(np.ones((1, 2), np.float32)).dtype == np.float32
+
+
+# --- LiteRT only for trusted models: bundled, or vetted in a child process ----------------
+
+BUNDLED = Path(backends.__file__).resolve().parent.parent / "models"
+
+
+@pytest.fixture
+def fresh_vetting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(backends, "_vetted", {})
+
+
+def test_bundled_models_are_trusted_by_their_hash() -> None:
+    import hashlib
+
+    tflites = sorted(BUNDLED.rglob("*.tflite"))
+    assert tflites
+    for path in tflites:
+        assert hashlib.sha256(path.read_bytes()).hexdigest() in backends.trusted_sha256()
+    assert backends.trusted_sha256().isdisjoint({hashlib.sha256(CNN.read_bytes()).hexdigest()})
+
+
+def test_bundled_model_opens_on_litert_without_a_vetting_run(
+    monkeypatch: pytest.MonkeyPatch, fresh_vetting: None
+) -> None:
+    def no_vetting(path: Path, mode: str) -> str | None:
+        raise AssertionError("a bundled model needs no vetting run")
+
+    monkeypatch.setattr(backends, "vet_model", no_vetting)
+    for preference in ("auto", "litert", "litert_ref"):
+        assert create_backend(BUNDLED / "kettle.tflite", preference).name in (
+            "litert",
+            "litert_ref",
+        )
+
+
+def test_user_model_that_fails_vetting_never_opens_in_litert_here(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fresh_vetting: None
+) -> None:
+    """The crash happened in the child: this process must not even construct LiteRT's
+    interpreter for that file; auto runs numpy, a forced LiteRT says why."""
+    calls: list[tuple[str, str]] = []
+
+    def crashed(path: Path, mode: str) -> str | None:
+        calls.append((path.name, mode))
+        return "LiteRT crashed with SIGSEGV"
+
+    class NeverOpened:
+        def __init__(self, **kwargs: Any) -> None:
+            raise AssertionError("LiteRT opened an unvetted model in this process")
+
+    real = backends.litert_module()
+    fake = SimpleNamespace(Interpreter=NeverOpened, OpResolverType=real.OpResolverType)
+    monkeypatch.setattr(backends, "litert_module", lambda: fake)
+    monkeypatch.setattr(backends, "vet_model", crashed)
+    user = tmp_path / "mine.tflite"
+    shutil.copy(CNN, user)
+    assert create_backend(user, "auto").name == "numpy"
+    for preference in ("litert", "litert_ref"):
+        with pytest.raises(BackendUnavailableError, match="crashed with SIGSEGV"):
+            create_backend(user, preference)
+    # One vetting run per file and mode, however often it is opened.
+    assert create_backend(user, "auto").name == "numpy"
+    assert calls == [("mine.tflite", "litert"), ("mine.tflite", "litert_ref")]
+
+
+def test_user_model_that_passes_vetting_runs_on_litert(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fresh_vetting: None
+) -> None:
+    seen: list[str] = []
+    real_vet = backends.vet_model
+
+    def vet(path: Path, mode: str) -> str | None:
+        seen.append(mode)
+        return real_vet(path, mode)  # a real child process
+
+    monkeypatch.setattr(backends, "vet_model", vet)
+    user = tmp_path / "mine.tflite"
+    shutil.copy(CNN, user)
+    assert create_backend(user, "auto").name == "litert"
+    assert create_backend(user, "litert").name == "litert"
+    assert seen == ["litert"]
+
+
+def test_vetting_survives_a_real_litert_crash(tmp_path: Path) -> None:
+    """The child really dies (LiteRT aborts on this crafted file); pytest does not."""
+    from .test_fuzz import litert_crasher
+
+    path = tmp_path / "crasher.tflite"
+    path.write_bytes(litert_crasher())
+    for mode in ("litert", "litert_ref"):
+        reason = backends.vet_model(path, mode)
+        assert reason is not None and "crashed with SIG" in reason, reason
+    assert backends.vet_model(CNN, "litert") is None
+
+
+def test_vetting_reports_a_segfault_and_a_hang(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(backends, "_VET_SCRIPT", "import ctypes; ctypes.string_at(0)")
+    assert backends.vet_model(CNN, "litert") == "LiteRT crashed with SIGSEGV"
+    monkeypatch.setattr(backends, "_VET_SCRIPT", "import time; time.sleep(60)")
+    monkeypatch.setattr(backends, "VET_TIMEOUT_S", 1.0)
+    assert backends.vet_model(CNN, "litert") == "it did not finish within 1 s"
+    monkeypatch.setattr(backends, "_VET_SCRIPT", "raise SystemExit('no LiteRT here')")
+    reason = backends.vet_model(CNN, "litert")
+    assert reason is not None and "no LiteRT here" in reason
+
+
+def test_numpy_engine_errors_during_preparation_are_model_errors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """OverflowError and friends from a kernel's preparation never escape as such."""
+    from custom_components.nilm.engine import interpreter
+
+    def overflow(graph: Any, **kwargs: Any) -> Any:
+        raise OverflowError("cannot convert float infinity to integer")
+
+    monkeypatch.setattr(interpreter, "NumpyInterpreter", overflow)
+    with pytest.raises(ModelFormatError, match="OverflowError: cannot convert float infinity"):
+        create_backend(CNN, "numpy")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -187,7 +190,7 @@ def test_load_card_file_errors(tmp_path: Path) -> None:
         load_card(binary)
     folder = tmp_path / "folder.json"
     folder.mkdir()
-    with pytest.raises(ModelCardError, match="not valid JSON"):
+    with pytest.raises(ModelCardError, match="not a regular file"):
         load_card(folder)
 
 
@@ -224,3 +227,164 @@ def test_sha256_matches_hashlib() -> None:
     import hashlib
 
     assert sha256_file(MODEL) == hashlib.sha256(MODEL.read_bytes()).hexdigest()
+
+
+# --- bounded loading: size, depth, numbers, paths, file types ------------------------------
+
+
+def _within(seconds: float, call: Callable[[], Any]) -> BaseException | None:
+    """Run ``call`` in a thread; a hang fails the test instead of blocking the run."""
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            call()
+        except BaseException as err:
+            outcome.append(err)
+        else:
+            outcome.append(None)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s (hangs on this file)"
+    return outcome[0]
+
+
+def _card_text(**overrides: Any) -> str:
+    return json.dumps(card_dict(**overrides))
+
+
+HOSTILE_TEXT: dict[str, tuple[Callable[[], str | bytes], str]] = {
+    "utf-8 BOM": (lambda: "\ufeff" + _card_text(), "not valid JSON.*BOM"),
+    "NaN literal": (
+        lambda: _card_text().replace('"input_mean_w": 400.0', '"input_mean_w": NaN'),
+        "NaN is not a number JSON allows",
+    ),
+    "Infinity literal": (
+        lambda: _card_text().replace('"power_scale_w": 3100.0', '"power_scale_w": Infinity'),
+        "Infinity is not a number JSON allows",
+    ),
+    "5000-digit integer": (
+        lambda: _card_text().replace('"window_length": 99', '"window_length": ' + "9" * 5000),
+        "integer with 5000 digits",
+    ),
+    "401-digit number": (
+        lambda: _card_text().replace(
+            '"power_scale_w": 3100.0', '"power_scale_w": 1' + "0" * 400 + ".0"
+        ),
+        "number with 403 characters",
+    ),
+    "1e400": (
+        lambda: _card_text().replace('"power_scale_w": 3100.0', '"power_scale_w": 1e400'),
+        "number 1e400 is out of range",
+    ),
+    "deep nesting": (
+        lambda: _card_text(training={"x": 0}).replace('{"x": 0}', "[" * 100_000 + "]" * 100_000),
+        "nests more than 16 levels",
+    ),
+    "over 256 KiB": (
+        lambda: _card_text(metrics={"padding": "x" * (256 * 1024)}),
+        "too large.*262144 byte limit",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_TEXT))
+def test_hostile_card_files_are_refused_with_the_reason(tmp_path: Path, case: str) -> None:
+    make_text, message = HOSTILE_TEXT[case]
+    path = tmp_path / "kettle_cnn.json"
+    text = make_text()
+    path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+    err = _within(10, lambda: load_card(path, verify_hash=False))
+    assert isinstance(err, ModelCardError), repr(err)
+    assert re.search(message, str(err)), str(err)
+
+
+NUMBER_RANGES: dict[str, tuple[Callable[[], Any], str]] = {
+    "window 10^9": (lambda: card_dict(window_length=10**9), "'window_length' must be in"),
+    "period 0": (lambda: card_dict(sample_period_s=0), "'sample_period_s' must be >="),
+    "period over an hour": (
+        lambda: card_dict(sample_period_s=3601),
+        "'sample_period_s' must be <= 3600",
+    ),
+    "power scale 1e300": (
+        lambda: card_dict(power_scale_w=1e300),
+        "'power_scale_w' must be <= 1000000",
+    ),
+    "power scale 2 MW": (lambda: card_dict(power_scale_w=2e6), "'power_scale_w' must be <="),
+    "mean 1e300": (lambda: card_dict(input_mean_w=1e300), "'input_mean_w' must be <="),
+    "std 1e300": (lambda: card_dict(input_std_w=1e300), "'input_std_w' must be <="),
+    "threshold 1e300": (
+        lambda: with_status(on_power_threshold_w=1e300),
+        "'on_power_threshold_w' must be <=",
+    ),
+    "min_on 1e12 s": (lambda: with_status(min_on_s=1e12), "'min_on_s' must be <="),
+    "status_output 10^9": (
+        lambda: card_dict(status_output=10**9),
+        "status_output must be an integer",
+    ),
+    "name with NUL": (lambda: card_dict(name="kettle\x00"), "'name' must be at most 200"),
+    "name 1000 chars": (lambda: card_dict(name="k" * 1000), "'name' must be at most 200"),
+    "trainer_version list": (
+        lambda: card_dict(trainer_version=[1]),
+        "'trainer_version' must be str",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NUMBER_RANGES))
+def test_card_numbers_and_texts_are_bounded(case: str) -> None:
+    make_raw, message = NUMBER_RANGES[case]
+    with pytest.raises(ModelCardError, match=message):
+        ModelCard.from_dict(make_raw())
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../../x.tflite", "../kettle_cnn.tflite", "/etc/passwd", "/abs/model.tflite",
+     "sub/model.tflite", "a\x00.tflite", "..\\x.tflite", "model.bin", "..", 5],
+)  # fmt: skip
+def test_tflite_file_must_name_a_file_in_the_card_folder(tmp_path: Path, name: Any) -> None:
+    """No ValueError (NUL) and no path outside the folder: a clear ModelCardError."""
+    path = tmp_path / "kettle_cnn.json"
+    path.write_text(_card_text(tflite_file=name), encoding="utf-8")
+    with pytest.raises(ModelCardError, match="tflite_file"):
+        load_card(path)
+    with pytest.raises(ModelCardError, match="tflite_file"):
+        ModelCard.from_dict(card_dict(tflite_file=name))
+
+
+def test_only_regular_files_are_read(model_dir: Path) -> None:
+    """A symlink to /dev/zero or a FIFO, as card or as model, is refused at once."""
+    card = make_card().with_file(model_dir / "kettle_cnn.tflite")
+    zero = model_dir / "zero.json"
+    zero.symlink_to("/dev/zero")
+    fifo = model_dir / "fifo.json"
+    os.mkfifo(fifo)
+    for path in (zero, fifo):
+        err = _within(10, lambda p=path: load_card(p))
+        assert isinstance(err, ModelCardError) and "not a regular file" in str(err), repr(err)
+    # The model file beside a valid card: a FIFO, then a symlink to /dev/zero.
+    card_path = write_card(model_dir, card)
+    model = model_dir / "kettle_cnn.tflite"
+    model.unlink()
+    os.mkfifo(model)
+    err = _within(10, lambda: load_card(card_path))
+    assert isinstance(err, ModelCardError) and "not a regular file" in str(err), repr(err)
+    model.unlink()
+    model.symlink_to("/dev/zero")
+    err = _within(10, lambda: load_card(card_path))
+    assert isinstance(err, ModelCardError) and "not a regular file" in str(err), repr(err)
+    # A symlink to a regular file is fine.
+    model.unlink()
+    model.symlink_to(MODEL)
+    assert load_card(card_path) == card
+
+
+def test_rejected_card_names_its_model(tmp_path: Path) -> None:
+    path = tmp_path / "whatever.json"
+    path.write_text(_card_text(window_length=10**9), encoding="utf-8")
+    with pytest.raises(ModelCardError) as info:
+        load_card(path, verify_hash=False)
+    assert info.value.card_name == "kettle_cnn"

@@ -176,8 +176,36 @@ def test_corrupt_model_with_matching_hash_is_a_format_error(
 
 
 def test_card_naming_a_missing_output(tmp_path: Path, mains_windows: np.ndarray) -> None:
+    """Refused at load, not with one warning per tick."""
     card = make_card(mains_windows, status_output=None)
     card = ModelCard.from_dict({**card.to_dict(), "status_output": 5})
+    with pytest.raises(ModelError, match="status_output is 5, but the model has 2 output"):
+        load_model(install(tmp_path, "cnn_float32.tflite", card), "numpy")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "litert_ref"])
+@pytest.mark.parametrize("window", [98, 100, 1])
+def test_card_window_must_match_the_model_input(
+    tmp_path: Path, mains_windows: np.ndarray, backend: str, window: int
+) -> None:
+    """A card whose window_length differs from the model's input is refused at load
+    with a ModelError naming both (today: it loads, then every tick fails)."""
+    raw = make_card(mains_windows, status_output=None).to_dict()
+    raw.update(window_length=window, target_index=window - 1)
+    card = ModelCard.from_dict(raw)
+    with pytest.raises(ModelError, match=rf"input shape \(1, 99\).*{window} samples"):
+        load_model(install(tmp_path, "cnn_float32.tflite", card), backend)
+
+
+def test_non_finite_model_outputs_are_no_power(tmp_path: Path, mains_windows: np.ndarray) -> None:
+    """A float model emitting NaN/inf must not turn into infinite energy."""
+    card = make_card(mains_windows, status_output=None)
     model = load_model(install(tmp_path, "cnn_float32.tflite", card), "numpy")
-    with pytest.raises(ModelError, match="no output 5"):
-        model.predict(mains_windows[:2])
+    nan = np.full((3, 1), np.nan, np.float32)
+    inf = np.full((3, 1), np.inf, np.float32)
+    model.backend = type("Fake", (), {"run": lambda self, x: [nan, inf]})()
+    for output in (0, 1):
+        model.card = ModelCard.from_dict({**card.to_dict(), "power_output": output})
+        result = model.predict(mains_windows[:3])
+        assert np.isfinite(result.raw_power_w).all() and np.isfinite(result.power_w).all()
+        np.testing.assert_array_equal(result.raw_power_w, 0.0)

@@ -262,6 +262,51 @@ FORMAT_ERRORS: dict[str, tuple[bytes, str]] = {
         "zero points",
     ),
     "nan scale": (_with(_tensor(1, scale=(float("nan"),), zero_point=(0,))), "finite"),
+    # What LiteRT's kernels trust without checking (a crash there, not an error):
+    "int8 zero point 2^31": (
+        _with(_tensor(1, type=Type.INT8, scale=(0.1,), zero_point=(2**31,))),
+        r"zero point 2147483648 out of range \[-128, 127\] for int8",
+    ),
+    "int8 zero point 128": (
+        _with(_tensor(1, type=Type.INT8, scale=(0.1,), zero_point=(128,))),
+        r"zero point 128 out of range \[-128, 127\]",
+    ),
+    "uint8 zero point -1": (
+        _with(_tensor(1, type=Type.UINT8, scale=(0.1,), zero_point=(-1,))),
+        r"zero point -1 out of range \[0, 255\]",
+    ),
+    "int16 zero point 40000": (
+        _with(_tensor(1, type=Type.INT16, scale=(0.1,), zero_point=(40000,))),
+        r"zero point 40000 out of range",
+    ),
+    "float tensor zero point -2^40": (
+        _with(_tensor(1, scale=(0.1,), zero_point=(-(2**40),))),
+        r"out of range \[-2147483648, 2147483647\]",
+    ),
+    "scale 0": (_with(_tensor(1, scale=(0.0,), zero_point=(0,))), "finite and > 0"),
+    "negative scale": (_with(_tensor(1, scale=(-0.5,), zero_point=(0,))), "finite and > 0"),
+    "denormal scale": (_with(_tensor(1, scale=(1e-40,), zero_point=(0,))), "finite and > 0"),
+    "huge scale": (_with(_tensor(1, scale=(1e38,), zero_point=(0,))), "finite and > 0"),
+    "one per-channel scale is 0": (
+        _with(_tensor(2, scale=(0.1, 0.0, 0.1), zero_point=(0, 0, 0), quantized_dimension=0)),
+        "finite and > 0",
+    ),
+    "quantized dimension outside the shape": (
+        _with(_tensor(1, scale=(0.1,), zero_point=(0,), quantized_dimension=5)),
+        "quantized dimension 5 outside shape",
+    ),
+    "per-channel on the wrong dimension": (
+        _with(_tensor(2, scale=(0.1,) * 3, zero_point=(0,) * 3, quantized_dimension=1)),
+        "per-channel",
+    ),
+    "signature rank differs": (
+        _with(_tensor(0, signature=(-1, 4, 1))),
+        r"shape signature \(-1, 4, 1\) does not fit shape \(1, 4\)",
+    ),
+    "signature dim differs": (
+        _with(_tensor(0, signature=(-1, 5))),
+        r"shape signature \(-1, 5\) does not fit",
+    ),
 }
 
 
@@ -324,6 +369,35 @@ def test_file_size_limit_and_unreadable_file(
         read_model(path.read_bytes())
     with pytest.raises(ModelFormatError, match="cannot read"):
         read_model_file(tmp_path / "missing.tflite")
+
+
+def test_only_regular_model_files_are_read(tmp_path: Path) -> None:
+    """A FIFO would block the reader forever and /dev/zero never ends: both are refused
+    before anything is read (the test runs the reads in a thread so a hang fails it)."""
+    import os
+    import threading
+
+    fifo = tmp_path / "fifo.tflite"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.tflite"
+    zero.symlink_to("/dev/zero")
+    for path in (fifo, zero, tmp_path):
+        errors: list[BaseException] = []
+
+        def read(p: Path = path, errors: list[BaseException] = errors) -> None:
+            try:
+                read_model_file(p)
+            except BaseException as err:
+                errors.append(err)
+
+        thread = threading.Thread(target=read, daemon=True)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), f"reading {path.name} hangs"
+        assert isinstance(errors[0], ModelFormatError), repr(errors)
+        assert "not a regular file" in str(errors[0])
+    with pytest.raises(ModelFormatError, match="cannot read"):
+        read_model_file(str(tmp_path / "nul\x00.tflite"))
 
 
 def test_corrupt_bytes_name_the_binding_error() -> None:

@@ -9,13 +9,28 @@ model I/O itself, so callers never see raw integer tensors.
 :class:`BackendUnavailableError`; "auto" falls back (edgetpu -> litert -> numpy) and logs
 why. Every model file is first validated by the pure-Python reader, so a malformed file
 raises :class:`ModelFormatError` before any native code parses it.
+
+Native code can still crash the whole process (SIGSEGV) on a crafted file that passes
+every check the reader can make, so :func:`create_backend` opens a file in LiteRT only
+when it is trusted: its sha256 is one of the bundled models' (:func:`trusted_sha256`), or
+a vetting run of exactly this configuration in a child process (:func:`vet_model`)
+finished. Otherwise "auto" runs the numpy engine and a forced LiteRT backend raises
+:class:`BackendUnavailableError` with the reason. ``LiteRTBackend`` itself opens
+whatever it is given (tests and the vetting child use it directly).
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import importlib
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -26,9 +41,9 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from .errors import BackendUnavailableError, ModelFormatError
+from .errors import BackendUnavailableError, ModelError, ModelFormatError
 from .graph import Graph, Tensor
-from .reader import read_model_file
+from .reader import MAX_FILE_BYTES, read_model_file, read_regular_file
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,6 +54,12 @@ EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
 # Windows per native call: bounds activation memory when a warm start replays hours.
 MAX_CHUNK = 256
 _LITERT_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
+# What LiteRT's Python layer raises on a model it dislikes (TypeError and IndexError
+# come from its tensor-details code on odd quantization parameters).
+_LITERT_ERRORS = (ValueError, RuntimeError, TypeError, IndexError, KeyError, OverflowError)
+BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+# A vetting run loads a small model and runs a few windows: seconds, even on a Pi.
+VET_TIMEOUT_S = 60.0
 _QUANTIZED_DTYPES = ("int8", "uint8", "int16")
 
 FloatArray = npt.NDArray[np.float32]
@@ -135,7 +156,16 @@ class NumpyBackend:
         from .interpreter import NumpyInterpreter  # noqa: PLC0415 - owned by the kernels work
 
         self.graph = graph if graph is not None else read_model_file(model_path)
-        self._interpreter = NumpyInterpreter(self.graph)
+        try:
+            self._interpreter = NumpyInterpreter(self.graph)
+        except ModelError:
+            raise
+        except (ArithmeticError, ValueError, LookupError, TypeError, MemoryError) as err:
+            # Parameters the reader accepted but a kernel's preparation cannot use.
+            raise ModelFormatError(
+                f"{model_path.name}: the numpy engine cannot prepare this model "
+                f"({type(err).__name__}: {err})"[:400]
+            ) from err
         self.inputs = [TensorIO.from_tensor(self.graph.tensors[i]) for i in self.graph.inputs]
         self.outputs = [TensorIO.from_tensor(self.graph.tensors[i]) for i in self.graph.outputs]
         if len(self.inputs) != 1:
@@ -180,17 +210,24 @@ class LiteRTBackend:
     ) -> None:
         self.name = name or ("litert_ref" if reference else "litert")
         self._interpreter = self._open(model_path, reference, delegates, num_threads)
-        details = self._interpreter.get_input_details()
-        if len(details) != 1:
-            raise ModelFormatError(f"model has {len(details)} inputs; NILM models take 1")
-        self._input_index = int(details[0]["index"])
-        self.inputs = [TensorIO.from_details(details[0])]
-        self._output_details = self._interpreter.get_output_details()
-        self.outputs = [TensorIO.from_details(d) for d in self._output_details]
+        try:
+            details = self._interpreter.get_input_details()
+            if len(details) != 1:
+                raise ModelFormatError(f"model has {len(details)} inputs; NILM models take 1")
+            self._input_index = int(details[0]["index"])
+            self.inputs = [TensorIO.from_details(details[0])]
+            self._output_details = self._interpreter.get_output_details()
+            self.outputs = [TensorIO.from_details(d) for d in self._output_details]
+        except ModelFormatError:
+            raise
+        except _LITERT_ERRORS as err:
+            raise BackendUnavailableError(
+                f"{self.name} cannot describe {model_path.name}: {type(err).__name__}: {err}"
+            ) from err
         self._batch = 1
         try:
             self._run_raw(np.zeros((1, *self.inputs[0].shape[1:]), np.float32))
-        except (ValueError, RuntimeError) as err:
+        except _LITERT_ERRORS as err:
             # Kernels check types at their first invoke: surface that at load time.
             raise BackendUnavailableError(
                 f"{self.name} cannot run {model_path.name}: {err}"
@@ -215,7 +252,7 @@ class LiteRTBackend:
         try:
             interpreter = module.Interpreter(**kwargs)
             interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as err:
+        except _LITERT_ERRORS as err:
             raise BackendUnavailableError(
                 f"{self.name} cannot load {model_path.name}: {err}"
             ) from err
@@ -286,6 +323,14 @@ def create_edgetpu_backend(model_path: Path) -> LiteRTBackend:
             f"{model_path.name} is not compiled for the Edge TPU (*{EDGETPU_SUFFIX})"
         )
     read_model_file(model_path, custom_ops=(EDGETPU_CUSTOM_OP,))
+    if litert_module() is None:
+        raise BackendUnavailableError("the Edge TPU needs ai_edge_litert or tflite_runtime")
+    try:
+        edgetpu_library_loader(EDGETPU_LIBRARY)
+    except OSError as err:
+        raise BackendUnavailableError(f"cannot load {EDGETPU_LIBRARY}: {err}") from err
+    # Vetted before this process opens the device: the child needs it to itself.
+    require_trusted(model_path, "edgetpu")
     return LiteRTBackend(model_path, delegates=[load_edgetpu_delegate()], name="edgetpu")
 
 
@@ -320,6 +365,9 @@ def _forced(model_path: Path, preference: str) -> Backend:
     if preference == "edgetpu":
         return create_edgetpu_backend(model_path)
     read_model_file(model_path)  # a malformed file never reaches native code
+    if litert_module() is None:
+        raise BackendUnavailableError("neither ai_edge_litert nor tflite_runtime is installed")
+    require_trusted(model_path, preference)
     return LiteRTBackend(model_path, reference=preference == "litert_ref")
 
 
@@ -332,10 +380,117 @@ def _auto(model_path: Path) -> Backend:
     graph = read_model_file(model_path)
     if litert_module() is not None:
         try:
+            require_trusted(model_path, "litert")
             return LiteRTBackend(model_path)
         except BackendUnavailableError as err:
             _LOGGER.warning("LiteRT unavailable for %s, using numpy: %s", model_path.name, err)
     return NumpyBackend(model_path, graph)
+
+
+# --- trust: bundled hashes, or a vetting run in a child process -----------------------------
+
+
+@cache
+def trusted_sha256() -> frozenset[str]:
+    """The sha256 of every bundled model (from the cards shipped beside them)."""
+    found: set[str] = set()
+    for card_path in sorted(BUNDLED_MODELS_DIR.rglob("*.json")):
+        try:
+            sha = json.loads(card_path.read_text(encoding="utf-8")).get("tflite_sha256")
+        except (OSError, ValueError, AttributeError) as err:
+            _LOGGER.debug("bundled card %s unreadable: %s", card_path.name, err)
+            continue
+        if isinstance(sha, str) and len(sha) == 64:
+            found.add(sha.lower())
+    return frozenset(found)
+
+
+_vetted: dict[tuple[str, str], str | None] = {}
+_vet_lock = threading.Lock()
+
+
+def require_trusted(model_path: Path, mode: str) -> None:
+    """Raise BackendUnavailableError unless LiteRT may open ``model_path`` in ``mode``
+    ("litert", "litert_ref" or "edgetpu") in this process."""
+    try:
+        data = read_regular_file(model_path, MAX_FILE_BYTES)
+    except (OSError, ValueError) as err:
+        raise ModelFormatError(f"{model_path.name}: cannot read model file: {err}") from err
+    sha = hashlib.sha256(data).hexdigest()
+    if sha in trusted_sha256():
+        return
+    key = (sha, mode)
+    with _vet_lock:  # one vetting run per file and mode, however many threads ask
+        if key not in _vetted:
+            _vetted[key] = vet_model(model_path, mode)
+        refusal = _vetted[key]
+    if refusal is not None:
+        raise BackendUnavailableError(
+            f"{mode} is not used for {model_path.name}, a user model whose test run in a "
+            f"separate process failed: {refusal}"
+        )
+
+
+def _import_root() -> tuple[str, str]:
+    """(folder to put on sys.path, module name) to import this module in a child."""
+    depth = __name__.count(".")
+    root = Path(__file__).resolve().parents[depth]
+    return str(root), __name__
+
+
+_VET_SCRIPT = """
+import importlib, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+backends = importlib.import_module(sys.argv[2])
+from pathlib import Path
+path, mode = Path(sys.argv[3]), sys.argv[4]
+delegates = [backends.load_edgetpu_delegate()] if mode == "edgetpu" else []
+backend = backends.LiteRTBackend(path, reference=mode == "litert_ref", delegates=delegates)
+shape = backend.inputs[0].shape[1:]
+rng = np.random.default_rng(0)
+for n in (1, 3, 1):
+    backend.run(rng.standard_normal((n, *shape)).astype(np.float32) * 3)
+print("vetted")
+"""
+
+
+def vet_model(model_path: Path, mode: str) -> str | None:
+    """Open and run ``model_path`` on LiteRT in a child process, as this process would.
+
+    Returns None when the child loaded the model and ran a few batches, else why not
+    (killed by a signal, timed out, or the error it raised: LiteRT would fail here too, so
+    the numpy engine is the better choice). Replaceable in tests: a child process cannot
+    see a test's stand-in modules.
+    """
+    if not sys.executable:
+        return "no Python executable to run the test in"
+    root, module = _import_root()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, *filter(None, sys.path)])}
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", _VET_SCRIPT, root, module, str(model_path), mode],
+            capture_output=True,
+            text=True,
+            timeout=VET_TIMEOUT_S,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return f"it did not finish within {VET_TIMEOUT_S:g} s"
+    except OSError as err:
+        return f"cannot start it: {err}"
+    if result.returncode < 0:
+        try:
+            name = signal.Signals(-result.returncode).name
+        except ValueError:
+            name = f"signal {-result.returncode}"
+        return f"LiteRT crashed with {name}"
+    if result.returncode != 0 or "vetted" not in result.stdout:
+        _LOGGER.debug("vetting %s (%s) failed: %s", model_path.name, mode, result.stderr[-2000:])
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"exit status {result.returncode}: {last[:300]}"
+    return None
 
 
 def create_backend(model_path: Path, preference: str = "auto") -> Backend:

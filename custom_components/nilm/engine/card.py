@@ -11,16 +11,33 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import HashMismatchError, ModelCardError
+from .reader import MAX_FILE_BYTES, FileTooLargeError, open_regular_file, read_regular_file
 
 SCHEMA_VERSION = 1
 CARD_SUFFIX = ".json"
 QUANTIZATION_MODES = ("convert_only", "w8", "w8_a8", "w8_a16")
 IO_DTYPES = ("float32", "int8", "int16", "uint8")
+TFLITE_SUFFIX = ".tflite"
+
+# Bounds on what a card file may hold: it is read in full and parsed, and its numbers
+# reach energy totals, buffer sizes and timers, so nothing may be unbounded.
+MAX_CARD_BYTES = 256 * 1024
+MAX_JSON_DEPTH = 16
+MAX_INTEGER_DIGITS = 20
+MAX_NUMBER_CHARS = 40
+MAX_TEXT_CHARS = 200
+MAX_WINDOW_LENGTH = 100_000
+MAX_PERIOD_S = 3600.0
+MAX_POWER_W = 1e6  # no household appliance (or normalisation) comes near 1 MW
+MAX_DURATION_S = 7 * 86400.0
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 
 REFIT_ATTRIBUTION = (
     "REFIT: D. Murray, L. Stankovic, V. Stankovic, 'An electrical load measurements dataset "
@@ -114,14 +131,20 @@ class ModelCard:
         if bad:
             raise ModelCardError(f"unknown status field(s): {', '.join(bad)}")
         status = StatusRule(
-            on_power_threshold_w=_number(status_raw, "on_power_threshold_w", minimum=0.0),
-            min_on_s=_number(status_raw, "min_on_s", minimum=0.0, default=0.0),
-            min_off_s=_number(status_raw, "min_off_s", minimum=0.0, default=0.0),
+            on_power_threshold_w=_number(
+                status_raw, "on_power_threshold_w", minimum=0.0, maximum=MAX_POWER_W
+            ),
+            min_on_s=_number(
+                status_raw, "min_on_s", minimum=0.0, maximum=MAX_DURATION_S, default=0.0
+            ),
+            min_off_s=_number(
+                status_raw, "min_off_s", minimum=0.0, maximum=MAX_DURATION_S, default=0.0
+            ),
             probability_threshold=_number(
                 status_raw, "probability_threshold", minimum=0.0, maximum=1.0, default=0.5
             ),
         )
-        window_length = _integer(raw, "window_length", minimum=1, maximum=100_000)
+        window_length = _integer(raw, "window_length", minimum=1, maximum=MAX_WINDOW_LENGTH)
         target_index = _integer(raw, "target_index", minimum=0, maximum=window_length - 1)
         quantization = _require(raw, "quantization", str)
         if quantization not in QUANTIZATION_MODES:
@@ -137,9 +160,9 @@ class ModelCard:
         if status_output is not None and (
             not isinstance(status_output, int)
             or isinstance(status_output, bool)
-            or status_output < 0
+            or not 0 <= status_output <= 16
         ):
-            raise ModelCardError("status_output must be a non-negative integer or null")
+            raise ModelCardError("status_output must be an integer in [0, 16] or null")
         sha = raw.get("tflite_sha256", "")
         if not isinstance(sha, str) or (sha and (len(sha) != 64 or not _is_hex(sha))):
             raise ModelCardError("tflite_sha256 must be 64 hexadecimal characters")
@@ -147,46 +170,91 @@ class ModelCard:
             if not isinstance(raw.get(key, {}), dict):
                 raise ModelCardError(f"{key} must be a JSON object")
         return cls(
-            name=_require(raw, "name", str),
-            appliance=_require(raw, "appliance", str),
-            architecture=_require(raw, "architecture", str),
-            sample_period_s=_number(raw, "sample_period_s", minimum=0.1, maximum=3600.0),
+            name=_text(raw, "name"),
+            appliance=_text(raw, "appliance"),
+            architecture=_text(raw, "architecture"),
+            sample_period_s=_number(raw, "sample_period_s", minimum=0.1, maximum=MAX_PERIOD_S),
             window_length=window_length,
             target_index=target_index,
-            input_mean_w=_number(raw, "input_mean_w"),
-            input_std_w=_number(raw, "input_std_w", minimum=1e-6),
-            power_scale_w=_number(raw, "power_scale_w", minimum=1e-6),
+            input_mean_w=_number(raw, "input_mean_w", minimum=-MAX_POWER_W, maximum=MAX_POWER_W),
+            input_std_w=_number(raw, "input_std_w", minimum=1e-6, maximum=MAX_POWER_W),
+            power_scale_w=_number(raw, "power_scale_w", minimum=1e-6, maximum=MAX_POWER_W),
             status=status,
             quantization=quantization,
             input_dtype=input_dtype,
             output_dtype=output_dtype,
             power_output=_integer(raw, "power_output", minimum=0, maximum=16, default=0),
             status_output=status_output,
-            tflite_file=str(raw.get("tflite_file", "")),
+            tflite_file=_tflite_file(raw.get("tflite_file", "")),
             tflite_sha256=sha,
             training=dict(raw.get("training", {})),
             metrics=dict(raw.get("metrics", {})),
-            trainer_version=str(raw.get("trainer_version", "")),
+            trainer_version=_text(raw, "trainer_version", default=""),
         )
 
 
 def load_card(path: Path, *, verify_hash: bool = True) -> ModelCard:
-    """Read and validate a card; with ``verify_hash`` check the .tflite beside it."""
+    """Read and validate a card; with ``verify_hash`` check the .tflite beside it.
+
+    Everything wrong with the file (missing, not a regular file, over
+    :data:`MAX_CARD_BYTES`, not UTF-8 JSON, nested deeper than :data:`MAX_JSON_DEPTH`,
+    huge numbers, NaN, invalid fields) raises :class:`ModelCardError` naming the reason;
+    when the card's ``name`` could be read the error carries it as ``card_name``.
+    """
+    raw = read_card_json(path)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise ModelCardError(f"model card {path.name} not found") from err
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelCardError(f"model card {path.name} is not valid JSON: {err}") from err
-    card = ModelCard.from_dict(raw)
+        card = ModelCard.from_dict(raw)
+    except ModelCardError as err:
+        name = raw.get("name") if isinstance(raw, dict) else None
+        if isinstance(name, str) and name and err.card_name is None:
+            err.card_name = name
+        raise
     if verify_hash:
-        verify_model_file(card, tflite_path_for(path, card))
+        try:
+            verify_model_file(card, tflite_path_for(path, card))
+        except ModelCardError as err:
+            err.card_name = card.name
+            raise
     return card
 
 
+def read_card_json(path: Path) -> Any:
+    """The parsed JSON of a card file, bounded in size, depth and number length."""
+    try:
+        data = read_regular_file(path, MAX_CARD_BYTES)
+    except FileNotFoundError as err:
+        raise ModelCardError(f"model card {path.name} not found") from err
+    except FileTooLargeError as err:
+        raise ModelCardError(f"model card {path.name} is too large: {err}") from err
+    except (OSError, ValueError) as err:
+        raise ModelCardError(f"model card {path.name} cannot be read: {err}") from err
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ModelCardError(f"model card {path.name} is not valid JSON: {err}") from err
+    depth = _json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ModelCardError(f"model card {path.name} nests more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        return json.loads(
+            text,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+            parse_constant=_parse_constant,
+        )
+    except ModelCardError as err:
+        raise ModelCardError(f"model card {path.name}: {err}") from err
+    except (json.JSONDecodeError, RecursionError, ValueError) as err:
+        raise ModelCardError(f"model card {path.name} is not valid JSON: {err}") from err
+
+
 def tflite_path_for(card_path: Path, card: ModelCard) -> Path:
-    """The model file a card refers to (same folder; default: same stem)."""
-    return card_path.with_name(card.tflite_file or card_path.stem + ".tflite")
+    """The model file a card refers to: a plain file name in the card's own folder
+    (default: the card's stem). Validation guarantees it cannot point elsewhere."""
+    name = card.tflite_file or card_path.stem + TFLITE_SUFFIX
+    if _bad_file_name(name):
+        raise ModelCardError(f"tflite_file {name[:80]!r} must be a file name in the card's folder")
+    return card_path.with_name(name)
 
 
 def verify_model_file(card: ModelCard, tflite_path: Path) -> None:
@@ -195,7 +263,7 @@ def verify_model_file(card: ModelCard, tflite_path: Path) -> None:
         raise HashMismatchError(f"model card {card.name} records no tflite_sha256")
     try:
         actual = sha256_file(tflite_path)
-    except OSError as err:
+    except (OSError, ValueError) as err:
         raise ModelCardError(f"model file {tflite_path.name} cannot be read: {err}") from err
     if actual != card.tflite_sha256:
         raise HashMismatchError(
@@ -204,12 +272,90 @@ def verify_model_file(card: ModelCard, tflite_path: Path) -> None:
         )
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, limit: int = MAX_FILE_BYTES) -> str:
+    """sha256 of a regular file of at most ``limit`` bytes (OSError otherwise)."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    size = 0
+    with open_regular_file(path) as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
+            size += len(chunk)
+            if size > limit:
+                raise FileTooLargeError(f"more than {limit} bytes exceeds the {limit} byte limit")
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _json_depth(text: str) -> int:
+    """How deep ``[``/``{`` nest outside strings (stops counting past the limit)."""
+    depth = deepest = 0
+    for match in _JSON_TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_JSON_DEPTH:
+                    break
+        elif token in "]}":
+            depth -= 1
+    return deepest
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INTEGER_DIGITS:
+        raise ModelCardError(f"integer with {digits} digits (at most {MAX_INTEGER_DIGITS})")
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise ModelCardError(f"number with {len(text)} characters (at most {MAX_NUMBER_CHARS})")
+    value = float(text)
+    if not math.isfinite(value):
+        raise ModelCardError(f"number {text} is out of range")
+    return value
+
+
+def _parse_constant(text: str) -> float:
+    raise ModelCardError(f"{text} is not a number JSON allows")
+
+
+def _bad_file_name(name: str) -> bool:
+    return (
+        not name
+        or len(name) > 255
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or _CONTROL.search(name) is not None
+    )
+
+
+def _tflite_file(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ModelCardError("model card field 'tflite_file' must be str")
+    if value and (_bad_file_name(value) or not value.endswith(TFLITE_SUFFIX)):
+        raise ModelCardError(
+            f"model card field 'tflite_file' {value[:80]!r} must be the name of a "
+            f"{TFLITE_SUFFIX} file in the card's own folder (no path, '..' or NUL)"
+        )
+    return value
+
+
+def _text(raw: dict[str, Any], key: str, default: str | None = None) -> str:
+    """A required non-empty string, or with ``default`` an optional (maybe empty) one."""
+    if default is not None:
+        value = raw.get(key, default)
+        if not isinstance(value, str):
+            raise ModelCardError(f"model card field {key!r} must be str")
+    else:
+        value = _require(raw, key, str)
+    if len(value) > MAX_TEXT_CHARS or _CONTROL.search(value):
+        raise ModelCardError(
+            f"model card field {key!r} must be at most {MAX_TEXT_CHARS} printable characters"
+        )
+    return str(value)
 
 
 def _is_hex(text: str) -> bool:

@@ -32,7 +32,13 @@ class UnsupportedOpError(ModelError):
 
 
 class ModelCardError(ModelError):
-    """The JSON model card is missing, invalid, or of an unknown schema version."""
+    """The JSON model card is missing, invalid, or of an unknown schema version.
+
+    ``card_name`` is the card's ``name`` field when it could be read (a card rejected for
+    one bad field still says which model it was meant to be), else None.
+    """
+
+    card_name: str | None = None
 
 
 class HashMismatchError(ModelCardError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .backends import Backend, create_backend
-from .card import ModelCard, load_card, tflite_path_for
+from .card import MAX_POWER_W, ModelCard, load_card, tflite_path_for
 from .errors import ModelError
 
 FloatArray = npt.NDArray[np.float32]
@@ -30,9 +31,13 @@ class Prediction:
 
 
 class NilmModel:
-    """Runs one appliance model on windows of mains power in watts."""
+    """Runs one appliance model on windows of mains power in watts.
+
+    The card and the model must agree (see :func:`check_model_io`), else ModelError.
+    """
 
     def __init__(self, card: ModelCard, backend: Backend) -> None:
+        check_model_io(card, backend)
         self.card = card
         self.backend = backend
 
@@ -50,21 +55,49 @@ class NilmModel:
         outputs = self.backend.run(x)
         if card.power_output >= len(outputs):
             raise ModelError(f"model has no output {card.power_output} for power")
-        raw_power = np.maximum(
-            outputs[card.power_output].reshape(len(windows), -1)[:, 0] * card.power_scale_w, 0.0
+        # A float model can emit NaN/inf: that is "no power", never an infinite energy.
+        scaled = outputs[card.power_output].reshape(len(windows), -1)[:, 0] * card.power_scale_w
+        raw_power = np.clip(
+            np.nan_to_num(scaled, nan=0.0, posinf=0.0, neginf=0.0), 0.0, MAX_POWER_W
         ).astype(np.float32)
         probability: FloatArray | None = None
         if card.status_output is not None:
             if card.status_output >= len(outputs):
                 raise ModelError(f"model has no output {card.status_output} for status")
-            probability = (
-                outputs[card.status_output].reshape(len(windows), -1)[:, 0].astype(np.float32)
-            )
+            head = outputs[card.status_output].reshape(len(windows), -1)[:, 0]
+            probability = np.clip(np.nan_to_num(head, nan=0.0), 0.0, 1.0).astype(np.float32)
             on = probability >= card.status.probability_threshold
         else:
             on = raw_power >= card.status.on_power_threshold_w
         power = np.where(on, raw_power, np.float32(0.0)).astype(np.float32)
         return Prediction(power_w=power, raw_power_w=raw_power, probability=probability, on=on)
+
+
+def check_model_io(card: ModelCard, backend: Backend) -> None:
+    """Refuse a model whose input does not take the card's windows, or that lacks the
+    outputs the card names: caught at load, not as one warning per tick."""
+    inputs = getattr(backend, "inputs", None)
+    if inputs:
+        shape = tuple(inputs[0].shape)
+        per_window = math.prod(shape[1:])
+        if len(shape) < 2 or shape[0] != 1 or per_window != card.window_length:
+            raise ModelError(
+                f"model input shape {shape} does not take one window of "
+                f"{card.window_length} samples (the card's window_length); expected "
+                f"(1, {card.window_length}) or (1, {card.window_length}, 1)"
+            )
+    outputs = getattr(backend, "outputs", None)
+    if outputs is None:
+        return
+    for role, index in (("power_output", card.power_output), ("status_output", card.status_output)):
+        if index is None:
+            continue
+        if index >= len(outputs):
+            raise ModelError(
+                f"the card's {role} is {index}, but the model has {len(outputs)} output(s)"
+            )
+        if math.prod(tuple(outputs[index].shape)[1:]) < 1:
+            raise ModelError(f"model output {index} ({role}) is empty")
 
 
 def load_model(card_path: Path, backend: str = "auto") -> NilmModel:

@@ -20,11 +20,14 @@ Exceptions (both subclasses of :class:`ModelError`):
 from __future__ import annotations
 
 import math
+import os
+import stat
 import struct
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import flatbuffers
 import numpy as np
@@ -45,6 +48,10 @@ MAX_OPERATOR_CODES = 10_000
 MAX_OPERANDS = 1_000
 MAX_OPTION_VECTOR = 64
 FILE_IDENTIFIER = b"TFL3"
+# Quantization scales outside this range overflow the kernels' fixed-point multipliers
+# (and 1 / scale in float32); real converter output stays far inside it.
+MIN_SCALE = 1e-30
+MAX_SCALE = 1e30
 
 # Everything the lazy flatbuffers bindings raise when they walk garbage.
 _BINDING_ERRORS = (
@@ -73,6 +80,14 @@ _DTYPES: dict[int, str] = {
     tflite.TensorType.UINT16: "uint16",
     tflite.TensorType.UINT32: "uint32",
     tflite.TensorType.BOOL: "bool",
+}
+
+_INT32_RANGE = (-(2**31), 2**31 - 1)
+# Zero points must be representable in the tensor's own type (TFLite stores them as
+# int32; a quantized value and its zero point share a type in every kernel).
+_ZERO_POINT_RANGE: dict[str, tuple[int, int]] = {
+    name: (int(np.iinfo(name).min), int(np.iinfo(name).max))
+    for name in ("int8", "uint8", "int16", "uint16", "int32")
 }
 
 # Highest operator version TFLite's BuiltinOpResolver accepts (core/kernels/register.cc,
@@ -357,18 +372,62 @@ def _decode(raw: bytes | None) -> str:
 # --- model level --------------------------------------------------------------------------
 
 
+class NotRegularFileError(OSError):
+    """The path is a directory, device, FIFO or socket: reading it could block or never end."""
+
+
+class FileTooLargeError(OSError):
+    """The file is larger than the caller's limit."""
+
+
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+@contextmanager
+def open_regular_file(path: str | Path) -> Iterator[IO[bytes]]:
+    """Open ``path`` for reading only if it is a regular file (symlinks are followed).
+
+    Checked with ``os.stat`` before opening (a device is never opened) and with
+    ``os.fstat`` on the open descriptor (the file cannot be swapped in between); opened
+    non-blocking, so a FIFO swapped in at the last moment cannot hang the caller.
+    """
+    path = Path(path)
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise NotRegularFileError(f"{path.name} is not a regular file")
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFileError(f"{path.name} is not a regular file")
+        handle = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with handle:
+        yield handle
+
+
+def read_regular_file(path: str | Path, limit: int) -> bytes:
+    """All bytes of a regular file of at most ``limit`` bytes (OSError otherwise)."""
+    path = Path(path)
+    with open_regular_file(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > limit:
+            raise FileTooLargeError(f"{size} bytes exceeds the {limit} byte limit")
+        data = handle.read(limit + 1)
+    if len(data) > limit:  # grew while being read
+        raise FileTooLargeError(f"more than {limit} bytes exceeds the {limit} byte limit")
+    return data
+
+
 def read_model_file(path: str | Path, *, custom_ops: Collection[str] = ()) -> Graph:
     """Read and validate a model file (see :func:`read_model`); an unreadable file is a
-    ModelFormatError too."""
+    ModelFormatError too, and so is anything but a regular file."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ModelFormatError(
-                f"{path.name}: {size} bytes exceeds the {MAX_FILE_BYTES} byte limit"
-            )
-        data = path.read_bytes()
-    except OSError as err:
+        data = read_regular_file(path, MAX_FILE_BYTES)
+    except FileTooLargeError as err:
+        raise ModelFormatError(f"{path.name}: {err}") from err
+    except (OSError, ValueError) as err:  # ValueError: a NUL in the path
         raise ModelFormatError(f"{path.name}: cannot read model file: {err}") from err
     try:
         return read_model(data, custom_ops=custom_ops)
@@ -507,6 +566,12 @@ class _ModelReader:
             signature = self._shape(
                 raw.ShapeSignatureAsNumpy, raw.ShapeSignatureLength(), where, allow_unknown=True
             )
+            if len(signature) != len(shape) or any(
+                s not in (-1, d) for s, d in zip(signature, shape, strict=True)
+            ):
+                raise ModelFormatError(
+                    f"{where}: shape signature {signature} does not fit shape {shape}"
+                )
         buffer_index = raw.Buffer()
         if not 0 <= buffer_index < max(len(buffers), 1):
             raise ModelFormatError(f"{where}: buffer index {buffer_index} out of range")
@@ -516,7 +581,7 @@ class _ModelReader:
             name=name,
             shape=shape,
             dtype=dtype,
-            quantization=self._quantization(raw.Quantization(), shape, where),
+            quantization=self._quantization(raw.Quantization(), shape, dtype, where),
             data=_constant(raw_data, shape, dtype, where) if raw_data else None,
             shape_signature=signature,
         )
@@ -538,7 +603,15 @@ class _ModelReader:
         return dims
 
     @staticmethod
-    def _quantization(raw: Any, shape: tuple[int, ...], where: str) -> Quantization | None:
+    def _quantization(
+        raw: Any, shape: tuple[int, ...], dtype: str, where: str
+    ) -> Quantization | None:
+        """Affine quantization, checked as far as TFLite's kernels and LiteRT trust it.
+
+        LiteRT stores zero points as int32 and indexes per-channel arrays with
+        ``quantized_dimension`` without checking either, so an out-of-range value there
+        is a crash in native code, not an error: refuse it here.
+        """
         # Like TFLite: without both scales and zero points the tensor is not quantized.
         if raw is None or raw.ScaleLength() == 0 or raw.ZeroPointLength() == 0:
             return None
@@ -549,17 +622,42 @@ class _ModelReader:
             raise ModelFormatError(
                 f"{where}: {count} quantization scales but {raw.ZeroPointLength()} zero points"
             )
-        if count > 1 and not (0 <= dimension < len(shape) and shape[dimension] == count):
+        if raw.MinLength() not in (0, count) or raw.MaxLength() not in (0, count):
+            raise ModelFormatError(
+                f"{where}: {raw.MinLength()} min / {raw.MaxLength()} max values for "
+                f"{count} quantization scales"
+            )
+        if not 0 <= dimension < max(len(shape), 1):
+            raise ModelFormatError(
+                f"{where}: quantized dimension {dimension} outside shape {shape}"
+            )
+        if count > 1 and not (dimension < len(shape) and shape[dimension] == count):
             raise ModelFormatError(
                 f"{where}: {count} per-channel scales do not match dimension {dimension} "
                 f"of shape {shape}"
             )
         scale = _as_numpy(raw.ScaleAsNumpy()).astype(np.float32)
         zero_point = _as_numpy(raw.ZeroPointAsNumpy()).astype(np.int64)
-        if not np.all(np.isfinite(scale)) or np.any(scale < 0):
-            raise ModelFormatError(f"{where}: quantization scales must be finite and >= 0")
-        if np.any(np.abs(zero_point) > 2**31):
-            raise ModelFormatError(f"{where}: quantization zero point out of range")
+        if scale.size != count or zero_point.size != count:
+            raise ModelFormatError(f"{where}: quantization vectors are truncated")
+        with np.errstate(over="ignore", divide="ignore"):
+            inverse = np.float32(1.0) / scale
+        if (
+            not np.all(np.isfinite(scale))
+            or np.any(scale < MIN_SCALE)
+            or np.any(scale > MAX_SCALE)
+            or not np.all(np.isfinite(inverse))
+        ):
+            raise ModelFormatError(
+                f"{where}: quantization scales must be finite and > 0 "
+                f"(within [{MIN_SCALE:g}, {MAX_SCALE:g}])"
+            )
+        low, high = _ZERO_POINT_RANGE.get(dtype, _INT32_RANGE)
+        if np.any(zero_point < low) or np.any(zero_point > high):
+            bad = int(zero_point[(zero_point < low) | (zero_point > high)][0])
+            raise ModelFormatError(
+                f"{where}: quantization zero point {bad} out of range [{low}, {high}] for {dtype}"
+            )
         return Quantization(
             scale=scale, zero_point=zero_point, quantized_dimension=dimension if count > 1 else 0
         )

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from homeassistant import config_entries
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
+from homeassistant.helpers import device_registry as dr
 
 from custom_components.nilm.const import (
     CONF_APPLIANCES,
@@ -18,6 +19,7 @@ from custom_components.nilm.const import (
     CONF_MAX_GAP_S,
     DOMAIN,
 )
+from custom_components.nilm.coordinator import CONF_MAX_POWER_W
 
 from .conftest import MAINS, W_ATTRS, make_entry, setup_entry
 
@@ -211,6 +213,7 @@ async def test_options_flow_changes_and_reloads(hass: HomeAssistant, user_models
         CONF_APPLIANCES: ["test_kettle", "kettle_power_only"],
         CONF_BACKEND: "cpu",
         CONF_MAX_GAP_S: 120.0,
+        CONF_MAX_POWER_W: 25000.0,
         "threshold_test_kettle": 0.7,
         "threshold_kettle_power_only": 800.0,
     }
@@ -222,18 +225,21 @@ async def test_options_flow_changes_and_reloads(hass: HomeAssistant, user_models
     assert runtimes["kettle_power_only"].model.card.status.on_power_threshold_w == 800.0
     assert after.coordinator.max_gap_s == 120.0
 
-    # Dropping an appliance drops its threshold; a vanished model is not offered.
+    # Dropping an appliance drops its threshold. A vanished model has no threshold field
+    # but stays selected (see test_options_keep_an_appliance_whose_card_is_broken) until
+    # the user deselects it.
     (user_models / "kettle_power_only.json").unlink()
     result = await hass.config_entries.options.async_init(entry.entry_id)
     schema = {str(k): k for k in result["data_schema"].schema}
     assert "threshold_kettle_power_only" not in schema
-    assert schema[CONF_APPLIANCES].default() == ["test_kettle"]
+    assert schema[CONF_APPLIANCES].default() == ["test_kettle", "kettle_power_only"]
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
         {
             CONF_APPLIANCES: ["test_microwave"],
             CONF_BACKEND: "auto",
             CONF_MAX_GAP_S: 300,
+            CONF_MAX_POWER_W: 12000,
             "threshold_test_kettle": 0.7,
         },
     )
@@ -242,5 +248,130 @@ async def test_options_flow_changes_and_reloads(hass: HomeAssistant, user_models
         CONF_APPLIANCES: ["test_microwave"],
         CONF_BACKEND: "auto",
         CONF_MAX_GAP_S: 300.0,
+        CONF_MAX_POWER_W: 12000.0,
     }
     await hass.async_block_till_done()
+
+
+# --- hardening: duplicate mains, non-finite numbers, appliances never dropped silently ----
+
+
+async def test_the_same_mains_sensor_twice_is_refused(
+    hass: HomeAssistant, user_models: Path
+) -> None:
+    """Entered twice it would be summed twice (double the power and energy)."""
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    flow_id = await _start(hass)
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {CONF_MAINS_ENTITIES: [MAINS, MAINS], CONF_APPLIANCES: ["test_kettle"]}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {CONF_MAINS_ENTITIES: "duplicate_entity"}
+    result = await hass.config_entries.flow.async_configure(
+        flow_id, {CONF_MAINS_ENTITIES: [MAINS], CONF_APPLIANCES: ["test_kettle"]}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+
+def _options_input(**overrides: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        CONF_APPLIANCES: ["test_kettle", "kettle_power_only"],
+        CONF_BACKEND: "cpu",
+        CONF_MAX_GAP_S: 120,
+        "threshold_test_kettle": 0.7,
+        "threshold_kettle_power_only": 800,
+    }  # max_power_w: its default fills in
+    values.update(overrides)
+    return values
+
+
+@pytest.mark.parametrize(
+    "field",
+    [CONF_MAX_GAP_S, CONF_MAX_POWER_W, "threshold_test_kettle", "threshold_kettle_power_only"],
+)
+@pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-inf", "infinity"])
+async def test_options_refuse_non_finite_numbers(
+    hass: HomeAssistant, user_models: Path, field: str, text: str
+) -> None:
+    """ "nan" passes a number selector's min/max (every comparison with NaN is false):
+    as max_gap_s the entry then failed setup forever, as a threshold the appliance could
+    never turn on. Every number field refuses it; nothing is saved."""
+    _power_only_card(user_models)
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry(["test_kettle", "kettle_power_only"]))
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    flow_id = result["flow_id"]
+    if "inf" in text.lower():
+        # An infinity is above the selector's maximum (or below its minimum): refused
+        # by the schema itself, or by the form's own check.
+        try:
+            result = await hass.config_entries.options.async_configure(
+                flow_id, _options_input(**{field: text})
+            )
+        except InvalidData as err:
+            assert field in str(err.path) or field in str(err.schema_errors), err
+        else:
+            assert result["errors"] == {field: "not_a_number"}
+    else:
+        # NaN passes every min/max comparison: only the form's check stops it.
+        result = await hass.config_entries.options.async_configure(
+            flow_id, _options_input(**{field: text})
+        )
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == {field: "not_a_number"}
+    assert entry.options == {}
+    await hass.async_block_till_done()
+
+
+async def test_options_keep_an_appliance_whose_card_is_broken(
+    hass: HomeAssistant, user_models: Path
+) -> None:
+    """Saving the options while one card is temporarily unreadable (a half-copied or
+    hand-edited file) must not delete that appliance, its threshold and its device."""
+    _power_only_card(user_models)
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(
+        hass,
+        make_entry(
+            ["test_kettle", "test_microwave"],
+            options={
+                CONF_APPLIANCES: ["test_kettle", "test_microwave"],
+                CONF_BACKEND: "cpu",
+                CONF_MAX_GAP_S: 300.0,
+                "threshold_test_microwave": 0.8,
+            },
+        ),
+    )
+    card = user_models / "test_microwave.json"
+    good = card.read_text(encoding="utf-8")
+    card.write_text(good[: len(good) // 2], encoding="utf-8")  # mid-copy
+
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    schema = {str(k): k for k in result["data_schema"].schema}
+    assert schema[CONF_APPLIANCES].default() == ["test_kettle", "test_microwave"]
+    selector = result["data_schema"].schema[schema[CONF_APPLIANCES]]
+    assert "test_microwave" in [o["value"] for o in selector.config["options"]]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            CONF_APPLIANCES: ["test_kettle", "test_microwave"],
+            CONF_BACKEND: "cpu",
+            CONF_MAX_GAP_S: 300,
+            "threshold_test_kettle": 0.6,
+        },
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert entry.options[CONF_APPLIANCES] == ["test_kettle", "test_microwave"]
+    assert entry.options["threshold_test_microwave"] == 0.8
+    devices = {
+        d.name for d in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    }
+    assert "Microwave" in devices
+
+    # Once the file is whole again, the appliance is back without touching the options.
+    card.write_text(good, encoding="utf-8")
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert set(entry.runtime_data.coordinator.appliances) == {"test_kettle", "test_microwave"}

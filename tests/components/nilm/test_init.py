@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -244,6 +245,9 @@ async def test_edgetpu_build_runs_on_the_coral_when_the_delegate_loads(
     )
     monkeypatch.setattr(backends, "litert_module", lambda: fake)
     monkeypatch.setattr(backends, "edgetpu_library_loader", lambda name: None)
+    # A vetting child cannot see the stand-in delegate: let the model pass.
+    monkeypatch.setattr(backends, "_vetted", {})
+    monkeypatch.setattr(backends, "vet_model", lambda path, mode: None)
     # The CPU model's bytes under the compiled name, so the stand-in can run it.
     _install_edgetpu_build(
         user_models, "test_kettle", (FIXTURE_MODELS / "test_kettle.tflite").read_bytes()
@@ -330,3 +334,135 @@ async def test_options_removing_an_appliance_removes_its_device(
     ent_reg = er.async_get(hass)
     uids = {e.unique_id for e in er.async_entries_for_config_entry(ent_reg, entry.entry_id)}
     assert not any("test_microwave" in uid for uid in uids)
+
+
+# --- hardening: every load failure is a repair naming its reason -------------------------
+
+
+def _edit_card(user_models: Path, name: str, text: str | bytes) -> None:
+    path = user_models / f"{name}.json"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+
+
+def _card_json(name: str, **overrides: Any) -> str:
+    raw = json.loads((FIXTURE_MODELS / f"{name}.json").read_text(encoding="utf-8"))
+    raw.update(overrides)
+    return json.dumps(raw)
+
+
+REJECTED_CARDS: dict[str, tuple[Any, str]] = {
+    "utf-8 BOM": (
+        lambda: b"\xef\xbb\xbf" + _card_json("test_microwave").encode(),
+        "not valid JSON.*BOM",
+    ),
+    "NaN": (
+        lambda: _card_json("test_microwave").replace(
+            '"input_mean_w": 400.0', '"input_mean_w": NaN'
+        ),
+        "NaN is not a number JSON allows",
+    ),
+    "window 10^9": (
+        lambda: _card_json("test_microwave", window_length=10**9),
+        "'window_length' must be in",
+    ),
+    "period 0": (
+        lambda: _card_json("test_microwave", sample_period_s=0),
+        "'sample_period_s' must be >=",
+    ),
+    "tflite_file outside": (
+        lambda: _card_json("test_microwave", tflite_file="../../secrets.tflite"),
+        "tflite_file",
+    ),
+    "tflite_file NUL": (
+        lambda: _card_json("test_microwave", tflite_file="a\x00.tflite"),
+        "tflite_file",
+    ),
+    "power scale 1e300": (
+        lambda: _card_json("test_microwave", power_scale_w=1e300),
+        "'power_scale_w' must be <=",
+    ),
+    "window differs from the model": (
+        lambda: _card_json("test_microwave", window_length=98, target_index=95),
+        r"input shape \(1, 99\).*98 samples",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REJECTED_CARDS))
+async def test_rejected_card_repair_states_the_reason(
+    hass: HomeAssistant, user_models: Path, case: str
+) -> None:
+    """Not "no model card with this name": the repair says what is wrong; the kettle runs."""
+    make_text, reason = REJECTED_CARDS[case]
+    _edit_card(user_models, "test_microwave", make_text())
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry())
+    assert entry.state is ConfigEntryState.LOADED
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"{entry.entry_id}_test_microwave")
+    assert issue is not None
+    assert issue.translation_key == "model_corrupt"
+    error = (issue.translation_placeholders or {})["error"]
+    assert re.search(reason, error), error
+    assert "no model card with this name" not in error
+    assert list(entry.runtime_data.coordinator.appliances) == ["test_kettle"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [OverflowError("cannot convert float infinity to integer"), TypeError("bad"), IndexError("x")],
+)
+async def test_any_exception_while_loading_is_a_repair(
+    hass: HomeAssistant,
+    user_models: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+) -> None:
+    """Whatever a backend raises for one model, the entry loads and says why."""
+    real = nilm_models.load_model
+
+    def load_model(card_path: Path, preference: str) -> Any:
+        if card_path.stem == "test_microwave":
+            raise error
+        return real(card_path, preference)
+
+    monkeypatch.setattr(nilm_models, "load_model", load_model)
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry())
+    assert entry.state is ConfigEntryState.LOADED
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"{entry.entry_id}_test_microwave")
+    assert issue is not None
+    assert issue.translation_key == "model_corrupt"
+    assert f"{type(error).__name__}: {error}" in (issue.translation_placeholders or {})["error"]
+    assert list(entry.runtime_data.coordinator.appliances) == ["test_kettle"]
+
+
+async def test_unvetted_user_model_runs_on_numpy(
+    hass: HomeAssistant, user_models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user model whose LiteRT test run crashed in the child never opens in LiteRT here."""
+    monkeypatch.setattr(backends, "_vetted", {})
+    monkeypatch.setattr(backends, "vet_model", lambda path, mode: "LiteRT crashed with SIGSEGV")
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    for backend in ("auto", "cpu"):
+        entry = await setup_entry(hass, make_entry(["test_kettle"], backend=backend))
+        runtime = entry.runtime_data.coordinator.appliances["test_kettle"]
+        assert runtime.model.backend.name == "numpy"
+        assert await hass.config_entries.async_remove(entry.entry_id)
+        await hass.async_block_till_done()
+
+
+async def test_diagnostics_show_no_absolute_config_paths(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, user_models: Path
+) -> None:
+    assert await async_setup_component(hass, "diagnostics", {})
+    (user_models / "test_microwave.tflite").unlink()  # the OSError quotes the full path
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry())
+    assert hass.config.config_dir in entry.runtime_data.failures["test_microwave"].message
+    diag = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    message = diag["failed_models"]["test_microwave"]["message"]
+    assert "nilm/models/test_microwave.tflite" in message
+    assert hass.config.config_dir not in json.dumps(diag)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +24,9 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.nilm.const import CONF_MAX_GAP_S, DOMAIN
+from custom_components.nilm.coordinator import CONF_MAX_POWER_W, parse_power_w
 from custom_components.nilm.diagnostics import async_get_config_entry_diagnostics
+from custom_components.nilm.engine.errors import ModelError
 
 from .conftest import MAINS, REPLAY_START, W_ATTRS, Replayer, make_entry, setup_entry
 
@@ -130,6 +131,13 @@ async def test_replay_house20_tracks_the_kettle(
         ("-50", None),
         ("800", {"unit_of_measurement": "kWh"}),
         (None, None),  # the sensor disappears from the state machine
+        # Implausible readings (meter glitches, overflow values) are missing too.
+        ("65535", None),
+        ("4294967295", None),
+        ("1e12", None),
+        ("1e308", None),
+        ("inf", None),
+        ("30", {"unit_of_measurement": "kW", "device_class": "power"}),  # 30 kW on one phase
     ],
 )
 async def test_gaps_and_bad_states(
@@ -164,6 +172,88 @@ async def test_gaps_and_bad_states(
         await replayer.step(float(next(feed)))
     assert _state(hass, ids["power"]) != STATE_UNAVAILABLE
     assert _state(hass, ids["untracked"]) != STATE_UNAVAILABLE
+    # Nothing implausible ever reached the windows (so never the energy either).
+    resampler = entry.runtime_data.coordinator.resamplers[30.0]
+    assert np.nanmax(resampler.buffer.latest(resampler.buffer.capacity)) < 25_000
+    assert float(_state(hass, ids["energy"])) < 1.0
+
+
+def test_parse_power_w_bounds() -> None:
+    w = {"unit_of_measurement": "W"}
+    kw = {"unit_of_measurement": "kW"}
+    assert parse_power_w(State(MAINS, "24999", w)) == 24999.0
+    assert parse_power_w(State(MAINS, "25000", w)) == 25000.0
+    for text in ("25000.1", "65535", "4294967295", "1e12", "1e308", "inf", "nan", "-1"):
+        assert parse_power_w(State(MAINS, text, w)) is None, text
+    assert parse_power_w(State(MAINS, "1e306", kw)) is None  # inf after the conversion
+    assert parse_power_w(State(MAINS, "6000", w), 5000.0) is None
+    assert parse_power_w(State(MAINS, "4999", w), 5000.0) == 4999.0
+
+
+async def test_max_power_option_and_duplicate_mains(
+    hass: HomeAssistant, user_models: Path, replayer: Replayer
+) -> None:
+    """The bound is an option; a sensor listed twice (an entry saved before the flow
+    refused it) is counted once."""
+    entry = await setup_entry(
+        hass, make_entry(["test_kettle"], mains=[MAINS, MAINS], options={CONF_MAX_POWER_W: 3000})
+    )
+    coordinator = entry.runtime_data.coordinator
+    assert coordinator.mains_entities == [MAINS]
+    assert coordinator.max_power_w == 3000.0
+    for _ in range(4):
+        await replayer.step(1000.0)
+    assert coordinator.resamplers[30.0].latest_value() == pytest.approx(1000.0)
+    await replayer.step(3500.0)
+    await replayer.step(1000.0)
+    assert coordinator.readings_refused == 1
+    assert coordinator.resamplers[30.0].latest_value(1) == pytest.approx(1000.0)
+
+
+async def test_non_finite_saved_options_fall_back_to_defaults(
+    hass: HomeAssistant, user_models: Path
+) -> None:
+    """An entry saved with max_gap_s "nan" (before the flow refused it) still sets up."""
+    entry = await setup_entry(
+        hass,
+        make_entry(
+            ["test_kettle"],
+            options={CONF_MAX_GAP_S: float("nan"), "threshold_test_kettle": float("nan")},
+        ),
+    )
+    coordinator = entry.runtime_data.coordinator
+    assert coordinator.max_gap_s == 300.0
+    card = coordinator.appliances["test_kettle"].model.card
+    assert card.status.probability_threshold == 0.5
+
+
+async def test_clock_stepping_back_restarts_the_windows(
+    hass: HomeAssistant, user_models: Path, replayer: Replayer, house20: dict[str, np.ndarray]
+) -> None:
+    """After NTP steps the clock back 3 h the entities must not stay frozen at their last
+    values: they become unavailable, then recover on a full window of new data."""
+    entry = await setup_entry(hass, make_entry(["test_kettle"]))
+    ids = _ids(hass, entry, "test_kettle")
+    feed = iter(house20["Aggregate"][600:1200])
+    for _ in range(WINDOW + 1):
+        await replayer.step(float(next(feed)))
+    assert _state(hass, ids["power"]) != STATE_UNAVAILABLE
+    energy = float(_state(hass, ids["energy"]))
+
+    # Home Assistant re-arms a timer that fires before its wall-clock time: the pending
+    # tick now waits 3 h, only the sensor's updates (stamped with the new time) arrive.
+    replayer.now -= timedelta(hours=3)
+    for _ in range(3):
+        await replayer.step(float(next(feed)))
+    assert _state(hass, ids["power"]) == STATE_UNAVAILABLE
+    assert _state(hass, ids["running"]) == STATE_UNAVAILABLE
+    assert entry.runtime_data.coordinator.clock_resets == 1
+    for _ in range(WINDOW + 1):
+        await replayer.step(float(next(feed)))
+    assert _state(hass, ids["power"]) != STATE_UNAVAILABLE
+    assert _state(hass, ids["untracked"]) != STATE_UNAVAILABLE
+    assert float(_state(hass, ids["energy"])) >= energy
+    assert entry.runtime_data.coordinator.clock_resets == 1
 
 
 async def test_silent_sensor_is_a_gap_but_reports_keep_it_alive(
@@ -346,12 +436,15 @@ async def test_warm_start_failure_is_not_fatal(
 async def test_inference_error_makes_only_that_appliance_unavailable(
     hass: HomeAssistant, user_models: Path, replayer: Replayer, house20: dict[str, np.ndarray]
 ) -> None:
-    # A card that points at an output the model does not have: it loads, then fails to run.
-    raw = json.loads((user_models / "test_microwave.json").read_text(encoding="utf-8"))
-    raw["power_output"] = 5
-    (user_models / "test_microwave.json").write_text(json.dumps(raw), encoding="utf-8")
+    # (A card naming an output the model lacks is refused at load now: see test_init.)
     entry = await setup_entry(hass, make_entry())
     kettle, microwave = _ids(hass, entry, "test_kettle"), _ids(hass, entry, "test_microwave")
+
+    def failing_predict(windows: np.ndarray) -> Any:
+        raise ModelError("model has no output 5 for power")
+
+    model = entry.runtime_data.coordinator.appliances["test_microwave"].model
+    model.predict = failing_predict  # type: ignore[method-assign]
     for watts in house20["Aggregate"][600 : 601 + WINDOW]:
         await replayer.step(float(watts))
     assert _state(hass, kettle["power"]) != STATE_UNAVAILABLE
