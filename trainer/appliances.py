@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from custom_components.nilm.engine.card import StatusRule
+
 
 @dataclass(frozen=True, slots=True)
 class ApplianceSpec:
@@ -54,3 +56,16 @@ def get_appliance(name: str) -> ApplianceSpec:
     except KeyError:
         known = ", ".join(sorted(APPLIANCES))
         raise KeyError(f"unknown appliance {name!r} (known: {known})") from None
+
+
+def truth_rule(name: str) -> StatusRule:
+    """Ground-truth "running" for evaluation and labels: the appliance's own definition
+    (sub-meter power above its threshold, short gaps bridged, short runs dropped), never a
+    model's. For cycle appliances this spans the whole cycle, low-power phases included;
+    a model card's status rule only says how *predictions* become on/off."""
+    spec = get_appliance(name)
+    return StatusRule(
+        on_power_threshold_w=spec.on_power_threshold_w,
+        min_on_s=spec.min_on_s,
+        min_off_s=spec.min_off_s,
+    )

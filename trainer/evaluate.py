@@ -1,21 +1,37 @@
-"""Evaluation on a held-out house: metrics JSON, a Markdown table and PNG plots.
+"""Evaluation as users get it: a held-out house, the engine users run, and a rule baseline.
 
 The model runs on every complete window of the test house (stride 1), so the predicted
-series is contiguous and the on/off rules (probability threshold from the card, then the
-appliance's minimum on/off durations) and the detection delay mean what they mean in the
-integration. Power is gated by that status, as ``NilmModel.predict`` does. Samples whose
-window is incomplete (masked gaps) are excluded from every metric.
+series is contiguous and the on/off rules mean what they mean in the integration:
+
+- *truth* is the appliance's own definition of running (:func:`trainer.appliances.
+  truth_rule`: sub-meter power above its threshold, its minimum on/off durations), never
+  the model card's;
+- *prediction* is the card's rule: the probability threshold on the status head (the
+  power threshold without one), then the card's minimum on/off durations, applied per
+  stretch of complete windows (a gap resets the integration's tracker, so nothing is
+  bridged across it). Power is gated by that status, as ``NilmModel.predict`` does;
+- the *"Running" delays* replay the raw decisions sample by sample through
+  :class:`engine.status.StatusTracker`, exactly what the integration's binary sensor
+  shows, with the model's latency ``(window_length - 1 - target_index) * period``: a
+  decision about target sample ``k`` exists at ``t(k) + latency``. The tracker's energy
+  (``tracker_energy_kwh``) is reported beside the offline ``predicted_energy_kwh``.
+
+Samples whose window is incomplete (masked gaps) are excluded from every metric. The same
+metrics score a non-learned rule baseline (:mod:`trainer.baselines`) on the same samples.
 
 A Keras run directory (``model.keras`` + ``card.json``) and an exported ``.tflite`` with its
-card go through the same code; the latter runs on the engine's backends, so the numbers
-are those of the file users install.
+card go through the same code; the latter runs on the engine's backends (default: the pure
+numpy engine that Home Assistant OS installs run), so the numbers are those of the file
+users install.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
+import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,11 +49,15 @@ if TYPE_CHECKING:
     # The engine is imported inside functions: importing it loads the integration
     # package (and Home Assistant) today, which `--help` must not pay for.
     from custom_components.nilm.engine.card import ModelCard
+    from custom_components.nilm.engine.metrics import RunningPeriods
+
+    from .baselines import RulePrediction
 
 FloatArray = npt.NDArray[np.float32]
 Predictor = Callable[[FloatArray], tuple[FloatArray, FloatArray | None]]
 
 BACKENDS = ("auto", "numpy", "litert", "litert_ref", "edgetpu")  # = engine.backends.BACKENDS
+DEFAULT_BACKEND = "numpy"  # what Home Assistant OS (Alpine, no LiteRT wheel) runs
 DEFAULT_DELAY_TOLERANCE_S = 300.0  # = engine.metrics.DEFAULT_DELAY_TOLERANCE_S (tested)
 METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
     ("mae_w", "MAE", "{:.1f} W"),
@@ -49,11 +69,20 @@ METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
     ("recall", "Recall", "{:.3f}"),
     ("f1", "F1", "{:.3f}"),
     ("mcc", "MCC", "{:.3f}"),
+    ("event_recall", "Event recall", "{:.3f}"),
+    ("event_precision", "Event precision", "{:.3f}"),
+    ("true_events", "True events", "{:.0f}"),
+    ("predicted_events", "Predicted events", "{:.0f}"),
+    ("running_on_delay_s", "Running on delay (median)", "{:+.0f} s"),
+    ("running_on_delay_events", "Running on delays measured", "{:.0f}"),
+    ("running_off_delay_s", "Running off delay (median)", "{:+.0f} s"),
+    ("running_off_delay_events", "Running off delays measured", "{:.0f}"),
     ("detection_delay_s", "Detection delay (median)", "{:+.0f} s"),
     ("matched_onsets", "Matched switch-ons", "{:.0f}"),
     ("true_onsets", "True switch-ons", "{:.0f}"),
     ("true_energy_kwh", "True energy", "{:.1f} kWh"),
     ("predicted_energy_kwh", "Predicted energy", "{:.1f} kWh"),
+    ("tracker_energy_kwh", "Energy counted by the tracker", "{:.1f} kWh"),
     ("raw_mae_w", "MAE without status gating", "{:.1f} W"),
 )
 
@@ -61,14 +90,16 @@ METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
 @dataclass(frozen=True, slots=True)
 class EvalConfig:
     """``backend`` applies to .tflite models; ``day`` (YYYY-MM-DD) picks the plotted day,
-    default the day with the most true switch-ons."""
+    default the day with the most true switch-ons. ``rule_baseline`` also scores the
+    appliance's rule from :mod:`trainer.baselines` on the same samples."""
 
     model: str
-    backend: str = "auto"
+    backend: str = DEFAULT_BACKEND
     batch_size: int = 2048
     delay_tolerance_s: float = DEFAULT_DELAY_TOLERANCE_S
     day: str | None = None
     plots: bool = True
+    rule_baseline: bool = True
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -80,7 +111,10 @@ class EvalConfig:
 @dataclass(frozen=True, slots=True)
 class Evaluation:
     """Metrics plus the aligned series behind them (for plots and further checks);
-    ``true_w`` is NaN wherever no complete window ends the sample's context."""
+    ``true_w`` is NaN wherever no complete window ends the sample's context (``valid``
+    False). ``true_on`` follows the appliance's truth rule, ``pred_on`` the card's rule on
+    ``raw_on`` (the thresholded decisions), ``tracker_on`` the integration's streaming
+    state. ``rule_*`` hold the rule baseline (None when it was not run)."""
 
     metrics: dict[str, float]
     card: ModelCard
@@ -90,6 +124,14 @@ class Evaluation:
     pred_w: FloatArray
     true_on: npt.NDArray[np.bool_]
     pred_on: npt.NDArray[np.bool_]
+    valid: npt.NDArray[np.bool_] | None = None
+    raw_on: npt.NDArray[np.bool_] | None = None
+    tracker_on: npt.NDArray[np.bool_] | None = None
+    backend: str = ""  # the engine backend of a .tflite model, "keras" for a Keras one
+    rule_metrics: dict[str, float] | None = None
+    rule_w: FloatArray | None = None
+    rule_on: npt.NDArray[np.bool_] | None = None
+    rule: RulePrediction | None = None
 
 
 def resolve_model(path: str | Path) -> tuple[Path, ModelCard, str]:
@@ -185,24 +227,64 @@ def predict_series(
     return power, prob, idx
 
 
-def evaluate(house: HouseData, config: EvalConfig) -> Evaluation:
-    """Run the model over the house and compute every metric (see module doc)."""
-    from custom_components.nilm.engine import metrics as nilm_metrics
-    from custom_components.nilm.engine.status import (
-        apply_min_durations,
-        durations_to_samples,
-        status_from_power,
+def min_durations_per_segment(
+    raw_on: npt.NDArray[np.bool_], valid: npt.NDArray[np.bool_], min_on: int, min_off: int
+) -> npt.NDArray[np.bool_]:
+    """``apply_min_durations`` on each stretch of valid samples separately: the
+    integration's tracker resets at a gap, so neither a short gap nor a short run is
+    bridged across one. False outside ``valid``."""
+    from custom_components.nilm.engine.metrics import event_bounds
+    from custom_components.nilm.engine.status import apply_min_durations
+
+    on = np.zeros(raw_on.size, dtype=bool)
+    starts, ends = event_bounds(valid)
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        on[start:end] = apply_min_durations(raw_on[start:end], min_on, min_off)
+    return on
+
+
+def rule_periods(
+    rule_on: npt.NDArray[np.bool_],
+    confirmed_at: npt.NDArray[np.intp],
+    valid: npt.NDArray[np.bool_],
+    period_s: float,
+) -> RunningPeriods:
+    """The rule's "running" periods: on once the rule is confirmed (at the step's minimum
+    duration), off when the step or cycle window ends, both seen on the mains at once."""
+    from custom_components.nilm.engine.metrics import RunningPeriods, event_bounds
+
+    starts, ends = event_bounds(rule_on)
+    on_idx = np.maximum(starts, confirmed_at[starts]) if starts.size else starts
+    off_known = ends < rule_on.size
+    off_known[off_known] = valid[ends[off_known]]
+    return RunningPeriods(
+        start=starts,
+        end=ends,
+        on_time_s=on_idx * float(period_s),
+        off_time_s=ends * float(period_s),
+        off_known=off_known,
     )
+
+
+def evaluate(house: HouseData, config: EvalConfig) -> Evaluation:
+    """Run the model (and the rule baseline) over the house and compute every metric
+    (see module doc). The house must be at the card's sample period."""
+    from custom_components.nilm.engine import metrics as nilm_metrics
+    from custom_components.nilm.engine.status import durations_to_samples, status_from_power
+
+    from .appliances import truth_rule
 
     model_path, card, kind = resolve_model(config.model)
     appliance = card.appliance
     if kind == "keras":
         predictor = keras_predictor(model_path, card, config.batch_size)
+        backend = "keras"
     else:
         card_path = Path(config.model)
         if card_path.suffix == ".tflite":
             card_path = card_path.with_suffix(".json")
         predictor = tflite_predictor(card_path, config.backend)
+        backend = config.backend
     if abs(house.period_s - card.sample_period_s) > 1e-6:
         raise TrainerError(
             f"{house.source} is at {house.period_s:g} s but the model expects "
@@ -212,46 +294,94 @@ def evaluate(house: HouseData, config: EvalConfig) -> Evaluation:
     valid = np.zeros(raw_power.size, dtype=bool)
     valid[idx] = True
     rule = card.status
+    truth = truth_rule(appliance)
     if card.status_output is not None:
         raw_on = valid & (np.nan_to_num(prob, nan=0.0) >= rule.probability_threshold)
     else:
         raw_on = valid & (np.nan_to_num(raw_power, nan=0.0) >= rule.on_power_threshold_w)
     period = card.sample_period_s
-    pred_on = (
-        apply_min_durations(
-            raw_on,
-            durations_to_samples(rule.min_on_s, period),
-            durations_to_samples(rule.min_off_s, period),
-        )
-        & valid
+    pred_on = min_durations_per_segment(
+        raw_on,
+        valid,
+        durations_to_samples(rule.min_on_s, period),
+        durations_to_samples(rule.min_off_s, period),
     )
     pred_w = np.where(pred_on, np.nan_to_num(raw_power, nan=0.0), 0.0).astype(np.float32)
     true_w = house.column(appliance).copy()
     true_w[~valid] = np.nan
+    tol = config.delay_tolerance_s
     result = nilm_metrics.compute_all(
-        true_w, pred_w, rule, period, pred_on=pred_on, tolerance_s=config.delay_tolerance_s
+        true_w, pred_w, rule, period, pred_on=pred_on, tolerance_s=tol, truth_rule=truth
     )
     result["raw_mae_w"] = nilm_metrics.mae(true_w, np.where(valid, raw_power, np.nan))
     result["coverage"] = float(valid.mean())
-    true_on = status_from_power(true_w, rule, period) & valid
+    true_on = status_from_power(true_w, truth, period) & valid
+    # What the integration shows: the raw decisions through the streaming tracker, the
+    # ungated raw power into its energy counter (as the coordinator feeds it).
+    tracked = nilm_metrics.track_status(
+        raw_on, raw_power, valid, rule, period, latency_s=card.delay_s
+    )
+    delays = nilm_metrics.running_delays(true_on, tracked.periods, period, valid)
+    result.update(nilm_metrics.delay_metrics(delays))
+    result["tracker_energy_kwh"] = tracked.energy_kwh
+    result["latency_s"] = card.delay_s
+    mains = house.frame["aggregate"].to_numpy(dtype=np.float32)
+
+    rule_pred = rule_metrics = rule_w = rule_on = None
+    if config.rule_baseline:
+        from .baselines import predict_rule
+
+        rule_pred = predict_rule(mains, appliance, period)
+        rule_on = rule_pred.on & valid
+        rule_w = np.where(rule_on, rule_pred.power_w, 0.0).astype(np.float32)
+        rule_metrics = nilm_metrics.compute_all(
+            true_w, rule_w, truth, period, pred_on=rule_on, tolerance_s=tol, truth_rule=truth
+        )
+        rule_metrics["raw_mae_w"] = rule_metrics["mae_w"]  # the rule has no ungated output
+        rule_metrics["coverage"] = result["coverage"]
+        periods = rule_periods(rule_on, rule_pred.confirmed_at, valid, period)
+        rule_delays = nilm_metrics.running_delays(true_on, periods, period, valid)
+        rule_metrics.update(nilm_metrics.delay_metrics(rule_delays))
+        rule_metrics["tracker_energy_kwh"] = math.nan  # no tracker: the rule decides itself
+        rule_metrics["latency_s"] = 0.0
     return Evaluation(
         metrics=result,
         card=card,
         times=house.frame.index,
-        mains_w=house.frame["aggregate"].to_numpy(dtype=np.float32),
+        mains_w=mains,
         true_w=true_w,
         pred_w=pred_w,
         true_on=true_on,
         pred_on=pred_on,
+        valid=valid,
+        raw_on=raw_on,
+        tracker_on=tracked.is_on,
+        backend=backend,
+        rule_metrics=rule_metrics,
+        rule_w=rule_w,
+        rule_on=rule_on,
+        rule=rule_pred,
     )
 
 
-def markdown_table(metrics: dict[str, float], title: str) -> str:
-    lines = [f"### {title}", "", "| metric | value |", "|---|---|"]
+def _format(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else fmt.format(value)
+
+
+def markdown_table(
+    metrics: dict[str, float], title: str, rule: dict[str, float] | None = None
+) -> str:
+    """One metric per row; with ``rule`` the rule baseline's value in a second column."""
+    if rule is None:
+        lines = [f"### {title}", "", "| metric | value |", "|---|---|"]
+    else:
+        lines = [f"### {title}", "", "| metric | model | rule baseline |", "|---|---|---|"]
     for key, label, fmt in METRIC_ROWS:
-        value = metrics.get(key, math.nan)
-        text = "n/a" if value is None or not math.isfinite(value) else fmt.format(value)
-        lines.append(f"| {label} | {text} |")
+        text = _format(metrics.get(key, math.nan), fmt)
+        if rule is None:
+            lines.append(f"| {label} | {text} |")
+        else:
+            lines.append(f"| {label} | {text} | {_format(rule.get(key, math.nan), fmt)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -282,15 +412,20 @@ def _plot_day(ev: Evaluation, day: str | None, path: Path) -> str:
     fig, ax = plt.subplots(figsize=(12, 4.5))
     ax.plot(t, ev.mains_w[sel], color="0.8", lw=0.8, label="mains")
     ax.plot(t, ev.true_w[sel], color="tab:blue", lw=1.2, label="true")
-    ax.plot(t, ev.pred_w[sel], color="tab:orange", lw=1.0, label="predicted (gated)")
+    ax.plot(t, ev.pred_w[sel], color="tab:orange", lw=1.0, label="model (gated)")
+    if ev.rule_w is not None:
+        ax.plot(t, ev.rule_w[sel], color="tab:green", lw=0.9, alpha=0.8, label="rule baseline")
     for onset in onsets(ev.true_on[sel]):
         ax.axvline(t[onset], color="tab:blue", ls=":", lw=0.8)
     for onset in onsets(ev.pred_on[sel]):
         ax.axvline(t[onset], color="tab:orange", ls="--", lw=0.8)
+    if ev.rule_on is not None:
+        for onset in onsets(ev.rule_on[sel]):
+            ax.axvline(t[onset], color="tab:green", ls="-.", lw=0.6)
     ax.set_ylabel("power (W)")
     ax.set_title(
-        f"{ev.card.appliance} ({ev.card.architecture}), {chosen:%Y-%m-%d} UTC; "
-        "dotted: true switch-on, dashed: predicted"
+        f"{ev.card.appliance} ({ev.card.architecture}), {chosen:%Y-%m-%d} UTC; switch-ons: "
+        "dotted true, dashed model, dash-dot rule"
     )
     ax.legend(loc="upper right")
     fig.autofmt_xdate()
@@ -330,10 +465,36 @@ def _plot_errors(ev: Evaluation, path: Path) -> None:
     plt.close(fig)
 
 
+def card_summary(card: ModelCard) -> dict[str, Any]:
+    """The card fields that say which model was scored (``sha256`` None for Keras)."""
+    return {
+        "name": card.name,
+        "appliance": card.appliance,
+        "sample_period_s": card.sample_period_s,
+        "window_length": card.window_length,
+        "target_index": card.target_index,
+        "quantization": card.quantization,
+        "sha256": card.tflite_sha256 or None,
+    }
+
+
 def write_report(
-    ev: Evaluation, config: EvalConfig, house: HouseData, out_dir: Path
+    ev: Evaluation,
+    config: EvalConfig,
+    house: HouseData,
+    out_dir: Path,
+    *,
+    command: str | None = None,
 ) -> dict[str, Any]:
-    """metrics.json, metrics.md, config.json and (optionally) day.png + errors.png."""
+    """metrics.json, metrics.md, config.json and (optionally) day.png + errors.png.
+
+    metrics.json: ``{"model": metrics, "rule": the rule baseline's metrics (null when not
+    run), "card": card_summary, "house", "span": [first, last] ISO timestamps, "samples":
+    rows of the house, "backend", "command"}`` plus context (``appliance``,
+    ``architecture``, ``test_data``, ``status_rule``, ``truth_rule``, ``rule_baseline``,
+    ``plotted_day``). NaN is written as null.
+    """
+    from .appliances import truth_rule
     from .train import _jsonable
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -341,13 +502,23 @@ def write_report(
     if config.plots:
         plotted = _plot_day(ev, config.day, out_dir / "day.png")
         _plot_errors(ev, out_dir / "errors.png")
-    report = {
+    index = house.frame.index
+    span = [index[0].isoformat(), index[-1].isoformat()] if len(index) else [None, None]
+    report: dict[str, Any] = {
+        "model": ev.metrics,
+        "rule": ev.rule_metrics,
+        "card": card_summary(ev.card),
+        "house": house.source,
+        "span": span,
+        "samples": len(index),
+        "backend": ev.backend,
+        "command": command,
         "appliance": ev.card.appliance,
-        "model": ev.card.name,
         "architecture": ev.card.architecture,
         "test_data": house.report(),
-        "metrics": ev.metrics,
         "status_rule": asdict(ev.card.status),
+        "truth_rule": asdict(truth_rule(ev.card.appliance)),
+        "rule_baseline": ev.rule.rule.to_dict() if ev.rule is not None else None,
         "plotted_day": plotted,
     }
     (out_dir / "metrics.json").write_text(
@@ -357,16 +528,54 @@ def write_report(
         json.dumps(_jsonable(asdict(config)), indent=2, sort_keys=True) + "\n", "utf-8"
     )
     title = f"{ev.card.appliance} ({ev.card.architecture}) on {house.source}"
-    (out_dir / "metrics.md").write_text(markdown_table(ev.metrics, title), "utf-8")
+    lines = [
+        f"{house.report()}",
+        "",
+        f"Model {ev.card.name} ({ev.card.quantization}, {ev.card.sample_period_s:g} s, window "
+        f"{ev.card.window_length}, target index {ev.card.target_index}, latency "
+        f"{ev.card.delay_s:g} s) on the {ev.backend} backend. Truth: the appliance's own "
+        "definition of running; rule baseline: "
+        + (ev.rule.rule.summary if ev.rule is not None else "not run")
+        + ".",
+    ]
+    if command:
+        lines += ["", f"Regenerate: `{command}`"]
+    body = markdown_table(ev.metrics, title, ev.rule_metrics)
+    (out_dir / "metrics.md").write_text(body + "\n" + "\n".join(lines) + "\n", "utf-8")
     return report
+
+
+def command_line(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """The ``nilm-trainer evaluate`` command that repeats this run: every option whose
+    value differs from its default, in the parser's order (machine-independent when the
+    defaults, e.g. the data folder, were used)."""
+    words = ["nilm-trainer", "evaluate"]
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "func"):
+            continue
+        value = getattr(args, action.dest, action.default)
+        if value == action.default or value is None:
+            continue
+        flag = max(action.option_strings, key=len)
+        if action.nargs == 0:  # a switch such as --no-plots
+            words.append(flag)
+        elif isinstance(value, list) and action.nargs is None:  # action="append"
+            for item in value:
+                words += [flag, str(item)]
+        elif isinstance(value, (list, tuple)):
+            words += [flag, *map(str, value)]
+        else:
+            words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return shlex.join(words)
 
 
 # ---------------------------------------------------------------------------- CLI
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
     from .data import load_source
 
+    command = command_line(args, parser) if parser is not None else None
     config = EvalConfig(
         model=args.model,
         backend=args.backend,
@@ -378,13 +587,14 @@ def _run(args: argparse.Namespace) -> int:
     _, card, _ = resolve_model(config.model)
     if args.appliance and args.appliance != [card.appliance]:
         raise TrainerError(f"the model is for {card.appliance}, not {', '.join(args.appliance)}")
-    if args.period is None and args.source == "refit30s" and card.sample_period_s != 30.0:
+    if args.period is None:
+        # The model's own period: the loaders resample (e.g. REFIT's 30 s to 60 s).
         args.period = card.sample_period_s
     house = load_source(args)
     print(house.report())
     ev = evaluate(house, config)
-    write_report(ev, config, house, Path(args.out))
-    print(markdown_table(ev.metrics, f"{card.appliance} on {house.source}"))
+    write_report(ev, config, house, Path(args.out), command=command)
+    print(markdown_table(ev.metrics, f"{card.appliance} on {house.source}", ev.rule_metrics))
     print(f"report: {args.out}")
     return 0
 
@@ -395,22 +605,32 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[typ
 
     parser = subparsers.add_parser(
         "evaluate",
-        help="score a trained model on a held-out house",
+        help="score a model on the unseen test house, next to a rule baseline",
         description=(
             "Run a model (a training run directory, a model.keras, or an exported .tflite "
-            "with its card) over every complete window of a test house and report MAE, "
-            "SAE, NDE, energy-per-day error, accuracy, F1, MCC and the switch-on detection "
-            "delay, with on/off from the card's probability threshold and the appliance's "
-            "minimum durations. Writes metrics.json, metrics.md, day.png and errors.png."
+            "with its card) over every complete window of a test house (default: all of "
+            "REFIT House 20, loaded at the card's sample period) on the engine users run "
+            "(default: numpy), and score it and a non-learned rule baseline with the same "
+            "metrics: MAE, SAE, NDE, energy-per-day error, accuracy, F1, MCC, event recall "
+            "and precision, energy predicted vs metered, and the on/off delays of the "
+            "'Running' entity (the streaming tracker, with the model's latency). Truth is "
+            "the appliance's own definition of running; predictions use the card's rule. "
+            "Writes metrics.json, metrics.md, day.png and errors.png."
         ),
-        epilog="example: nilm-trainer evaluate --model runs/kettle --house 20 --out reports/kettle",
+        epilog=(
+            "example: nilm-trainer evaluate --model custom_components/nilm/models/kettle.json "
+            "--out reports/bundled/kettle"
+        ),
     )
     parser.add_argument(
         "--model", required=True, help="run directory, model.keras, model .tflite or its card .json"
     )
     parser.add_argument("--out", required=True, help="report directory (created)")
     parser.add_argument(
-        "--backend", choices=BACKENDS, default="auto", help=".tflite backend (default: %(default)s)"
+        "--backend",
+        choices=BACKENDS,
+        default=DEFAULT_BACKEND,
+        help=".tflite backend (default: %(default)s, what Home Assistant OS runs)",
     )
     parser.add_argument(
         "--batch-size",
@@ -432,4 +652,4 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[typ
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     add_data_arguments(parser, default_house=20)
-    parser.set_defaults(func=_run)
+    parser.set_defaults(func=functools.partial(_run, parser=parser))
