@@ -26,6 +26,7 @@ MODULES: tuple[str, ...] = (
     "trainer.inspect",
     "trainer.export",
     "trainer.pipeline",
+    "trainer.bundle",
 )
 
 

@@ -1,0 +1,666 @@
+"""Build the bundled models from their recipes (``bundled.json``): several seeds per
+appliance on every training house plus synthetic aggregates, the seed chosen on
+validation houses, the chosen model requantized to int8 and exported with its card.
+
+Steps per appliance (each writes into ``<run-root>/<appliance>/``):
+
+1. ``train``: per seed, real windows of every training source (balanced to the recipe's
+   on share) plus synthetic windows (:mod:`trainer.synthetic`), a two-headed model
+   (power, "running" probability) with early stopping on validation windows; then the
+   probability threshold is chosen on the validation sources' full series, with the
+   recipe's minimum durations applied as the integration applies them.
+2. ``select``: the seed with the best validation F1 (never a test-house number).
+3. ``export``: full-int8 conversion calibrated on training windows, exported to the
+   models folder with a card that records the recipe, split and seeds.
+
+The test house is read only by ``trainer.evaluate`` afterwards (see
+``scripts/build_bundled_models.sh``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .appliances import get_appliance, truth_rule
+from .errors import TrainerError
+from .recipes import TEST_HOUSE, Recipe, Source, load_recipes, load_split
+from .synthetic import (
+    Activation,
+    Background,
+    SyntheticConfig,
+    extract_activations,
+    generate,
+    off_starts,
+    truth_status,
+)
+from .windows import valid_starts
+
+FloatArray = npt.NDArray[np.float32]
+THRESHOLDS = tuple(round(x, 2) for x in np.arange(0.05, 0.96, 0.05))
+ATTRIBUTION = (
+    "REFIT: D. Murray, L. Stankovic, V. Stankovic, 'An electrical load measurements dataset "
+    "of United Kingdom households from a two-year longitudinal study', Scientific Data 4, "
+    "160122 (2017). UK-DALE: J. Kelly, W. Knottenbelt, 'The UK-DALE dataset, domestic "
+    "appliance-level electricity demand and whole-house demand from five UK homes', "
+    "Scientific Data 2, 150007 (2015). Both CC-BY 4.0."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One source at the recipe's period: mains, target power, truth status."""
+
+    label: str
+    aggregate_w: FloatArray
+    target_w: FloatArray
+    on: npt.NDArray[np.bool_]
+    index: Any  # pandas DatetimeIndex
+
+
+def _series(source: Source, appliance: str, period_s: float) -> Series:
+    frame = source.house.frame
+    agg = frame["aggregate"].to_numpy(dtype=np.float32)
+    tgt = frame[appliance].to_numpy(dtype=np.float32)
+    return Series(
+        source.label, agg, tgt, truth_status(tgt, truth_rule(appliance), period_s), frame.index
+    )
+
+
+def _windows(series: Series, starts: npt.NDArray[np.int64], length: int) -> FloatArray:
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    return np.ascontiguousarray(sliding_window_view(series.aggregate_w, length)[starts])
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingData:
+    x_w: FloatArray  # (n, L) watts
+    target_w: FloatArray
+    on: npt.NDArray[np.bool_]
+    real: int
+    synthetic: int
+    mean_w: float
+    std_w: float
+    summary: dict[str, Any]
+
+
+def training_data(recipe: Recipe, train: list[Source], seed: int, log: Any = print) -> TrainingData:
+    """Real balanced windows of every training source plus synthetic ones."""
+    rng = np.random.default_rng(seed)
+    app, length, t_idx, period = (
+        recipe.appliance, recipe.window_length, recipe.target_index, recipe.period_s,
+    )  # fmt: skip
+    with_target = [_series(s, app, period) for s in train if app in s.house.appliances]
+    # Real windows, pooled over sources, balanced to the recipe's on share.
+    pool_on: list[tuple[int, npt.NDArray[np.int64]]] = []
+    pool_off: list[tuple[int, npt.NDArray[np.int64]]] = []
+    for k, s in enumerate(with_target):
+        starts = valid_starts(s.aggregate_w, s.target_w, length, t_idx)
+        on_at = s.on[starts + t_idx]
+        pool_on.append((k, starts[on_at]))
+        pool_off.append((k, starts[~on_at]))
+    n_on_all = sum(p.size for _, p in pool_on)
+    n_off_all = sum(p.size for _, p in pool_off)
+    if n_on_all == 0:
+        raise TrainerError(f"{app}: no training window has the appliance running")
+    n_on = min(n_on_all, round(recipe.max_real_windows * recipe.on_share))
+    n_off = min(n_off_all, recipe.max_real_windows - n_on)
+
+    def pick(pool: list[tuple[int, npt.NDArray[np.int64]]], n: int) -> list[FloatArray]:
+        owners = np.concatenate([np.full(p.size, k) for k, p in pool])
+        starts = np.concatenate([p for _, p in pool])
+        chosen = rng.choice(starts.size, size=n, replace=False)
+        out = []
+        for k in np.unique(owners[chosen]):
+            sel = np.sort(starts[chosen[owners[chosen] == k]])
+            out.append((k, sel))
+        return out  # type: ignore[return-value]
+
+    xs, ys, ons = [], [], []
+    for pool, n in ((pool_on, n_on), (pool_off, n_off)):
+        for k, sel in pick(pool, n):  # type: ignore[misc]
+            s = with_target[k]
+            xs.append(_windows(s, sel, length))
+            ys.append(s.target_w[sel + t_idx])
+            ons.append(s.on[sel + t_idx])
+    real = sum(x.shape[0] for x in xs)
+    # Synthetic windows: target activations on target-off backgrounds, with distractors.
+    spec = get_appliance(app)
+    max_act = length * 2
+    pad = max(1, round(300.0 / period))
+    targets: list[Activation] = []
+    backgrounds: list[Background] = []
+    for s in with_target:
+        targets += extract_activations(
+            s.target_w, truth_rule(app), period, pad=pad, source=s.label, max_samples=max_act
+        )
+        backgrounds.append(
+            Background(s.aggregate_w, off_starts(s.aggregate_w, s.on, length), s.label)
+        )
+    distractors: list[Activation] = []
+    for other in recipe.distractors:
+        for src in train:
+            if other in src.house.appliances:
+                col = src.house.frame[other].to_numpy(dtype=np.float32)
+                distractors += extract_activations(
+                    col, truth_rule(other), period, pad=pad, source=src.label, max_samples=max_act
+                )
+    synth_n = recipe.synthetic_windows if targets else 0
+    if synth_n:
+        cfg = SyntheticConfig(
+            amplitude=recipe.synthetic.amplitude,
+            stretch=recipe.synthetic.stretch,
+            distractor_probability=recipe.synthetic.distractor_probability,
+            on_share=recipe.synthetic.on_share,
+        )
+        syn = generate(
+            synth_n, length, t_idx, backgrounds=backgrounds, targets=targets,
+            distractors=distractors, config=cfg, rng=rng,
+        )  # fmt: skip
+        xs.append(syn.mains_w)
+        ys.append(syn.target_w)
+        ons.append(syn.on)
+    finite = np.concatenate([s.aggregate_w[np.isfinite(s.aggregate_w)] for s in with_target])
+    x = np.concatenate(xs).astype(np.float32)
+    y = np.concatenate(ys).astype(np.float32)
+    on = np.concatenate(ons).astype(bool)
+    summary = {
+        "real_windows": int(real),
+        "real_on_share": float(np.mean(np.concatenate(ons[: len(ons) - (1 if synth_n else 0)]))),
+        "synthetic_windows": int(synth_n),
+        "target_activations": len(targets),
+        "activation_sources": sorted({a.source for a in targets}),
+        "distractor_activations": len(distractors),
+        "background_sources": [b.source for b in backgrounds if b.starts.size],
+        "train_sources": [s.label for s in with_target],
+        "max_power_w": spec.max_power_w,
+    }
+    log(
+        f"{app}: {real:,} real windows ({100 * summary['real_on_share']:.0f} % running) from "
+        f"{len(with_target)} sources + {synth_n:,} synthetic from {len(targets)} activations"
+    )
+    return TrainingData(
+        x, y, on, real, synth_n, float(finite.mean()), float(finite.std() or 1.0), summary
+    )
+
+
+def _f1(truth: npt.NDArray[np.bool_], pred: npt.NDArray[np.bool_]) -> float:
+    tp = np.count_nonzero(truth & pred)
+    den = 2 * tp + np.count_nonzero(truth ^ pred)
+    return 2 * tp / den if den else math.nan
+
+
+def _predict(model: Any, x: FloatArray, batch: int = 4096) -> tuple[FloatArray, FloatArray]:
+    import tensorflow as tf
+
+    fn = getattr(model, "_nilm_predict", None)
+    if fn is None:
+        spec = tf.TensorSpec((None, x.shape[1]), tf.float32)
+        fn = tf.function(lambda t: model(t, training=False), input_signature=[spec])
+        model._nilm_predict = fn
+    powers, probs = [], []
+    for i in range(0, len(x), batch):
+        p, s = fn(tf.constant(x[i : i + batch]))
+        powers.append(p.numpy().reshape(-1))
+        probs.append(s.numpy().reshape(-1))
+    if not powers:
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
+    return np.concatenate(powers), np.concatenate(probs)
+
+
+def _house_of(label: str) -> str:
+    """'REFIT house 2 >=2015-02-01' -> 'REFIT house 2' (the split's time condition off)."""
+    return label.split(" <", maxsplit=1)[0].split(" >", maxsplit=1)[0]
+
+
+def validation_scores(
+    model: Any,
+    recipe: Recipe,
+    val: list[Series],
+    *,
+    mean_w: float,
+    std_w: float,
+    train_houses: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """Probability threshold with the best validation score, after the recipe's minimum
+    durations (as the integration applies them).
+
+    The score is the mean of two F1s: over the validation periods of training houses
+    (later months of REFIT House 2) and over validation houses no model trained on, so a
+    threshold or seed that only fits the training house's programme does not win."""
+    from custom_components.nilm.engine.status import apply_min_durations, durations_to_samples
+
+    length, t_idx, period = recipe.window_length, recipe.target_index, recipe.period_s
+    min_on = durations_to_samples(recipe.min_on_s, period)
+    min_off = durations_to_samples(recipe.min_off_s, period)
+    probs, truths, valids = [], [], []
+    for s in val:
+        starts = valid_starts(s.aggregate_w, s.target_w, length, t_idx)
+        prob = np.zeros(s.aggregate_w.size, dtype=np.float32)
+        valid = np.zeros(s.aggregate_w.size, dtype=bool)
+        if starts.size:
+            x = (_windows(s, starts, length) - np.float32(mean_w)) / np.float32(std_w)
+            _, p = _predict(model, x)
+            prob[starts + t_idx] = p
+            valid[starts + t_idx] = True
+        probs.append(prob)
+        truths.append(s.on & valid)
+        valids.append(valid)
+    seen = [_house_of(s.label) in train_houses for s in val]
+    per_thr: dict[float, float] = {}
+    seen_thr: dict[float, float] = {}
+    unseen_thr: dict[float, float] = {}
+    for thr in THRESHOLDS:
+        pred = [
+            apply_min_durations(v & (p >= thr), min_on, min_off) & v
+            for p, v in zip(probs, valids, strict=True)
+        ]
+        groups = []
+        for flag, store in ((True, seen_thr), (False, unseen_thr)):
+            t = [x for x, f in zip(truths, seen, strict=True) if f == flag]
+            q = [x for x, f in zip(pred, seen, strict=True) if f == flag]
+            truth_all = np.concatenate(t) if t else np.zeros(0, dtype=bool)
+            # A group with no running sample has no F1 to speak of (its false
+            # positives still count in the other group's houses via the threshold).
+            store[thr] = _f1(truth_all, np.concatenate(q)) if truth_all.any() else math.nan
+            if math.isfinite(store[thr]):
+                groups.append(store[thr])
+        per_thr[thr] = float(np.mean(groups)) if groups else math.nan
+    best = max(THRESHOLDS, key=lambda t: (np.nan_to_num(per_thr[t], nan=-1.0), -abs(t - 0.5)))
+    per_source = {}
+    for s, p, v, t in zip(val, probs, valids, truths, strict=True):
+        pred = apply_min_durations(v & (p >= best), min_on, min_off) & v
+        per_source[s.label] = {"f1": _f1(t, pred), "running_samples": int(t.sum())}
+    return {
+        "per_source": per_source,
+        "threshold": float(best),
+        "f1": float(per_thr[best]),
+        "f1_training_houses": seen_thr[best],
+        "f1_unseen_houses": unseen_thr[best],
+        "score": "mean of the training houses' and the unseen houses' validation F1",
+        "f1_by_threshold": {str(k): v for k, v in per_thr.items()},
+        "sources": [s.label for s in val],
+        "samples": int(sum(int(v.sum()) for v in valids)),
+        "running_samples": int(sum(int(t.sum()) for t in truths)),
+    }
+
+
+def train_seed(
+    recipe: Recipe,
+    seed: int,
+    *,
+    train: list[Source],
+    val_series: list[Series],
+    run_dir: Path,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Train one seed into ``run_dir`` (model.keras, card.json, result.json)."""
+    import keras
+    import tensorflow as tf
+
+    from custom_components.nilm.engine.card import ModelCard, StatusRule
+
+    from .model_config import ModelConfig
+    from .models import build_model
+
+    t0 = time.monotonic()
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    data = training_data(recipe, train, seed, log)
+    spec = get_appliance(recipe.appliance)
+    scale = spec.max_power_w
+    x = (data.x_w - np.float32(data.mean_w)) / np.float32(data.std_w)
+    y_power = (data.target_w / np.float32(scale)).reshape(-1, 1)
+    y_on = data.on.astype(np.float32).reshape(-1, 1)
+    order = np.random.default_rng(seed).permutation(len(x))
+    x, y_power, y_on = x[order], y_power[order], y_on[order]
+    # Early stopping on a thinned, natural-mix sample of the validation windows.
+    vx, vp, vo = [], [], []
+    for s in val_series:
+        starts = valid_starts(s.aggregate_w, s.target_w, recipe.window_length, recipe.target_index)
+        starts = starts[:: max(1, starts.size // 8000)]
+        vx.append((_windows(s, starts, recipe.window_length) - data.mean_w) / data.std_w)
+        vp.append(s.target_w[starts + recipe.target_index] / scale)
+        vo.append(s.on[starts + recipe.target_index].astype(np.float32))
+    val_x = np.concatenate(vx).astype(np.float32)
+    val_y = [np.concatenate(vp).reshape(-1, 1), np.concatenate(vo).reshape(-1, 1)]
+    config = ModelConfig(architecture=recipe.architecture, window_length=recipe.window_length)
+    model = build_model(config)
+    model.compile(
+        optimizer=keras.optimizers.Adam(recipe.learning_rate),
+        loss=["mse", "binary_crossentropy"],
+    )
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=recipe.patience, restore_best_weights=True
+    )
+    history = model.fit(
+        x, [y_power, y_on], batch_size=recipe.batch_size, epochs=recipe.epochs,
+        validation_data=(val_x, val_y), callbacks=[stop], verbose=0, shuffle=True,
+    )  # fmt: skip
+    losses = history.history["val_loss"]
+    best_epoch = int(np.argmin(losses)) + 1
+    train_houses = frozenset(_house_of(s.house.source) for s in train)
+    scores = validation_scores(
+        model, recipe, val_series, mean_w=data.mean_w, std_w=data.std_w, train_houses=train_houses
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.save(run_dir / "model.keras")
+    card = ModelCard(
+        name=recipe.appliance,
+        appliance=recipe.appliance,
+        architecture=recipe.architecture,
+        sample_period_s=recipe.period_s,
+        window_length=recipe.window_length,
+        target_index=recipe.target_index,
+        input_mean_w=data.mean_w,
+        input_std_w=data.std_w,
+        power_scale_w=scale,
+        status=StatusRule(
+            on_power_threshold_w=spec.on_power_threshold_w,
+            min_on_s=recipe.min_on_s,
+            min_off_s=recipe.min_off_s,
+            probability_threshold=scores["threshold"],
+        ),
+        quantization="convert_only",
+        power_output=0,
+        status_output=1,
+    )
+    result = {
+        "appliance": recipe.appliance,
+        "seed": seed,
+        "best_epoch": best_epoch,
+        "epochs_run": len(losses),
+        "val_loss": float(min(losses)),
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "validation": scores,
+        "data": data.summary,
+        "seconds": round(time.monotonic() - t0, 1),
+    }
+    training = {
+        "recipe": recipe.to_dict(),
+        "seed": seed,
+        "best_epoch": best_epoch,
+        "data": data.summary,
+        "validation_f1": scores["f1"],
+        "validation_sources": scores["sources"],
+        "test_house": f"REFIT house {TEST_HOUSE} (never used for training or choices)",
+        "delay_s": recipe.delay_s,
+        "attribution": ATTRIBUTION,
+    }
+    card = dataclasses.replace(card, training=training)
+    (run_dir / "card.json").write_text(card.to_json(), encoding="utf-8")
+    _write_json(run_dir / "result.json", result)
+    _write_json(run_dir / "config.json", {"recipe": recipe.to_dict(), "seed": seed})
+    log(
+        f"{recipe.appliance} seed {seed}: best epoch {best_epoch}/{len(losses)}, val loss "
+        f"{min(losses):.4f}, validation F1 {scores['f1']:.3f} at threshold "
+        f"{scores['threshold']:.2f} ({result['seconds']:.0f} s)"
+    )
+    keras.backend.clear_session()
+    return result
+
+
+def _clean(v: Any) -> Any:
+    """JSON-safe: NaN/inf -> null, numpy scalars -> Python numbers."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, np.generic):
+        return _clean(v.item())
+    return v
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(_clean(payload), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def select_seed(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The seed with the best validation F1 (ties: lower validation loss)."""
+    return max(
+        results, key=lambda r: (np.nan_to_num(r["validation"]["f1"], nan=-1.0), -r["val_loss"])
+    )
+
+
+def export_seed(
+    recipe: Recipe, run_dir: Path, *, train: list[Source], models_dir: Path, seed: int
+) -> Path:
+    """Quantize the chosen seed's model (calibrated on training windows) and export it."""
+    from custom_components.nilm.engine.card import load_card
+
+    from .export import export_model
+    from .models import load_keras_model
+    from .quantize import QuantizeConfig, build_representative_set, convert
+
+    card = load_card(run_dir / "card.json", verify_hash=False)
+    model = load_keras_model(str(run_dir / "model.keras"))
+    data = training_data(recipe, train, seed, log=lambda *_: None)
+    x = (data.x_w[: data.real] - np.float32(data.mean_w)) / np.float32(data.std_w)
+    rep = build_representative_set(
+        x, data.target_w[: data.real], on_threshold_w=card.status.on_power_threshold_w,
+        house="training corpus", test_houses=[f"REFIT house {TEST_HOUSE}"],
+        source="real training windows of the bundled recipe", size=recipe.representative_size,
+        seed=seed,
+    )  # fmt: skip
+    chosen = convert(model, QuantizeConfig(mode=recipe.export_mode, seed=seed), rep)
+    tpu = convert(model, QuantizeConfig(mode="w8_a8", int8_io=True, seed=seed), rep)
+    result = export_model(
+        models_dir, recipe.appliance, chosen, card, edgetpu=tpu,
+        training={"representative": rep.summary()},
+        report=f"Built by `scripts/build_bundled_models.sh {recipe.appliance}` (seed {seed}).",
+    )  # fmt: skip
+    return result.card_path
+
+
+def build(
+    appliance: str,
+    data_dir: Path,
+    run_root: Path,
+    models_dir: Path,
+    *,
+    overrides: dict[str, Any] | None = None,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Train every seed of ``appliance``, choose on validation, export the choice."""
+    recipes = load_recipes()
+    if appliance not in recipes:
+        raise TrainerError(f"no bundled recipe for {appliance!r} (have: {', '.join(recipes)})")
+    recipe = recipes[appliance]
+    if overrides:
+        recipe = recipe.with_overrides(**overrides)
+    train = load_split(recipe, "train", data_dir, any_appliance=True)
+    val = [
+        _series(s, appliance, recipe.period_s) for s in load_split(recipe, "validation", data_dir)
+    ]
+    results = [
+        train_seed(
+            recipe,
+            seed,
+            train=train,
+            val_series=val,
+            run_dir=run_root / appliance / f"seed{seed}",
+            log=log,
+        )
+        for seed in recipe.seeds
+    ]
+    chosen = select_seed(results)
+    card_path = export_seed(
+        recipe, run_root / appliance / f"seed{chosen['seed']}", train=train,
+        models_dir=models_dir, seed=chosen["seed"],
+    )  # fmt: skip
+    summary = {
+        "appliance": appliance,
+        "selected_seed": chosen["seed"],
+        "selected_by": "validation score (validation sources only; see validation_scores)",
+        "seeds": [
+            {k: r[k] for k in ("seed", "best_epoch", "val_loss", "validation", "seconds")}
+            for r in results
+        ],
+        "recipe": recipe.to_dict(),
+        "card": str(card_path),
+    }
+    _write_json(run_root / appliance / "selection.json", summary)
+    log(f"{appliance}: seed {chosen['seed']} exported to {card_path}")
+    return summary
+
+
+def add_cli(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "bundle",
+        help="build a bundled model from its recipe (trainer/bundled.json)",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    p.add_argument("appliance", help="kettle, microwave, dishwasher, washing_machine or fridge")
+    p.add_argument("--data-dir", type=Path, default=None, help="default: ../shared/data")
+    p.add_argument("--run-root", type=Path, default=Path("runs/bundled"), help="per-seed runs")
+    p.add_argument(
+        "--models-dir", type=Path, default=Path("custom_components/nilm/models"),
+        help="where the chosen int8 model and its card are written",
+    )  # fmt: skip
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the recipe's")
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's")
+    p.add_argument("--max-real-windows", type=int, default=None, help="override the recipe's")
+    p.add_argument("--synthetic-windows", type=int, default=None, help="override the recipe's")
+    p.add_argument(
+        "--report", action="store_true",
+        help="no training: evaluate the recipe's seeds on its test split (after export)",
+    )  # fmt: skip
+    p.add_argument(
+        "--reports-dir", type=Path, default=None,
+        help="with --report: where seeds.json goes (default reports/bundled/<appliance>)",
+    )  # fmt: skip
+    p.set_defaults(func=_cli)
+
+
+def _cli(args: argparse.Namespace) -> int:
+    from .data import default_data_dir
+
+    data_dir = args.data_dir or default_data_dir()
+    if args.report:
+        reports = args.reports_dir or Path("reports/bundled") / args.appliance
+        report(args.appliance, data_dir, args.run_root, reports)
+        return 0
+    overrides: dict[str, Any] = {}
+    if args.seeds is not None:
+        overrides["seeds"] = tuple(args.seeds)
+    for name in ("epochs", "max_real_windows", "synthetic_windows"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    build(
+        args.appliance,
+        data_dir,
+        args.run_root,
+        args.models_dir,
+        overrides=overrides,
+    )
+    return 0
+
+
+def report(appliance: str, data_dir: Path, run_root: Path, reports_dir: Path) -> dict[str, Any]:
+    """After export: every seed's float model on the test split (the seed spread), and
+    for the fridge the shipped model on each unseen house. Nothing here feeds back into
+    a choice: the seed was selected and exported before the test data was read."""
+    from .evaluate import EvalConfig, evaluate
+
+    selection = json.loads((run_root / appliance / "selection.json").read_text("utf-8"))
+    recipe = load_recipes()[appliance]
+    tests = load_split(recipe, "test", data_dir)
+    keys = ("f1", "mcc", "mae_w", "sae", "precision", "recall")
+    seeds = []
+    for entry in selection["seeds"]:
+        run = run_root / appliance / f"seed{entry['seed']}"
+        per_house = {}
+        for src in tests:
+            ev = evaluate(src.house, EvalConfig(model=str(run), plots=False, rule_baseline=False))
+            per_house[src.label] = {k: ev.metrics.get(k) for k in keys}
+        seeds.append(
+            {
+                "seed": entry["seed"],
+                "validation": {"f1": entry["validation"]["f1"], "loss": entry["val_loss"]},
+                "test": per_house,
+                "test_house_20": per_house.get(tests[0].label) if len(tests) == 1 else None,
+            }
+        )
+    out = {
+        "appliance": appliance,
+        "selected_seed": selection["selected_seed"],
+        "selected_by": selection["selected_by"],
+        "note": "float Keras parents of each seed on the test split; the shipped int8 "
+        "file's numbers are in metrics.json",
+        "seeds": seeds,
+    }
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(reports_dir / "seeds.json", out)
+    card = Path(selection["card"])
+    chosen = next(s for s in selection["seeds"] if s["seed"] == selection["selected_seed"])
+    measured: dict[str, Any] = {"validation": chosen["validation"]}
+    if len(tests) > 1:  # the fridge: shipped int8 model on every unseen house
+        unseen = unseen_houses(card, tests)
+        _write_json(reports_dir / "unseen_houses.json", unseen)
+        measured["test_unseen_houses"] = unseen["pooled"]
+    elif (reports_dir / "metrics.json").is_file():
+        shipped = json.loads((reports_dir / "metrics.json").read_text("utf-8"))
+        measured[f"test_house_{TEST_HOUSE}"] = shipped["model"]
+        measured[f"rule_house_{TEST_HOUSE}"] = shipped["rule"]
+    stamp_card_metrics(card, measured)
+    return out
+
+
+def unseen_houses(card: Path, tests: list[Source]) -> dict[str, Any]:
+    """The shipped model and the rule on each test house, plus both pooled over them
+    (the fridge has no long test house: its test is several unseen houses' days)."""
+    from .evaluate import EvalConfig, evaluate
+
+    keys = ("f1", "mcc", "precision", "recall", "event_recall", "event_precision",
+            "true_energy_kwh", "predicted_energy_kwh", "running_on_delay_s",
+            "running_off_delay_s")  # fmt: skip
+    houses, pooled = [], {"truth": [], "model": [], "rule": []}
+    for src in tests:
+        ev = evaluate(src.house, EvalConfig(model=str(card), backend="numpy", plots=False))
+        rule = ev.rule_metrics or {}
+        houses.append(
+            {"house": src.label, **{k: ev.metrics.get(k) for k in keys},
+             "rule_f1": rule.get("f1"), "rule_event_recall": rule.get("event_recall")}
+        )  # fmt: skip
+        valid = ev.valid if ev.valid is not None else np.ones(ev.true_on.size, bool)
+        pooled["truth"].append(ev.true_on[valid])
+        pooled["model"].append(ev.pred_on[valid])
+        pooled["rule"].append((ev.rule_on if ev.rule_on is not None else ev.pred_on * False)[valid])
+    truth = np.concatenate(pooled["truth"])
+    return {
+        "houses": houses,
+        "pooled": {
+            "f1": _f1(truth, np.concatenate(pooled["model"])),
+            "rule_f1": _f1(truth, np.concatenate(pooled["rule"])),
+            "samples": int(truth.size),
+            "running_samples": int(truth.sum()),
+        },
+        "backend": "numpy",
+        "model": str(card),
+    }
+
+
+def stamp_card_metrics(card_path: Path, measured: dict[str, Any]) -> None:
+    """Write the measured numbers into the exported card(s) (and the Edge TPU twin), so
+    Home Assistant can show them; the .tflite and its hash are untouched."""
+    from custom_components.nilm.engine.card import load_card
+
+    for path in (card_path, card_path.parent / "edgetpu" / card_path.name):
+        if not path.is_file():
+            continue
+        card = load_card(path, verify_hash=True)
+        card = dataclasses.replace(card, metrics={**card.metrics, **_clean(measured)})
+        path.write_text(card.to_json(), encoding="utf-8")
+        load_card(path, verify_hash=True)
