@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -49,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that describe bad input rather than a bug."""
-    errors: list[type[BaseException]] = [TrainerError, OSError, UnicodeDecodeError]
+    errors: list[type[BaseException]] = [
+        TrainerError, OSError, UnicodeDecodeError, sqlite3.DatabaseError,
+    ]  # fmt: skip
     try:
         import pandas as pd
 
@@ -63,6 +66,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def _describe(err: BaseException) -> str:
+    if isinstance(err, sqlite3.DatabaseError):
+        return f"the recorder database does not have the schema this trainer reads ({err})"
     if isinstance(err, FileNotFoundError) and err.filename:
         return f"file not found: {err.filename}"
     if isinstance(err, OSError) and err.filename:
@@ -72,7 +77,9 @@ def _describe(err: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ log lines (even "E0000 ... NodeDef mentions attribute") would bury
+    # the one-line error a user needs; Python-level TF errors still raise.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gzip
+import io
 import json
 import os
 import re
@@ -33,7 +34,7 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -117,6 +118,20 @@ REFIT_DAY_UNMAPPED_HOUSES: frozenset[int] = frozenset({3, 8, 12})
 # Plausibility bounds for the unit check: a household's median mains power in watts.
 _MIN_PLAUSIBLE_MEDIAN_W = 20.0
 _MAX_PLAUSIBLE_MEDIAN_W = 20_000.0
+# A reading above this is a meter glitch (65535 W, 2^32 - 1 W, inf), never a sample:
+# three 25 kW phases are the most a household connection delivers.
+MAX_PLAUSIBLE_MAINS_W = 75_000.0
+# Memory bounds of the regular grid: rows in all, and rows per real sample (a typo'd
+# year in a 400-row CSV would otherwise build a 100 M-row grid of NaN).
+MAX_GRID_ROWS = 30_000_000
+MAX_GRID_ROWS_PER_SAMPLE = 100
+# Periods the grid may use (a 1e-6 s period is a typo, not a measurement).
+MIN_PERIOD_S = 0.1
+MAX_PERIOD_S = 3600.0
+# Decompressed size of one CSV (a small .gz can expand without bound).
+MAX_CSV_BYTES = 4 * 1024**3
+# Epoch timestamps above this many seconds are milliseconds (year 5138 in seconds).
+_MAX_EPOCH_S = 1e11
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +154,11 @@ class DataConfig:
     appliances: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.period_s is not None and not self.period_s > 0:
-            raise TrainerError(f"period must be positive seconds, got {self.period_s}")
+        if self.period_s is not None and not MIN_PERIOD_S <= self.period_s <= MAX_PERIOD_S:
+            raise TrainerError(
+                f"period must be between {MIN_PERIOD_S:g} and {MAX_PERIOD_S:g} s, "
+                f"got {self.period_s}"
+            )
         for name in ("max_zero_run_s", "max_constant_run_s", "fill_gap_s"):
             if getattr(self, name) < 0:
                 raise TrainerError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -270,12 +288,32 @@ def _run_mask(flag: BoolArray, t_s: FloatArray, min_duration_s: float, step_s: f
     return out
 
 
+def _check_unit_mix(aggregate_w: FloatArray, what: str, parts: int = 10) -> None:
+    """Refuse a series whose level jumps by ~1000x between stretches (half in W, half in
+    kW): seasons move a household's median by 10x at most."""
+    values = np.asarray(aggregate_w, dtype=np.float64)
+    if values.size < 10 * parts:
+        return
+    medians = []
+    for chunk in np.array_split(values, parts):
+        ok = chunk[np.isfinite(chunk) & (chunk > 0)]
+        if ok.size >= 10:
+            medians.append(float(np.median(ok)))
+    if len(medians) >= 2 and min(medians) > 0 and max(medians) / min(medians) > 300:
+        raise TrainerError(
+            f"{what}: the mains level changes from a median of {min(medians):g} to "
+            f"{max(medians):g} between parts of the file: it looks like a mix of W and kW; "
+            "convert it to one unit first"
+        )
+
+
 def _check_units(aggregate_w: FloatArray, unit: Unit, what: str, *, hint: bool = True) -> float:
     """Return the factor to watts; refuse units that make the mains implausible."""
     finite = aggregate_w[np.isfinite(aggregate_w) & (aggregate_w != 0)]
     if finite.size == 0:
         raise TrainerError(f"{what}: the mains column has no non-zero numeric values")
     median = float(np.median(np.abs(finite)))
+    _check_unit_mix(aggregate_w, what)
     if unit == "auto":
         unit = "kW" if median < _MIN_PLAUSIBLE_MEDIAN_W else "W"
     factor = 1000.0 if unit == "kW" else 1.0
@@ -293,6 +331,26 @@ def _check_units(aggregate_w: FloatArray, unit: Unit, what: str, *, hint: bool =
             f"for a household{advice}"
         )
     return factor
+
+
+def _check_grid(t_ns: npt.NDArray[np.int64], period_s: float, source: str) -> None:
+    """Refuse a grid that would not fit in memory, saying why, before building it."""
+    period_ns = round(period_s * 1e9)
+    rows = int(t_ns[-1] // period_ns - t_ns[0] // period_ns) + 1
+    first = pd.Timestamp(int(t_ns[0]), unit="ns", tz="UTC")
+    last = pd.Timestamp(int(t_ns[-1]), unit="ns", tz="UTC")
+    span = f"{first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M} UTC"
+    if rows > MAX_GRID_ROWS:
+        raise TrainerError(
+            f"{source}: {span} at {period_s:g} s is {rows:,} grid rows, more than the "
+            f"{MAX_GRID_ROWS:,} this machine's memory budget allows: check the timestamps "
+            "or use a longer period"
+        )
+    if rows > 1_000_000 and rows > MAX_GRID_ROWS_PER_SAMPLE * t_ns.size:
+        raise TrainerError(
+            f"{source}: only {t_ns.size:,} samples span {span} ({rows:,} rows at "
+            f"{period_s:g} s): a timestamp is far from the others (a typo in a year?)"
+        )
 
 
 def build_house(
@@ -347,6 +405,13 @@ def build_house(
     period_s = float(config.period_s or native_period_s)
     t_s = (t_ns - t_ns[0]) / 1e9
     step_s = float(native_period_s)
+    _check_grid(t_ns, period_s, source)
+
+    # Glitches (inf, 1e308, 65535 W...) are missing data, not clipped to a real level.
+    implausible = ~np.isfinite(agg) | (np.abs(agg) > MAX_PLAUSIBLE_MAINS_W)
+    agg[implausible] = np.nan
+    for values in apps.values():
+        values[~np.isfinite(values)] = np.nan
 
     clipped = 0
     if config.clip_aggregate_w is not None:
@@ -444,6 +509,10 @@ def build_house(
             continue
         mask_counts[labels.get(reason, reason)] = int(m.sum())
         counted |= m
+    if implausible.any():
+        mask_counts[f"implausible readings (> {MAX_PLAUSIBLE_MAINS_W:g} W or not finite)"] = int(
+            implausible.sum()
+        )
     if clipped:
         mask_counts[f"clipped at {config.clip_aggregate_w:g} W (kept)"] = clipped
     if spikes:
@@ -485,12 +554,38 @@ def _columns_to_canonical(columns: Sequence[str]) -> dict[str, str]:
 # ---------------------------------------------------------------------------- readers
 
 
+class _Bounded(io.RawIOBase):
+    """A read-only stream that refuses to yield more than ``limit`` bytes (gzip bombs)."""
+
+    def __init__(self, inner: Any, limit: int, path: Path) -> None:
+        self._inner, self._left, self._path, self._limit = inner, limit, path, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(min(len(buffer), self._left + 1))
+        if len(data) > self._left:
+            raise TrainerError(
+                f"{self._path} decompresses to more than {self._limit / 1024**3:g} GiB; "
+                "refusing to read it (split the file)"
+            )
+        self._left -= len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
 def _read_csv(path: Path, what: str, **kwargs: object) -> pd.DataFrame:
     """pandas.read_csv with every failure turned into one TrainerError line."""
     if not path.is_file():
         raise TrainerError(f"{what}: file not found: {path}")
     try:
-        frame = pd.read_csv(path, **kwargs)
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as raw:
+                handle = io.BufferedReader(_Bounded(raw, MAX_CSV_BYTES, path), 1 << 20)
+                frame = pd.read_csv(handle, **kwargs)  # type: ignore[call-overload]
+        else:
+            frame = pd.read_csv(path, **kwargs)
     except (
         ValueError,
         pd.errors.ParserError,
@@ -541,6 +636,11 @@ def _parse_times(
         secs = values.to_numpy(dtype=np.float64)
         if np.isnan(secs).any():
             raise TrainerError(f"{path}: column {column!r} has empty timestamps")
+        if secs.size and float(np.nanmax(np.abs(secs))) > _MAX_EPOCH_S:
+            raise TrainerError(
+                f"{path}: column {column!r} holds epoch values like {secs[0]:.0f}, which "
+                "are milliseconds, not seconds: divide them by 1000 first"
+            )
         ns: npt.NDArray[np.int64] = np.round(secs * 1e9).astype(np.int64)
         return ns
     try:

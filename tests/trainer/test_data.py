@@ -412,3 +412,70 @@ def test_cli_prints_the_report(data_dir: Path, capsys: pytest.CaptureFixture[str
     assert "% masked (zero runs > 5 min: " in out
     help_text = parser._subparsers._group_actions[0].choices["data"].format_help()  # type: ignore[union-attr]
     assert "--max-zero-run" in help_text and "--mains-entity" in help_text
+
+
+# ----------------------------------------------------------------- bounded, honest input
+
+
+def _csv(path: Path, times: list[str], mains: list[float]) -> Path:
+    path.write_text(
+        "when,mains\n" + "".join(f"{t},{m}\n" for t, m in zip(times, mains, strict=True)),
+        encoding="utf-8",
+    )
+    return path
+
+
+def _minutes(n: int, start: str = "2024-01-01") -> list[str]:
+    base = pd.Timestamp(start, tz="UTC")
+    return [(base + pd.Timedelta(minutes=i)).isoformat() for i in range(n)]
+
+
+def test_glitch_readings_are_missing_not_clipped_to_real_power(tmp_path: Path) -> None:
+    mains = [300.0 + (i % 7) for i in range(400)]  # not a constant run (those are masked)
+    for i, glitch in ((100, "inf"), (150, "1e308"), (200, "4294967295"), (250, "1e12")):
+        mains[i] = float(glitch)
+    house = load_user_csv(_csv(tmp_path / "g.csv", _minutes(400), mains), "when", "mains", {})
+    agg = house.frame["aggregate"].to_numpy()
+    assert np.isnan(agg[[100, 150, 200, 250]]).all()
+    assert np.nanmax(agg) == 306.0  # nothing became a 6000 W sample
+    assert any("implausible" in reason for reason in house.mask_reasons)
+
+
+def test_a_typo_in_a_year_is_refused_before_building_a_huge_grid(tmp_path: Path) -> None:
+    times = _minutes(400)
+    times[200] = times[200].replace("2024", "2224")
+    with pytest.raises(TrainerError, match="typo|memory budget"):
+        load_user_csv(_csv(tmp_path / "y.csv", times, [300.0] * 400), "when", "mains", {})
+
+
+def test_absurd_periods_are_refused() -> None:
+    with pytest.raises(TrainerError, match="between 0.1 and 3600"):
+        DataConfig(period_s=1e-6)
+    with pytest.raises(TrainerError, match="between 0.1 and 3600"):
+        DataConfig(period_s=1e6)
+
+
+def test_millisecond_epochs_are_named(tmp_path: Path) -> None:
+    ms = [str(1_700_000_000_000 + 60_000 * i) for i in range(50)]
+    with pytest.raises(TrainerError, match="milliseconds"):
+        load_user_csv(_csv(tmp_path / "ms.csv", ms, [300.0] * 50), "when", "mains", {})
+
+
+def test_a_mix_of_watts_and_kilowatts_is_refused(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    watts = list(rng.uniform(200, 800, 300))
+    kilowatts = list(rng.uniform(0.2, 0.8, 300))
+    path = _csv(tmp_path / "mix.csv", _minutes(600), watts + kilowatts)
+    with pytest.raises(TrainerError, match="mix of W and kW"):
+        load_user_csv(path, "when", "mains", {})
+
+
+def test_a_gzip_bomb_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import trainer.data as data_module
+
+    path = tmp_path / "bomb.csv.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write("when,mains\n" + "2024-01-01T00:00:00Z,300\n" * 20_000)
+    monkeypatch.setattr(data_module, "MAX_CSV_BYTES", 100_000)  # the file expands to ~500 kB
+    with pytest.raises(TrainerError, match="decompresses to more than"):
+        load_user_csv(path, "when", "mains", {})

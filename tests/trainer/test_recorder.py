@@ -320,3 +320,22 @@ def test_cli_lists_entities_and_reports(
         "nilm-trainer: error: unknown appliance 'toaster' (known: kettle, microwave, "
         "dishwasher, washing_machine, fridge)"
     ]
+
+
+def test_list_entities_on_a_foreign_schema_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    from trainer.cli import main
+
+    db = tmp_path / "other.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE states (state_id INTEGER, state TEXT)")  # no metadata_id
+    con.execute("CREATE TABLE states_meta (entity_id TEXT)")
+    con.commit()
+    con.close()
+    code = main(["data", "--source", "recorder", "--path", str(db), "--list-entities"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "schema" in err and "Traceback" not in err
