@@ -46,7 +46,7 @@ from .synthetic import (
 from .windows import valid_starts
 
 FloatArray = npt.NDArray[np.float32]
-THRESHOLDS = tuple(round(x, 2) for x in np.arange(0.05, 0.96, 0.05))
+THRESHOLDS = (*(float(round(x, 2)) for x in np.arange(0.05, 0.96, 0.05)), 0.97, 0.98, 0.99)
 ATTRIBUTION = (
     "REFIT: D. Murray, L. Stankovic, V. Stankovic, 'An electrical load measurements dataset "
     "of United Kingdom households from a two-year longitudinal study', Scientific Data 4, "
@@ -471,9 +471,11 @@ def build(
     models_dir: Path,
     *,
     overrides: dict[str, Any] | None = None,
+    export: bool = True,
     log: Any = print,
 ) -> dict[str, Any]:
-    """Train every seed of ``appliance``, choose on validation, export the choice."""
+    """Train every seed of ``appliance``, choose on validation, export the choice
+    (``export`` False: a comparison run, e.g. the reference ``cnn``, kept in run_root)."""
     recipes = load_recipes()
     if appliance not in recipes:
         raise TrainerError(f"no bundled recipe for {appliance!r} (have: {', '.join(recipes)})")
@@ -496,10 +498,12 @@ def build(
         for seed in recipe.seeds
     ]
     chosen = select_seed(results)
-    card_path = export_seed(
-        recipe, run_root / appliance / f"seed{chosen['seed']}", train=train,
-        models_dir=models_dir, seed=chosen["seed"],
-    )  # fmt: skip
+    card_path = None
+    if export:
+        card_path = export_seed(
+            recipe, run_root / appliance / f"seed{chosen['seed']}", train=train,
+            models_dir=models_dir, seed=chosen["seed"],
+        )  # fmt: skip
     summary = {
         "appliance": appliance,
         "selected_seed": chosen["seed"],
@@ -509,10 +513,10 @@ def build(
             for r in results
         ],
         "recipe": recipe.to_dict(),
-        "card": str(card_path),
+        "card": str(card_path) if card_path else None,
     }
     _write_json(run_root / appliance / "selection.json", summary)
-    log(f"{appliance}: seed {chosen['seed']} exported to {card_path}")
+    log(f"{appliance}: seed {chosen['seed']} chosen; exported to {card_path}")
     return summary
 
 
@@ -533,6 +537,14 @@ def add_cli(subparsers: Any) -> None:
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's")
     p.add_argument("--max-real-windows", type=int, default=None, help="override the recipe's")
     p.add_argument("--synthetic-windows", type=int, default=None, help="override the recipe's")
+    p.add_argument("--arch", default=None, help="override the recipe's architecture (cnn)")
+    p.add_argument(
+        "--no-export", action="store_true", help="train and select only (comparison runs)"
+    )
+    p.add_argument(
+        "--reference-root", type=Path, default=None,
+        help="with --report: run root of a reference (cnn) build to report beside",
+    )  # fmt: skip
     p.add_argument(
         "--report", action="store_true",
         help="no training: evaluate the recipe's seeds on its test split (after export)",
@@ -550,11 +562,13 @@ def _cli(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or default_data_dir()
     if args.report:
         reports = args.reports_dir or Path("reports/bundled") / args.appliance
-        report(args.appliance, data_dir, args.run_root, reports)
+        report(args.appliance, data_dir, args.run_root, reports, args.reference_root)
         return 0
     overrides: dict[str, Any] = {}
     if args.seeds is not None:
         overrides["seeds"] = tuple(args.seeds)
+    if args.arch is not None:
+        overrides["architecture"] = args.arch
     for name in ("epochs", "max_real_windows", "synthetic_windows"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
@@ -564,23 +578,21 @@ def _cli(args: argparse.Namespace) -> int:
         args.run_root,
         args.models_dir,
         overrides=overrides,
+        export=not args.no_export,
     )
     return 0
 
 
-def report(appliance: str, data_dir: Path, run_root: Path, reports_dir: Path) -> dict[str, Any]:
-    """After export: every seed's float model on the test split (the seed spread), and
-    for the fridge the shipped model on each unseen house. Nothing here feeds back into
-    a choice: the seed was selected and exported before the test data was read."""
+def _seed_spread(
+    selection: dict[str, Any], run_root: Path, tests: list[Source]
+) -> list[dict[str, Any]]:
+    """Each seed's float model on every test source (no rule baseline, no plots)."""
     from .evaluate import EvalConfig, evaluate
 
-    selection = json.loads((run_root / appliance / "selection.json").read_text("utf-8"))
-    recipe = load_recipes()[appliance]
-    tests = load_split(recipe, "test", data_dir)
-    keys = ("f1", "mcc", "mae_w", "sae", "precision", "recall")
+    keys = ("f1", "mcc", "mae_w", "sae", "precision", "recall", "event_recall")
     seeds = []
     for entry in selection["seeds"]:
-        run = run_root / appliance / f"seed{entry['seed']}"
+        run = run_root / selection["appliance"] / f"seed{entry['seed']}"
         per_house = {}
         for src in tests:
             ev = evaluate(src.house, EvalConfig(model=str(run), plots=False, rule_baseline=False))
@@ -593,6 +605,24 @@ def report(appliance: str, data_dir: Path, run_root: Path, reports_dir: Path) ->
                 "test_house_20": per_house.get(tests[0].label) if len(tests) == 1 else None,
             }
         )
+    return seeds
+
+
+def report(
+    appliance: str,
+    data_dir: Path,
+    run_root: Path,
+    reports_dir: Path,
+    reference_root: Path | None = None,
+) -> dict[str, Any]:
+    """After export: every seed's float model on the test split (the seed spread), and
+    for the fridge the shipped model on each unseen house. Nothing here feeds back into
+    a choice: the seed was selected and exported before the test data was read."""
+
+    selection = json.loads((run_root / appliance / "selection.json").read_text("utf-8"))
+    recipe = load_recipes()[appliance]
+    tests = load_split(recipe, "test", data_dir)
+    seeds = _seed_spread(selection, run_root, tests)
     out = {
         "appliance": appliance,
         "selected_seed": selection["selected_seed"],
@@ -601,8 +631,18 @@ def report(appliance: str, data_dir: Path, run_root: Path, reports_dir: Path) ->
         "file's numbers are in metrics.json",
         "seeds": seeds,
     }
+    reference = reference_root / appliance / "selection.json" if reference_root else None
+    if reference is not None and reference.is_file():
+        ref_sel = json.loads(reference.read_text("utf-8"))
+        out["reference_cnn"] = {
+            "architecture": ref_sel["recipe"]["architecture"],
+            "epochs": ref_sel["recipe"]["epochs"],
+            "note": "same recipe, data, windows and split; float Keras",
+            "seeds": _seed_spread(ref_sel, reference_root, tests),  # type: ignore[arg-type]
+        }
     reports_dir.mkdir(parents=True, exist_ok=True)
     _write_json(reports_dir / "seeds.json", out)
+    _write_json(reports_dir / "selection.json", selection)
     card = Path(selection["card"])
     chosen = next(s for s in selection["seeds"] if s["seed"] == selection["selected_seed"])
     measured: dict[str, Any] = {"validation": chosen["validation"]}
