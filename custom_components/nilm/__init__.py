@@ -29,6 +29,13 @@ async def async_unload_entry(hass: HomeAssistant, entry: NilmConfigEntry) -> boo
     return await runtime.async_unload_entry(hass, entry)
 
 
+async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+    """1.1 -> 1.2: entries from before the mains type existed measure consumption."""
+    from . import runtime
+
+    return await runtime.async_migrate_entry(hass, entry)
+
+
 async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
     from . import runtime
 

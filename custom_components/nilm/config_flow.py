@@ -1,4 +1,4 @@
-"""UI setup: pick the mains sensor(s), the appliances to track and the backend."""
+"""UI setup: how the mains is measured and by which sensors, the appliances, the backend."""
 
 from __future__ import annotations
 
@@ -12,29 +12,57 @@ from homeassistant.components.sensor import SensorDeviceClass
 from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, OptionsFlow
 from homeassistant.const import ATTR_FRIENDLY_NAME, ATTR_UNIT_OF_MEASUREMENT
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import selector
 
 from .const import (
     BACKENDS,
     CONF_APPLIANCES,
     CONF_BACKEND,
+    CONF_EXPORT_ENTITIES,
     CONF_MAINS_ENTITIES,
+    CONF_MAINS_TYPE,
     CONF_MAX_GAP_S,
+    CONF_SOLAR_ENTITIES,
     CONF_THRESHOLD_PREFIX,
     DEFAULT_BACKEND,
     DEFAULT_MAX_GAP_S,
     DOMAIN,
+    MAINS_CONSUMPTION,
+    MAINS_GRID,
+    MAINS_IMPORT_EXPORT,
+    MAINS_TYPES,
     MAX_MAX_GAP_S,
     MIN_MAX_GAP_S,
     POWER_UNITS_TO_W,
     USER_MODELS_SUBDIR,
 )
 from .coordinator import CONF_MAX_POWER_W, DEFAULT_MAX_POWER_W, MAX_MAX_POWER_W, MIN_MAX_POWER_W
-from .models import AvailableModel, discover_models
+from .entity import appliance_display_name
+from .models import (
+    AvailableModel,
+    discover_models,
+    offered_models,
+    one_per_appliance,
+    replacement_for,
+)
 
-# Form errors (translated in config.error / options.error).
+# Form errors (translated in config.error / options.error; {sensor} and {appliance} come
+# from the form's description placeholders).
 ERROR_DUPLICATE_ENTITY = "duplicate_entity"
 ERROR_NOT_A_NUMBER = "not_a_number"
+ERROR_MAINS_REQUIRED = "mains_required"
+ERROR_OWN_ENTITY = "own_entity"
+ERROR_NEGATIVE_CONSUMPTION = "negative_consumption"
+ERROR_NEGATIVE_READING = "negative_reading"
+ERROR_EXPORT_REQUIRED = "export_required"
+ERROR_ONLY_FOR_GRID = "only_for_grid"
+ERROR_EXPORT_WITH_SIGNED_GRID = "export_with_signed_grid"
+ERROR_DUPLICATE_APPLIANCE = "duplicate_appliance"
+
+# Probability thresholds: never exactly 0 or 1 (always / never on).
+MIN_PROBABILITY = 0.01
+MAX_PROBABILITY = 0.999
 
 
 async def _async_models(hass: HomeAssistant) -> dict[str, AvailableModel]:
@@ -43,23 +71,22 @@ async def _async_models(hass: HomeAssistant) -> dict[str, AvailableModel]:
     )
 
 
-def _appliance_selector(
-    models: dict[str, AvailableModel], unavailable: list[str] | None = None
-) -> selector.SelectSelector:
-    """The appliances to pick from; ``unavailable`` are configured ones whose card cannot
-    be read right now: still offered (and kept selected), so saving never drops them."""
+def _label(model: AvailableModel) -> str:
+    card = model.card
+    return f"{appliance_display_name(card.appliance)} ({card.name}" + (
+        ", user model)" if model.user else ")"
+    )
+
+
+def _appliance_selector(choices: dict[str, AvailableModel | None]) -> selector.SelectSelector:
+    """The appliances to pick from. A ``None`` choice is configured but its card cannot
+    be read right now: still offered (and kept selected), so saving never drops it."""
     options = [
         selector.SelectOptionDict(
-            value=name,
-            label=f"{m.card.appliance.replace('_', ' ').capitalize()} ({name}"
-            + (", user model)" if m.user else ")"),
+            value=value,
+            label=_label(model) if model else f"{value} (model unavailable, see repairs)",
         )
-        for name, m in sorted(models.items())
-    ]
-    options += [
-        selector.SelectOptionDict(value=name, label=f"{name} (model unavailable, see repairs)")
-        for name in unavailable or []
-        if name not in models
+        for value, model in choices.items()
     ]
     return selector.SelectSelector(
         selector.SelectSelectorConfig(
@@ -78,24 +105,111 @@ def _backend_selector() -> selector.SelectSelector:
     )
 
 
-def validate_mains(hass: HomeAssistant, entity_ids: list[str]) -> str | None:
-    """The translation key of the first problem with the chosen sensors, or None."""
-    if not entity_ids:
+def _mains_type_selector() -> selector.SelectSelector:
+    return selector.SelectSelector(
+        selector.SelectSelectorConfig(
+            options=list(MAINS_TYPES),
+            translation_key=CONF_MAINS_TYPE,
+            mode=selector.SelectSelectorMode.LIST,
+        )
+    )
+
+
+def own_entities(hass: HomeAssistant) -> list[str]:
+    """Every entity of this integration: never a mains source (it would feed the models
+    their own output)."""
+    return sorted(e.entity_id for e in er.async_get(hass).entities.values() if e.platform == DOMAIN)
+
+
+def _power_selector(hass: HomeAssistant) -> selector.EntitySelector:
+    return selector.EntitySelector(
+        selector.EntitySelectorConfig(
+            domain=SENSOR_DOMAIN,
+            device_class=SensorDeviceClass.POWER,
+            multiple=True,
+            exclude_entities=own_entities(hass),
+        )
+    )
+
+
+def _check_sensor(hass: HomeAssistant, entity_id: str, *, signed: bool, role: str) -> str | None:
+    """The translation key of what is wrong with one sensor, or None."""
+    entry = er.async_get(hass).async_get(entity_id)
+    if entry is not None and entry.platform == DOMAIN:
+        return ERROR_OWN_ENTITY
+    state = hass.states.get(entity_id)
+    if state is None:
         return "entity_not_found"
-    if len(set(entity_ids)) != len(entity_ids):
-        return ERROR_DUPLICATE_ENTITY  # it would be summed twice
-    for entity_id in entity_ids:
-        state = hass.states.get(entity_id)
-        if state is None:
-            return "entity_not_found"
-        try:
-            value = float(state.state)
-        except ValueError:
-            return "not_numeric"
-        if not math.isfinite(value):
-            return "not_numeric"
-        if state.attributes.get(ATTR_UNIT_OF_MEASUREMENT) not in POWER_UNITS_TO_W:
-            return "invalid_unit"
+    try:
+        value = float(state.state)
+    except ValueError:
+        return "not_numeric"
+    if not math.isfinite(value):
+        return "not_numeric"
+    if state.attributes.get(ATTR_UNIT_OF_MEASUREMENT) not in POWER_UNITS_TO_W:
+        return "invalid_unit"
+    if value < 0 and not signed:
+        return ERROR_NEGATIVE_CONSUMPTION if role == "consumption" else ERROR_NEGATIVE_READING
+    return None
+
+
+def check_sources(
+    hass: HomeAssistant,
+    kind: str,
+    mains: list[str],
+    export: list[str] | None = None,
+    solar: list[str] | None = None,
+) -> tuple[str, str, str] | None:
+    """The first problem with the chosen sensors as (field, error key, sensor), or None."""
+    export, solar = export or [], solar or []
+    if not mains:
+        return CONF_MAINS_ENTITIES, ERROR_MAINS_REQUIRED, ""
+    if kind == MAINS_CONSUMPTION:
+        for field, ids in ((CONF_EXPORT_ENTITIES, export), (CONF_SOLAR_ENTITIES, solar)):
+            if ids:
+                return field, ERROR_ONLY_FOR_GRID, ids[0]
+    elif kind == MAINS_GRID and export:
+        # A signed grid sensor already holds the export: it would be subtracted twice.
+        return CONF_EXPORT_ENTITIES, ERROR_EXPORT_WITH_SIGNED_GRID, export[0]
+    elif kind == MAINS_IMPORT_EXPORT and not export:
+        return CONF_EXPORT_ENTITIES, ERROR_EXPORT_REQUIRED, ""
+    seen: set[str] = set()
+    for field, ids, signed in (
+        (CONF_MAINS_ENTITIES, mains, kind == MAINS_GRID),
+        (CONF_EXPORT_ENTITIES, export, False),
+        (CONF_SOLAR_ENTITIES, solar, True),
+    ):
+        for entity_id in ids:
+            if entity_id in seen:
+                return field, ERROR_DUPLICATE_ENTITY, entity_id  # it would count twice
+            seen.add(entity_id)
+            role = (
+                "consumption"
+                if kind == MAINS_CONSUMPTION and field == CONF_MAINS_ENTITIES
+                else field
+            )
+            if problem := _check_sensor(hass, entity_id, signed=signed, role=role):
+                return field, problem, entity_id
+    return None
+
+
+def validate_mains(hass: HomeAssistant, entity_ids: list[str]) -> str | None:
+    """The translation key of the first problem with consumption sensors, or None."""
+    problem = check_sources(hass, MAINS_CONSUMPTION, entity_ids)
+    return problem[1] if problem else None
+
+
+def _ids(user_input: dict[str, Any], key: str) -> list[str]:
+    return [str(e) for e in user_input.get(key) or []]
+
+
+def _duplicate_appliance(models: list[AvailableModel]) -> str | None:
+    """The display name of an appliance chosen twice (one device per appliance)."""
+    seen: set[str] = set()
+    for model in models:
+        if model.card.appliance in seen:
+            return appliance_display_name(model.card.appliance)
+        seen.add(model.card.appliance)
     return None
 
 
@@ -103,40 +217,57 @@ class NilmConfigFlow(ConfigFlow, domain=DOMAIN):
     """One entry per mains source (unique id: the sorted sensor ids)."""
 
     VERSION = 1
+    MINOR_VERSION = 2  # 1.2: mains_type (1.1 entries measure consumption)
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         errors: dict[str, str] = {}
-        models = await _async_models(self.hass)
+        placeholders = {
+            "folder": self.hass.config.path(USER_MODELS_SUBDIR),
+            "sensor": "",
+            "appliance": "",
+        }
+        found = await _async_models(self.hass)
+        offered = offered_models(found)
         if user_input is not None:
-            mains = [str(e) for e in user_input.get(CONF_MAINS_ENTITIES, [])]
-            appliances = [a for a in user_input.get(CONF_APPLIANCES, []) if a in models]
-            if problem := validate_mains(self.hass, mains):
-                errors[CONF_MAINS_ENTITIES] = problem
+            kind = str(user_input.get(CONF_MAINS_TYPE, MAINS_CONSUMPTION))
+            mains = _ids(user_input, CONF_MAINS_ENTITIES)
+            export = _ids(user_input, CONF_EXPORT_ENTITIES)
+            solar = _ids(user_input, CONF_SOLAR_ENTITIES)
+            appliances = [a for a in user_input.get(CONF_APPLIANCES, []) if a in found]
+            chosen = [m for a in appliances if (m := replacement_for(found, a))]
+            if problem := check_sources(self.hass, kind, mains, export, solar):
+                field, errors[field], placeholders["sensor"] = problem
             elif not appliances:
                 errors[CONF_APPLIANCES] = "no_appliances"
+            elif twice := _duplicate_appliance(chosen):
+                errors[CONF_APPLIANCES] = ERROR_DUPLICATE_APPLIANCE
+                placeholders["appliance"] = twice
             else:
-                await self.async_set_unique_id("+".join(sorted(mains)))
+                sensors = mains if kind == MAINS_CONSUMPTION else [*mains, *export, *solar]
+                await self.async_set_unique_id("+".join(sorted(sensors)))
                 self._abort_if_unique_id_configured()
                 first = self.hass.states.get(mains[0])
                 title = str(first.attributes.get(ATTR_FRIENDLY_NAME, mains[0])) if first else ""
                 if len(mains) > 1:
                     title += f" (+{len(mains) - 1})"
-                return self.async_create_entry(
-                    title=title,
-                    data={
-                        CONF_MAINS_ENTITIES: mains,
-                        CONF_APPLIANCES: appliances,
-                        CONF_BACKEND: user_input.get(CONF_BACKEND, DEFAULT_BACKEND),
-                    },
-                )
+                data: dict[str, Any] = {CONF_MAINS_TYPE: kind, CONF_MAINS_ENTITIES: mains}
+                if kind == MAINS_IMPORT_EXPORT:
+                    data[CONF_EXPORT_ENTITIES] = export
+                if kind != MAINS_CONSUMPTION:
+                    data[CONF_SOLAR_ENTITIES] = solar
+                data[CONF_APPLIANCES] = appliances
+                data[CONF_BACKEND] = user_input.get(CONF_BACKEND, DEFAULT_BACKEND)
+                return self.async_create_entry(title=title, data=data)
         schema = vol.Schema(
             {
-                vol.Required(CONF_MAINS_ENTITIES): selector.EntitySelector(
-                    selector.EntitySelectorConfig(
-                        domain=SENSOR_DOMAIN, device_class=SensorDeviceClass.POWER, multiple=True
-                    )
+                vol.Required(CONF_MAINS_TYPE, default=MAINS_CONSUMPTION): _mains_type_selector(),
+                vol.Required(CONF_MAINS_ENTITIES, default=[]): _power_selector(self.hass),
+                vol.Optional(CONF_EXPORT_ENTITIES, default=[]): _power_selector(self.hass),
+                vol.Optional(CONF_SOLAR_ENTITIES, default=[]): _power_selector(self.hass),
+                # Every offered appliance is ticked (one model each): untick what you lack.
+                vol.Required(CONF_APPLIANCES, default=one_per_appliance(offered)): (
+                    _appliance_selector(dict(offered))
                 ),
-                vol.Required(CONF_APPLIANCES): _appliance_selector(models),
                 vol.Required(CONF_BACKEND, default=DEFAULT_BACKEND): _backend_selector(),
             }
         )
@@ -144,7 +275,7 @@ class NilmConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
             errors=errors,
-            description_placeholders={"folder": self.hass.config.path(USER_MODELS_SUBDIR)},
+            description_placeholders=placeholders,
         )
 
     @staticmethod
@@ -153,47 +284,89 @@ class NilmConfigFlow(ConfigFlow, domain=DOMAIN):
         return NilmOptionsFlow()
 
 
+def _choices(
+    found: dict[str, AvailableModel], configured: list[str]
+) -> dict[str, AvailableModel | None]:
+    """Appliance choices by value: the configured names first (each runs the model
+    :func:`replacement_for` picks, so keeping it keeps its device and history), then
+    every offered model no configured name already runs."""
+    choices: dict[str, AvailableModel | None] = {
+        name: replacement_for(found, name) for name in configured
+    }
+    running = {m.card_path for m in choices.values() if m is not None}
+    for name, model in offered_models(found).items():
+        if name not in choices and model.card_path not in running:
+            choices[name] = model
+    return dict(sorted(choices.items()))
+
+
+def _threshold_field(model: AvailableModel, default: float | None) -> tuple[float, Any]:
+    card = model.card
+    if card.status_output is not None:
+        value = card.status.probability_threshold if default is None else default
+        config = selector.NumberSelectorConfig(
+            min=min(MIN_PROBABILITY, value),
+            max=max(MAX_PROBABILITY, value),
+            step=0.001,
+            mode=selector.NumberSelectorMode.BOX,
+        )
+    else:
+        value = card.status.on_power_threshold_w if default is None else default
+        config = selector.NumberSelectorConfig(
+            min=min(1.0, value),
+            max=max(10000.0, value),
+            step=1,
+            unit_of_measurement="W",
+            mode=selector.NumberSelectorMode.BOX,
+        )
+    return value, selector.NumberSelector(config)
+
+
+def _saved_threshold(current: dict[str, Any], appliance: str, name: str) -> float | None:
+    """The threshold saved for an appliance (older entries: under the model's name)."""
+    for key in (f"{CONF_THRESHOLD_PREFIX}{appliance}", f"{CONF_THRESHOLD_PREFIX}{name}"):
+        try:
+            value = float(current[key])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            return value
+    return None
+
+
 class NilmOptionsFlow(OptionsFlow):
-    """Change appliances, backend, gap limit and per-appliance thresholds (reloads)."""
+    """Change appliances, backend, gap limit and per-appliance thresholds (reloads).
+
+    Thresholds are keyed by appliance (``threshold_kettle``), whatever model runs it, so
+    every field has a translated label.
+    """
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         entry = self.config_entry
         current = {**entry.data, **entry.options}
-        models = await _async_models(self.hass)
+        found = await _async_models(self.hass)
         errors: dict[str, str] = {}
+        placeholders = {"appliance": ""}
         configured = [str(a) for a in current.get(CONF_APPLIANCES, [])]
-        # Configured but unreadable right now (a card being copied, a bad edit): kept.
-        unavailable = [a for a in configured if a not in models]
+        choices = _choices(found, configured)
         if user_input is not None:
-            appliances = [
-                a for a in user_input.get(CONF_APPLIANCES, []) if a in models or a in unavailable
-            ]
+            appliances = [a for a in user_input.get(CONF_APPLIANCES, []) if a in choices]
+            models = [m for a in appliances if (m := choices[a]) is not None]
             errors.update(_non_finite(user_input))
             if not appliances:
                 errors[CONF_APPLIANCES] = "no_appliances"
+            elif twice := _duplicate_appliance(models):
+                errors[CONF_APPLIANCES] = ERROR_DUPLICATE_APPLIANCE
+                placeholders["appliance"] = twice
             elif not errors:
-                options: dict[str, Any] = {
-                    CONF_APPLIANCES: appliances,
-                    CONF_BACKEND: user_input[CONF_BACKEND],
-                    CONF_MAX_GAP_S: float(user_input[CONF_MAX_GAP_S]),
-                }
-                if CONF_MAX_POWER_W in user_input:
-                    options[CONF_MAX_POWER_W] = float(user_input[CONF_MAX_POWER_W])
-                for key, value in user_input.items():
-                    name = key.removeprefix(CONF_THRESHOLD_PREFIX)
-                    if key.startswith(CONF_THRESHOLD_PREFIX) and name in appliances:
-                        options[key] = float(value)
-                for name in unavailable:  # no field shown: keep what was set
-                    key = f"{CONF_THRESHOLD_PREFIX}{name}"
-                    if name in appliances and key in current and key not in options:
-                        options[key] = current[key]
-                return self.async_create_entry(data=options)
+                return self.async_create_entry(
+                    data=_options(user_input, current, appliances, choices)
+                )
 
         fields: dict[Any, Any] = {
             vol.Required(
-                CONF_APPLIANCES,
-                default=[a for a in configured if a in models or a in unavailable],
-            ): _appliance_selector(models, unavailable),
+                CONF_APPLIANCES, default=[a for a in configured if a in choices]
+            ): _appliance_selector(choices),
             vol.Required(
                 CONF_BACKEND, default=current.get(CONF_BACKEND, DEFAULT_BACKEND)
             ): _backend_selector(),
@@ -220,35 +393,49 @@ class NilmOptionsFlow(OptionsFlow):
                 )
             ),
         }
-        for name in current.get(CONF_APPLIANCES, []):
-            if name not in models:
+        shown: set[str] = set()
+        for name in configured:
+            model = choices.get(name)
+            if model is None or model.card.appliance in shown:
                 continue
-            card = models[name].card
-            key = f"{CONF_THRESHOLD_PREFIX}{name}"
-            if card.status_output is not None:
-                default = card.status.probability_threshold
-                config = selector.NumberSelectorConfig(
-                    min=0.05, max=0.95, step=0.01, mode=selector.NumberSelectorMode.BOX
-                )
-            else:
-                default = card.status.on_power_threshold_w
-                config = selector.NumberSelectorConfig(
-                    min=1,
-                    max=10000,
-                    step=1,
-                    unit_of_measurement="W",
-                    mode=selector.NumberSelectorMode.BOX,
-                )
-            fields[vol.Required(key, default=current.get(key, default))] = selector.NumberSelector(
-                config
-            )
+            appliance = model.card.appliance
+            shown.add(appliance)
+            default, number = _threshold_field(model, _saved_threshold(current, appliance, name))
+            fields[vol.Required(f"{CONF_THRESHOLD_PREFIX}{appliance}", default=default)] = number
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(vol.Schema(fields), user_input or {})
             if errors
             else vol.Schema(fields),
             errors=errors,
+            description_placeholders=placeholders,
         )
+
+
+def _options(
+    user_input: dict[str, Any],
+    current: dict[str, Any],
+    appliances: list[str],
+    choices: dict[str, AvailableModel | None],
+) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        CONF_APPLIANCES: appliances,
+        CONF_BACKEND: user_input[CONF_BACKEND],
+        CONF_MAX_GAP_S: float(user_input[CONF_MAX_GAP_S]),
+    }
+    if CONF_MAX_POWER_W in user_input:
+        options[CONF_MAX_POWER_W] = float(user_input[CONF_MAX_POWER_W])
+    tracked = {m.card.appliance for a in appliances if (m := choices[a]) is not None}
+    for key, value in user_input.items():
+        if key.startswith(CONF_THRESHOLD_PREFIX) and key.removeprefix(CONF_THRESHOLD_PREFIX) in (
+            tracked
+        ):
+            options[key] = float(value)
+    for name in appliances:  # unreadable right now: no field shown, keep what was set
+        key = f"{CONF_THRESHOLD_PREFIX}{name}"
+        if choices[name] is None and key in current and key not in options:
+            options[key] = current[key]
+    return options
 
 
 def _non_finite(user_input: dict[str, Any]) -> dict[str, str]:

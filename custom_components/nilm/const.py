@@ -11,7 +11,15 @@ CONF_MAINS_ENTITIES: Final = "mains_entities"
 CONF_APPLIANCES: Final = "appliances"
 CONF_BACKEND: Final = "backend"
 CONF_MAX_GAP_S: Final = "max_gap_s"
-CONF_THRESHOLD_PREFIX: Final = "threshold_"
+CONF_THRESHOLD_PREFIX: Final = "threshold_"  # + the appliance (older entries: + the model)
+# How the mains is measured (config flow; entries from before it existed: consumption).
+CONF_MAINS_TYPE: Final = "mains_type"
+CONF_EXPORT_ENTITIES: Final = "export_entities"
+CONF_SOLAR_ENTITIES: Final = "solar_entities"
+MAINS_CONSUMPTION: Final = "consumption"  # house consumption sensor(s), never negative
+MAINS_GRID: Final = "grid"  # signed grid sensor(s): + import, - export
+MAINS_IMPORT_EXPORT: Final = "import_export"  # grid import and grid export sensors
+MAINS_TYPES: Final = (MAINS_CONSUMPTION, MAINS_GRID, MAINS_IMPORT_EXPORT)
 
 BACKEND_AUTO: Final = "auto"
 BACKEND_CPU: Final = "cpu"
@@ -41,6 +49,20 @@ POWER_UNITS_TO_W: Final[dict[str, float]] = {"W": 1.0, "kW": 1000.0}
 WARM_START_MAX_WINDOWS: Final = 240
 LATENCY_SAMPLES: Final = 500
 LAST_ERRORS: Final = 10
+
+# States of the entry's diagnostic "status" sensor (translated in entity.sensor.status).
+STATUS_NO_MODELS: Final = "no_models"
+STATUS_WAITING_FOR_MAINS: Final = "waiting_for_mains"
+STATUS_MODEL_ERROR: Final = "model_error"
+STATUS_WARMING_UP: Final = "warming_up"
+STATUS_RUNNING: Final = "running"
+STATUSES: Final = (
+    STATUS_NO_MODELS,
+    STATUS_WAITING_FOR_MAINS,
+    STATUS_MODEL_ERROR,
+    STATUS_WARMING_UP,
+    STATUS_RUNNING,
+)
 
 ISSUE_MODEL_MISSING: Final = "model_missing"
 ISSUE_MODEL_CORRUPT: Final = "model_corrupt"

@@ -39,10 +39,23 @@ from homeassistant.helpers.event import (
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN, LAST_ERRORS, LATENCY_SAMPLES, POWER_UNITS_TO_W, WARM_START_MAX_WINDOWS
+from .const import (
+    DOMAIN,
+    LAST_ERRORS,
+    LATENCY_SAMPLES,
+    POWER_UNITS_TO_W,
+    STATUS_MODEL_ERROR,
+    STATUS_NO_MODELS,
+    STATUS_RUNNING,
+    STATUS_WAITING_FOR_MAINS,
+    STATUS_WARMING_UP,
+    WARM_START_MAX_WINDOWS,
+)
 from .engine.model import NilmModel
 from .engine.resample import ZohResampler
 from .engine.status import StatusTracker
+from .facts import model_facts
+from .mains import MainsTerm
 
 if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigEntry
@@ -69,12 +82,15 @@ CLOCK_STEP_TOLERANCE_S = 10.0
 FloatArray = npt.NDArray[np.float64]
 
 
-def parse_power_w(state: State | None, max_power_w: float = DEFAULT_MAX_POWER_W) -> float | None:
-    """A mains reading in watts, or ``None`` for anything that is not a usable number.
+def parse_power_w(
+    state: State | None, max_power_w: float = DEFAULT_MAX_POWER_W, *, signed: bool = False
+) -> float | None:
+    """A reading in watts, or ``None`` for anything that is not a usable number.
 
-    Unavailable, unknown, non-numeric, NaN/inf, negative, above ``max_power_w`` and
+    Unavailable, unknown, non-numeric, NaN/inf, above ``max_power_w`` in magnitude and
     unknown units are all "missing": the resampler bridges short stretches and marks long
-    ones as gaps.
+    ones as gaps. A negative reading is missing too, unless the sensor is ``signed`` (a
+    grid sensor while exporting, a solar inverter's standby draw).
     """
     if state is None or state.state in (STATE_UNAVAILABLE, STATE_UNKNOWN):
         return None
@@ -83,34 +99,56 @@ def parse_power_w(state: State | None, max_power_w: float = DEFAULT_MAX_POWER_W)
     except ValueError:
         return None
     factor = POWER_UNITS_TO_W.get(state.attributes.get(ATTR_UNIT_OF_MEASUREMENT, ""))
-    if factor is None or not math.isfinite(value) or value < 0:
+    if factor is None or not math.isfinite(value) or (value < 0 and not signed):
         return None
     watts = value * factor
-    if not watts <= max_power_w:  # also refuses an overflow to inf
+    if not abs(watts) <= max_power_w:  # also refuses an overflow to inf
         return None
     return watts
 
 
 class MainsCombiner:
-    """Sums several phase sensors; the sum is missing while any phase is missing or stale."""
+    """House consumption from its terms (:func:`.mains.mains_terms`): the signed sum.
 
-    def __init__(self, entity_ids: Sequence[str], max_gap_s: float) -> None:
-        self.entity_ids = list(dict.fromkeys(entity_ids))  # a sensor listed twice counts once
+    The sum is missing while any sensor is missing or stale, and when it is negative
+    (export or production not fully measured, or sensors updating out of step): the
+    grid readings may be negative, the consumption they add up to may not.
+    """
+
+    def __init__(self, terms: Sequence[str | MainsTerm], max_gap_s: float) -> None:
+        unique: dict[str, MainsTerm] = {}
+        for term in terms:
+            item = MainsTerm(term) if isinstance(term, str) else term
+            unique.setdefault(item.entity_id, item)  # a sensor listed twice counts once
+        self.terms = list(unique.values())
+        self.entity_ids = list(unique)
         self.max_gap_s = max_gap_s
         self._values: dict[str, float | None] = dict.fromkeys(self.entity_ids)
         self._valid_ts: dict[str, float] = dict.fromkeys(self.entity_ids, -math.inf)
+        self.negative = 0  # sums refused for being negative
 
     def update(self, entity_id: str, value_w: float | None, ts: float) -> float | None:
         self._values[entity_id] = value_w
         if value_w is not None:
             self._valid_ts[entity_id] = ts
         total = 0.0
-        for other in self.entity_ids:
-            value = self._values[other]
-            if value is None or ts - self._valid_ts[other] > self.max_gap_s:
+        for term in self.terms:
+            value = self._values[term.entity_id]
+            if value is None or ts - self._valid_ts[term.entity_id] > self.max_gap_s:
                 return None
-            total += value
+            total += term.sign * value
+        if total < 0:
+            self.negative += 1
+            return None
         return total
+
+    def missing(self, ts: float) -> list[str]:
+        """The sensors without a usable reading at ``ts`` (missing, or silent too long)."""
+        return [
+            e
+            for e in self.entity_ids
+            if self._values[e] is None or ts - self._valid_ts[e] > self.max_gap_s
+        ]
 
 
 @dataclass(slots=True)
@@ -127,6 +165,8 @@ class ApplianceRuntime:
     energy_kwh: float = 0.0  # since this runtime started; entities add restored totals
     predictions: int = 0
     last_slot: int | None = None  # newest grid slot already run through the model
+    ever_available: bool = False  # had a full window once (for the log: "again")
+    last_error: str | None = None  # the newest inference error, until the next success
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
 
     @property
@@ -192,7 +232,7 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
         self,
         hass: HomeAssistant,
         entry: ConfigEntry,
-        mains_entities: Sequence[str],
+        mains: Sequence[str | MainsTerm],
         models: dict[str, NilmModel],
         max_gap_s: float,
         *,
@@ -200,7 +240,10 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
     ) -> None:
         super().__init__(hass, _LOGGER, config_entry=entry, name=DOMAIN)
         self.data = 0
-        self.mains_entities = list(dict.fromkeys(mains_entities))
+        self._combiner = MainsCombiner(mains, max_gap_s)
+        self.mains_terms = self._combiner.terms
+        self.mains_entities = self._combiner.entity_ids  # every sensor subscribed to
+        self._signed = {t.entity_id for t in self.mains_terms if t.signed}
         self.max_gap_s = max_gap_s
         self.max_power_w = max_power_w
         self.appliances: dict[str, ApplianceRuntime] = {
@@ -216,7 +259,6 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
         self.resamplers: dict[float, ZohResampler] = {
             period: ZohResampler(period, cap, max_gap_s) for period, cap in capacity.items()
         }
-        self._combiner = MainsCombiner(self.mains_entities, max_gap_s)
         self.clock_resets = 0
         self.readings_refused = 0
         self._clock_ref = -math.inf  # newest live event or tick time seen
@@ -228,6 +270,8 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
         self.mains_power_w: float | None = None
         self.warm_start_windows = 0
         self.ticks_skipped = 0
+        self._mains_w: float | None = None  # the newest house consumption (None: missing)
+        self._mains_ts = -math.inf  # when it was last usable
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -279,10 +323,13 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
         return False
 
     def _feed(self, entity_id: str, state: State | None, ts: float) -> None:
-        value = parse_power_w(state, self.max_power_w)
+        value = parse_power_w(state, self.max_power_w, signed=entity_id in self._signed)
         if value is None and state is not None and _is_number(state.state):
             self.readings_refused += 1  # implausible (too large, inf/NaN, negative)
         total = self._combiner.update(entity_id, value, ts)
+        self._mains_w = total
+        if total is not None:
+            self._mains_ts = max(self._mains_ts, ts)
         for resampler in self.resamplers.values():
             resampler.update(ts, total)
 
@@ -367,7 +414,10 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
             period: ZohResampler(period, r.buffer.capacity, self.max_gap_s)
             for period, r in self.resamplers.items()
         }
-        self._combiner = MainsCombiner(self.mains_entities, self.max_gap_s)
+        negative = self._combiner.negative
+        self._combiner = MainsCombiner(self.mains_terms, self.max_gap_s)
+        self._combiner.negative = negative
+        self._mains_w, self._mains_ts = None, -math.inf
         for runtime in self.appliances.values():
             runtime.available = False
             runtime.power_w = runtime.probability = runtime.on = None
@@ -427,16 +477,23 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
                 self.max_gap_s,
             )
         elif job.runtime.available and not was_available:
-            _LOGGER.info("%s is available again", job.runtime.name)
+            if job.runtime.ever_available:
+                _LOGGER.info("%s is available again", job.runtime.name)
+            else:
+                _LOGGER.debug("%s: first full window of mains data", job.runtime.name)
+        if job.runtime.available:
+            job.runtime.ever_available = True
 
     def _apply_results(self, job: _Job, result: _JobResult, *, count_energy: bool) -> None:
         runtime = job.runtime
         if result.error is not None:
             self.last_errors.append(result.error)
             _LOGGER.warning("Inference failed for %s", result.error)
+            runtime.last_error = result.error
             runtime.available = False
             runtime.tracker.reset()
             return
+        runtime.last_error = None
         if result.latency_ms:
             runtime.latencies_ms.append(result.latency_ms)
         period_h = runtime.period_s / 3600.0
@@ -487,10 +544,53 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
         tracked = sum(r.power_w or 0.0 for r in self.appliances.values())
         self.untracked_power_w = max(0.0, mains - tracked)
 
+    # ------------------------------------------------------------------ status
+
+    def status(self, now_ts: float | None = None) -> tuple[str, dict[str, Any]]:
+        """What the entry is doing, for its diagnostic "status" sensor: the state (one of
+        :data:`.const.STATUSES`) and attributes saying why and for how long."""
+        now = dt_util.utcnow().timestamp() if now_ts is None else now_ts
+        ready = sum(1 for r in self.appliances.values() if r.available)
+        attrs: dict[str, Any] = {"appliances_ready": ready, "appliances": len(self.appliances)}
+        if not self.appliances:
+            return STATUS_NO_MODELS, attrs
+        if self._mains_w is None or now - self._mains_ts > self.max_gap_s:
+            missing = self._combiner.missing(now)
+            attrs["missing_sensors"] = missing
+            if not missing:  # every sensor reads, the consumption they add up to is < 0
+                attrs["consumption_negative"] = True
+            return STATUS_WAITING_FOR_MAINS, attrs
+        failing = sorted(r.name for r in self.appliances.values() if r.last_error)
+        if failing:
+            attrs["failing"] = failing
+            return STATUS_MODEL_ERROR, attrs
+        left = {
+            r.name: self._slots_missing(r) * r.period_s
+            for r in self.appliances.values()
+            if not r.available
+        }
+        if not left:
+            return STATUS_RUNNING, attrs
+        attrs["minutes_left"] = max(1, math.ceil(max(left.values()) / 60.0))
+        attrs["warming_up"] = sorted(left)
+        return STATUS_WARMING_UP, attrs
+
+    def _slots_missing(self, runtime: ApplianceRuntime) -> int:
+        """Slots to close until the newest window of ``runtime`` holds only real data."""
+        window = self.resamplers[runtime.period_s].buffer.latest(runtime.window_length)
+        gaps = np.flatnonzero(np.isnan(window))
+        return int(gaps[-1]) + 1 if gaps.size else 0
+
     # ------------------------------------------------------------------ diagnostics
 
     def diagnostics(self) -> dict[str, Any]:
+        roles: dict[str, int] = {}
+        for term in self.mains_terms:
+            roles[term.role] = roles.get(term.role, 0) + 1
         return {
+            "status": self.status()[0],
+            "mains_sensors_by_role": roles,
+            "negative_consumption_refused": self._combiner.negative,
             "ticks": self.data,
             "ticks_skipped": self.ticks_skipped,
             "max_power_w": self.max_power_w,
@@ -515,6 +615,7 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
                     "predictions": r.predictions,
                     "latency_ms": latency_stats(r.latencies_ms),
                     "window_valid": self.resamplers[r.period_s].window(r.window_length) is not None,
+                    "model_facts": model_facts(r.model),
                     "card": r.model.card.to_dict(),
                 }
                 for name, r in self.appliances.items()

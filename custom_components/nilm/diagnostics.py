@@ -8,12 +8,14 @@ from typing import Any
 
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.device_registry import DeviceEntry
 
-from .const import CONF_MAINS_ENTITIES
+from .const import CONF_EXPORT_ENTITIES, CONF_MAINS_ENTITIES, CONF_SOLAR_ENTITIES, DOMAIN
+from .mains import mains_type
 from .runtime import NilmConfigEntry
 
 # Entity ids and titles reveal how a home is named and wired; the model cards don't.
-TO_REDACT = {CONF_MAINS_ENTITIES, "unique_id", "title"}
+TO_REDACT = {CONF_MAINS_ENTITIES, CONF_EXPORT_ENTITIES, CONF_SOLAR_ENTITIES, "unique_id", "title"}
 # The folder holding custom_components/ (the config dir in a HACS install).
 _INTEGRATION_ROOTS = [str(Path(__file__).parents[2]), str(Path(__file__).resolve().parents[2])]
 
@@ -37,7 +39,9 @@ async def async_get_config_entry_diagnostics(
     return {
         "entry": async_redact_data(entry.as_dict(), TO_REDACT),
         "backend_setting": data.backend,
+        "mains_type": mains_type(entry.data),
         "mains_sensors": len(coordinator.mains_entities),
+        "skipped_same_appliance": list(data.duplicates),
         "max_gap_s": coordinator.max_gap_s,
         "models_found": {
             name: {"user": m.user, "appliance": m.card.appliance}
@@ -49,3 +53,20 @@ async def async_get_config_entry_diagnostics(
         },
         "runtime": runtime,
     }
+
+
+async def async_get_device_diagnostics(
+    hass: HomeAssistant, entry: NilmConfigEntry, device: DeviceEntry
+) -> dict[str, Any]:
+    """An appliance device: its model's facts and live state; the entry's device: all."""
+    full = await async_get_config_entry_diagnostics(hass, entry)
+    for name in entry.runtime_data.coordinator.appliances:
+        if (DOMAIN, f"{entry.entry_id}_{name}") in device.identifiers:
+            appliance = full["runtime"]["appliances"][name]
+            return {
+                "appliance": name,
+                "model_facts": appliance["model_facts"],
+                "runtime": {k: v for k, v in appliance.items() if k != "model_facts"},
+                "status": full["runtime"]["status"],
+            }
+    return full

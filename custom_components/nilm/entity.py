@@ -8,8 +8,12 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
 from .coordinator import ApplianceRuntime, NilmCoordinator
+from .facts import model_label, model_version
 
-MANUFACTURER = "NILM (energy disaggregation)"
+MANUFACTURER = "NILM"
+# The entry's own device (untracked power, status): named on its own, not after the
+# mains sensor, so its entities read "NILM Untracked power".
+ENTRY_DEVICE_NAME = "NILM"
 
 
 def appliance_display_name(appliance: str) -> str:
@@ -19,10 +23,25 @@ def appliance_display_name(appliance: str) -> str:
 def entry_device_info(entry: ConfigEntry) -> DeviceInfo:
     return DeviceInfo(
         identifiers={(DOMAIN, entry.entry_id)},
-        name=entry.title,
+        name=ENTRY_DEVICE_NAME,
         manufacturer=MANUFACTURER,
-        model="Mains disaggregation",
+        model="Energy disaggregation",
         entry_type=DeviceEntryType.SERVICE,
+    )
+
+
+def appliance_device_info(entry: ConfigEntry, runtime: ApplianceRuntime) -> DeviceInfo:
+    """One device per appliance: model e.g. "Compact CNN, int8", the model file's
+    sha256 prefix as its version (Home Assistant shows it as the firmware)."""
+    card = runtime.model.card
+    return DeviceInfo(
+        identifiers={(DOMAIN, f"{entry.entry_id}_{runtime.name}")},
+        name=appliance_display_name(card.appliance),
+        manufacturer=MANUFACTURER,
+        model=model_label(card),
+        model_id=card.name,
+        sw_version=model_version(card),
+        via_device=(DOMAIN, entry.entry_id),
     )
 
 
@@ -51,19 +70,10 @@ class NilmApplianceEntity(CoordinatorEntity[NilmCoordinator]):
         key: str,
     ) -> None:
         super().__init__(coordinator)
-        card = runtime.model.card
         self.runtime = runtime
         self._attr_translation_key = key
         self._attr_unique_id = f"{entry.entry_id}_{runtime.name}_{key}"
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, f"{entry.entry_id}_{runtime.name}")},
-            name=appliance_display_name(card.appliance),
-            manufacturer=MANUFACTURER,
-            model=f"{card.architecture} ({card.quantization})",
-            model_id=card.name,
-            sw_version=card.trainer_version or None,
-            via_device=(DOMAIN, entry.entry_id),
-        )
+        self._attr_device_info = appliance_device_info(entry, runtime)
 
     @property
     def available(self) -> bool:

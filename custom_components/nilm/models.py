@@ -121,6 +121,43 @@ def scan_models(
     return found, rejected
 
 
+def replacement_for(found: dict[str, AvailableModel], name: str) -> AvailableModel | None:
+    """The model that runs for the configured ``name``.
+
+    A user model replaces the bundled model of the same appliance, whatever its name: a
+    configured bundled ``kettle`` runs the user's ``my_kettle`` (the first by name if
+    there are several), keeping its device and energy history. None: no such model.
+    """
+    model = found.get(name)
+    if model is None or model.user:
+        return model
+    users = sorted(
+        (m for m in found.values() if m.user and m.card.appliance == model.card.appliance),
+        key=lambda m: m.card.name,
+    )
+    return users[0] if users else model
+
+
+def offered_models(found: dict[str, AvailableModel]) -> dict[str, AvailableModel]:
+    """The models a flow offers: bundled ones whose appliance has a user model are
+    left out (the user model replaces them), so each appliance is offered once unless
+    the user installed several models for it."""
+    user_appliances = {m.card.appliance for m in found.values() if m.user}
+    return {
+        name: m
+        for name, m in sorted(found.items())
+        if m.user or m.card.appliance not in user_appliances
+    }
+
+
+def one_per_appliance(models: dict[str, AvailableModel]) -> list[str]:
+    """The first model (by name) of each appliance: the flow's default selection."""
+    chosen: dict[str, str] = {}
+    for name, m in sorted(models.items()):
+        chosen.setdefault(m.card.appliance, name)
+    return sorted(chosen.values())
+
+
 def _name_from_file(card_path: Path) -> str:
     return card_path.stem.removesuffix("_edgetpu")
 

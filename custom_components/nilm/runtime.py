@@ -16,19 +16,21 @@ from homeassistant.helpers import issue_registry as ir
 from .const import (
     CONF_APPLIANCES,
     CONF_BACKEND,
-    CONF_MAINS_ENTITIES,
+    CONF_MAINS_TYPE,
     CONF_MAX_GAP_S,
     CONF_THRESHOLD_PREFIX,
     DEFAULT_BACKEND,
     DEFAULT_MAX_GAP_S,
     DOMAIN,
     ISSUE_MODEL_CORRUPT,
+    MAINS_CONSUMPTION,
     USER_MODELS_SUBDIR,
 )
 from .coordinator import CONF_MAX_POWER_W, DEFAULT_MAX_POWER_W, NilmCoordinator
 from .engine.model import NilmModel
 from .entity import entry_device_info
-from .models import AvailableModel, LoadFailure, load_appliance, scan_models
+from .mains import mains_terms
+from .models import AvailableModel, LoadFailure, load_appliance, replacement_for, scan_models
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class NilmData:
     backend: str
     failures: dict[str, LoadFailure] = field(default_factory=dict)
     available: dict[str, AvailableModel] = field(default_factory=dict)
+    duplicates: list[str] = field(default_factory=list)  # skipped: appliance tracked already
 
 
 type NilmConfigEntry = ConfigEntry[NilmData]
@@ -53,31 +56,62 @@ def entry_settings(entry: ConfigEntry) -> dict[str, object]:
     return {**entry.data, **entry.options}
 
 
+@dataclass(slots=True)
+class _Loaded:
+    available: dict[str, AvailableModel] = field(default_factory=dict)
+    models: dict[str, NilmModel] = field(default_factory=dict)
+    failures: dict[str, LoadFailure] = field(default_factory=dict)
+    duplicates: list[str] = field(default_factory=list)  # configured, same appliance again
+
+
 def _load_all(
     user_dir: Path, names: list[str], backend: str, thresholds: dict[str, float]
-) -> tuple[dict[str, AvailableModel], dict[str, NilmModel], dict[str, LoadFailure]]:
-    """Load every configured model; nothing raised here may fail the whole entry."""
-    models: dict[str, NilmModel] = {}
-    failures: dict[str, LoadFailure] = {}
+) -> _Loaded:
+    """Load every configured model; nothing raised here may fail the whole entry.
+
+    Each configured name runs the model :func:`replacement_for` picks (a user model
+    replaces the bundled one of its appliance). An appliance is tracked once: a second
+    configured name for it is skipped, so it never gets a second device and the
+    untracked power never subtracts it twice.
+    """
+    out = _Loaded()
     try:
-        available, rejected = scan_models(user_dir)
+        out.available, rejected = scan_models(user_dir)
     except Exception as err:  # the listing itself broke: every model says why
         _LOGGER.exception("Listing the NILM models failed")
         reason = f"the model folders cannot be listed: {type(err).__name__}: {err}"
-        return {}, {}, {n: LoadFailure(n, ISSUE_MODEL_CORRUPT, reason) for n in names}
+        out.failures = {n: LoadFailure(n, ISSUE_MODEL_CORRUPT, reason) for n in names}
+        return out
+    tracked: dict[str, str] = {}  # appliance -> configured name
     for name in names:
+        chosen = replacement_for(out.available, name)
+        if chosen is not None:
+            appliance = chosen.card.appliance
+            if appliance in tracked:
+                _LOGGER.warning(
+                    "%s and %s both track the %s; only %s is used (remove %s in the options)",
+                    tracked[appliance],
+                    name,
+                    appliance,
+                    tracked[appliance],
+                    name,
+                )
+                out.duplicates.append(name)
+                continue
+            tracked[appliance] = name
+        threshold = thresholds.get(name)
+        if chosen is not None:
+            threshold = thresholds.get(chosen.card.appliance, threshold)
         try:
-            model, failure = load_appliance(
-                available.get(name), name, backend, thresholds.get(name), rejected.get(name)
-            )
+            model, failure = load_appliance(chosen, name, backend, threshold, rejected.get(name))
         except Exception as err:
             _LOGGER.exception("Loading model %s failed", name)
             model, failure = None, LoadFailure(name, ISSUE_MODEL_CORRUPT, f"{err!r}"[:500])
         if model is not None:
-            models[name] = model
+            out.models[name] = model
         if failure is not None:
-            failures[name] = failure
-    return available, models, failures
+            out.failures[name] = failure
+    return out
 
 
 def _setting(settings: dict[str, object], key: str, default: float) -> float:
@@ -117,21 +151,23 @@ async def async_setup_entry(hass: HomeAssistant, entry: NilmConfigEntry) -> bool
     max_gap_s = _setting(settings, CONF_MAX_GAP_S, DEFAULT_MAX_GAP_S)
     max_power_w = _setting(settings, CONF_MAX_POWER_W, DEFAULT_MAX_POWER_W)
     thresholds = _thresholds(settings)
-    available, models, failures = await hass.async_add_executor_job(
+    loaded = await hass.async_add_executor_job(
         _load_all, Path(hass.config.path(USER_MODELS_SUBDIR)), names, backend, thresholds
     )
-    _sync_issues(hass, entry, failures)
+    _sync_issues(hass, entry, loaded.failures)
 
     coordinator = NilmCoordinator(
         hass,
         entry,
-        list(dict.fromkeys(entry.data[CONF_MAINS_ENTITIES])),  # a sensor counts once
-        models,
+        mains_terms(entry.data),  # a sensor counts once
+        loaded.models,
         max_gap_s,
         max_power_w=max_power_w,
     )
-    entry.runtime_data = NilmData(coordinator, backend, failures, available)
-    _remove_stale_devices(hass, entry, names)
+    entry.runtime_data = NilmData(
+        coordinator, backend, loaded.failures, loaded.available, loaded.duplicates
+    )
+    _remove_stale_devices(hass, entry, [n for n in names if n not in loaded.duplicates])
     # Appliance devices point at the entry device (via_device): it must exist first.
     dr.async_get(hass).async_get_or_create(
         config_entry_id=entry.entry_id, **entry_device_info(entry)
@@ -155,6 +191,19 @@ def _remove_stale_devices(hass: HomeAssistant, entry: ConfigEntry, names: list[s
 
 async def async_unload_entry(hass: HomeAssistant, entry: NilmConfigEntry) -> bool:
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+    """Bring an entry to the flow's version: 1.1 entries get ``mains_type`` consumption
+    (what their sensors always measured). A newer major version cannot be read."""
+    if entry.version > 1:
+        return False
+    if entry.minor_version < 2:
+        data = {**entry.data}
+        data.setdefault(CONF_MAINS_TYPE, MAINS_CONSUMPTION)
+        hass.config_entries.async_update_entry(entry, data=data, minor_version=2)
+        _LOGGER.debug("Migrated NILM entry %s to version 1.2", entry.entry_id)
+    return True
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:

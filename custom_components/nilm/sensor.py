@@ -1,8 +1,10 @@
-"""Power, energy and energy-today sensors per appliance, and the entry's untracked power."""
+"""Power, energy and energy-today sensors per appliance, its diagnostic "Model" sensor,
+and the entry's untracked power and diagnostic "Status"."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from homeassistant.components.sensor import (
     RestoreSensor,
@@ -10,14 +12,16 @@ from homeassistant.components.sensor import (
     SensorEntity,
     SensorStateClass,
 )
-from homeassistant.const import UnitOfEnergy, UnitOfPower
+from homeassistant.const import EntityCategory, UnitOfEnergy, UnitOfPower
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.event import async_track_time_change
 from homeassistant.util import dt as dt_util
 
+from .const import STATUSES
 from .coordinator import ApplianceRuntime, NilmCoordinator
-from .entity import NilmApplianceEntity, NilmEntity
+from .entity import NilmApplianceEntity, NilmEntity, appliance_device_info
+from .facts import model_facts, quantization_label
 from .runtime import NilmConfigEntry
 
 PARALLEL_UPDATES = 0
@@ -29,12 +33,16 @@ async def async_setup_entry(
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     coordinator = entry.runtime_data.coordinator
-    entities: list[SensorEntity] = [NilmUntrackedPowerSensor(coordinator, entry)]
+    entities: list[SensorEntity] = [
+        NilmUntrackedPowerSensor(coordinator, entry),
+        NilmStatusSensor(coordinator, entry),
+    ]
     for runtime in coordinator.appliances.values():
         entities += [
             NilmPowerSensor(coordinator, entry, runtime, "power"),
             NilmEnergySensor(coordinator, entry, runtime, "energy"),
             NilmEnergyTodaySensor(coordinator, entry, runtime, "energy_today"),
+            NilmModelSensor(entry, runtime),
         ]
     async_add_entities(entities)
 
@@ -56,7 +64,7 @@ class NilmEnergySensor(NilmApplianceEntity, RestoreSensor):
 
     _attr_device_class = SensorDeviceClass.ENERGY
     _attr_native_unit_of_measurement = UnitOfEnergy.KILO_WATT_HOUR
-    _attr_state_class = SensorStateClass.TOTAL_INCREASING
+    _attr_state_class: SensorStateClass | None = SensorStateClass.TOTAL_INCREASING
     _attr_suggested_display_precision = 3
 
     def __init__(
@@ -93,7 +101,14 @@ class NilmEnergySensor(NilmApplianceEntity, RestoreSensor):
 
 
 class NilmEnergyTodaySensor(NilmEnergySensor):
-    """Energy since local midnight; a drop to 0 is read by statistics as a new cycle."""
+    """Energy since local midnight, for dashboards.
+
+    No state class: Home Assistant's Energy dashboard offers every energy sensor with a
+    total/total_increasing state class, and this one beside the cumulative "Energy"
+    would be counted twice. The long-term statistics come from "Energy".
+    """
+
+    _attr_state_class = None
 
     def __init__(
         self,
@@ -152,3 +167,58 @@ class NilmUntrackedPowerSensor(NilmEntity, SensorEntity):
     def native_value(self) -> float | None:
         value = self.coordinator.untracked_power_w
         return None if value is None else round(value, 1)
+
+
+class NilmStatusSensor(NilmEntity, SensorEntity):
+    """What the entry is doing: warming up (and for how long), waiting for the mains
+    sensor(s), running, or why not (see :meth:`NilmCoordinator.status`)."""
+
+    _attr_device_class = SensorDeviceClass.ENUM
+    _attr_entity_category = EntityCategory.DIAGNOSTIC
+
+    def __init__(self, coordinator: NilmCoordinator, entry: NilmConfigEntry) -> None:
+        super().__init__(coordinator, entry, "status")
+        self._attr_options = list(STATUSES)
+        self._state: str | None = None
+        self._attrs: dict[str, Any] = {}
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self._state, self._attrs = self.coordinator.status()
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        self._refresh()
+        super()._handle_coordinator_update()
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        self._refresh()
+
+    @property
+    def native_value(self) -> str | None:
+        return self._state
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        return self._attrs
+
+
+class NilmModelSensor(SensorEntity):
+    """The model behind an appliance's entities, with what it was trained on and how
+    well it did on a house it never saw (its card), as attributes. Static: it does not
+    follow the coordinator's ticks."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+    _attr_entity_category = EntityCategory.DIAGNOSTIC
+    _attr_translation_key = "model"
+    # Long and constant: kept out of the recorder's attribute table.
+    _unrecorded_attributes = frozenset({"attribution", "trained_on", "validated_on"})
+
+    def __init__(self, entry: NilmConfigEntry, runtime: ApplianceRuntime) -> None:
+        card = runtime.model.card
+        self._attr_unique_id = f"{entry.entry_id}_{runtime.name}_model"
+        self._attr_device_info = appliance_device_info(entry, runtime)
+        self._attr_native_value = f"{card.name}, {quantization_label(card)}"[:255]
+        self._attr_extra_state_attributes = model_facts(runtime.model)

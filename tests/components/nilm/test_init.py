@@ -32,7 +32,7 @@ from tests.engine.tflite_builder import CodeSpec, build, dense_model
 
 from .conftest import FIXTURE_MODELS, MAINS, W_ATTRS, make_entry, setup_entry
 
-KEYS = {"sensor": ("power", "energy", "energy_today"), "binary_sensor": ("running",)}
+KEYS = {"sensor": ("power", "energy", "energy_today", "model"), "binary_sensor": ("running",)}
 
 
 async def test_setup_creates_devices_and_entities(hass: HomeAssistant, user_models: Path) -> None:
@@ -47,15 +47,15 @@ async def test_setup_creates_devices_and_entities(hass: HomeAssistant, user_mode
         for name in ("test_kettle", "test_microwave")
         for keys in KEYS.values()
         for key in keys
-    } | {f"{entry.entry_id}_untracked_power"}
+    } | {f"{entry.entry_id}_untracked_power", f"{entry.entry_id}_status"}
     assert all(e.platform == DOMAIN for e in entities)
 
     dev_reg = dr.async_get(hass)
     devices = {d.name: d for d in dr.async_entries_for_config_entry(dev_reg, entry.entry_id)}
-    assert set(devices) == {"Kettle", "Microwave", "Mains power"}
+    assert set(devices) == {"Kettle", "Microwave", "NILM"}
     assert devices["Kettle"].model_id == "test_kettle"
-    assert devices["Kettle"].via_device_id == devices["Mains power"].id
-    assert devices["Mains power"].entry_type is dr.DeviceEntryType.SERVICE
+    assert devices["Kettle"].via_device_id == devices["NILM"].id
+    assert devices["NILM"].entry_type is dr.DeviceEntryType.SERVICE
 
     power = ent_reg.async_get_entity_id("sensor", DOMAIN, f"{entry.entry_id}_test_kettle_power")
     assert power is not None
@@ -293,8 +293,10 @@ async def test_unsupported_op_raises_repair_on_the_numpy_engine(
     hass: HomeAssistant, user_models: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(nilm_models.ENGINE_PREFERENCES, "cpu", ("numpy",))
-    for suffix in (".tflite", ".json"):
-        shutil.copy(FIXTURE_MODELS / f"test_unsupported_op{suffix}", user_models)
+    shutil.copy(FIXTURE_MODELS / "test_unsupported_op.tflite", user_models)
+    # A kettle model too: as another appliance, so it is not skipped as a second kettle.
+    card = _card_json("test_unsupported_op", appliance="fridge")
+    _edit_card(user_models, "test_unsupported_op", card)
     hass.states.async_set(MAINS, "100", W_ATTRS)
     entry = await setup_entry(hass, make_entry(["test_kettle", "test_unsupported_op"]))
     issue = ir.async_get(hass).async_get_issue(DOMAIN, f"{entry.entry_id}_test_unsupported_op")
@@ -330,7 +332,7 @@ async def test_options_removing_an_appliance_removes_its_device(
     )
     await hass.async_block_till_done()
     names = {d.name for d in dr.async_entries_for_config_entry(dev_reg, entry.entry_id)}
-    assert names == {"Kettle", "Mains power"}
+    assert names == {"Kettle", "NILM"}
     ent_reg = er.async_get(hass)
     uids = {e.unique_id for e in er.async_entries_for_config_entry(ent_reg, entry.entry_id)}
     assert not any("test_microwave" in uid for uid in uids)
@@ -466,3 +468,34 @@ async def test_diagnostics_show_no_absolute_config_paths(
     message = diag["failed_models"]["test_microwave"]["message"]
     assert "nilm/models/test_microwave.tflite" in message
     assert hass.config.config_dir not in json.dumps(diag)
+
+
+# --- config entry versions ----------------------------------------------------------------
+
+
+async def test_entries_from_before_the_mains_type_are_migrated(
+    hass: HomeAssistant, user_models: Path
+) -> None:
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = make_entry(["test_kettle"])
+    assert (entry.version, entry.minor_version) == (1, 1)
+    await setup_entry(hass, entry)
+    assert entry.state is ConfigEntryState.LOADED
+    assert (entry.version, entry.minor_version) == (1, 2)
+    assert entry.data["mains_type"] == "consumption"
+    assert entry.data["mains_entities"] == [MAINS]
+    assert entry.runtime_data.coordinator.mains_entities == [MAINS]
+
+
+async def test_an_entry_of_a_newer_major_version_is_not_loaded(
+    hass: HomeAssistant, user_models: Path
+) -> None:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        version=2,
+        data={"mains_entities": [MAINS], "appliances": ["test_kettle"], "backend": "cpu"},
+    )
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.MIGRATION_ERROR

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +15,9 @@ import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant, State
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -23,12 +26,14 @@ from pytest_homeassistant_custom_component.common import (
     mock_restore_cache_with_extra_data,
 )
 
+from custom_components.nilm import runtime
 from custom_components.nilm.const import CONF_MAX_GAP_S, DOMAIN
 from custom_components.nilm.coordinator import CONF_MAX_POWER_W, parse_power_w
 from custom_components.nilm.diagnostics import async_get_config_entry_diagnostics
 from custom_components.nilm.engine.errors import ModelError
 
 from .conftest import MAINS, REPLAY_START, W_ATTRS, Replayer, make_entry, setup_entry
+from .test_models import install
 
 WINDOW = 99
 LAG = 3  # the tick after slot i is set reports target sample i - 3 (2 look-ahead + 1)
@@ -530,3 +535,84 @@ async def test_a_tick_during_a_slow_inference_is_skipped_then_caught_up(
     assert batches[-1] >= 2  # the skipped slots ran together
     assert runtime.last_slot == resampler.newest_slot
     assert _state(hass, _ids(hass, entry, "test_kettle")["power"]) != STATE_UNAVAILABLE
+
+
+# --- one model per appliance, thresholds by appliance, repair texts ----------------------
+
+
+async def test_a_user_model_replaces_the_bundled_one_never_duplicates(
+    hass: HomeAssistant,
+    user_models: Path,
+    no_bundled_models: Path,
+    replayer: Replayer,
+    house20: dict[str, np.ndarray],
+) -> None:
+    """An entry made with the bundled kettle, then the user's own kettle model ticked as
+    well (before the flow refused that): one Kettle device running the user's model,
+    and the untracked power subtracts the kettle once."""
+    install(no_bundled_models, "kettle", "test_kettle")
+    install(user_models, "my_kettle", "test_kettle")
+    entry = await setup_entry(hass, make_entry(["kettle", "my_kettle", "test_microwave"]))
+    coordinator = entry.runtime_data.coordinator
+    assert list(coordinator.appliances) == ["kettle", "test_microwave"]
+    assert coordinator.appliances["kettle"].model.card.name == "my_kettle"
+    assert entry.runtime_data.duplicates == ["my_kettle"]
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    assert sorted(d.name or "" for d in devices) == ["Kettle", "Microwave", "NILM"]
+    kettle = next(d for d in devices if d.name == "Kettle")
+    assert kettle.model_id == "my_kettle"
+    assert not any("my_kettle" in uid for uid in _uids(hass, entry))
+
+    ids = _ids(hass, entry, "kettle")
+    microwave = _ids(hass, entry, "test_microwave")
+    agg = house20["Aggregate"][700:860]  # a kettle boil at row 815
+    for i, watts in enumerate(agg):
+        await replayer.step(float(watts))
+        if i <= FIRST_VALID_STEP:
+            continue
+        power = float(_state(hass, ids["power"]))
+        other = float(_state(hass, microwave["power"]))
+        untracked = float(_state(hass, ids["untracked"]))
+        assert untracked == pytest.approx(max(0.0, agg[i - LAG] - power - other), abs=0.2)
+
+
+def _uids(hass: HomeAssistant, entry: MockConfigEntry) -> set[str]:
+    return {
+        e.unique_id for e in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+    }
+
+
+async def test_thresholds_are_read_by_appliance_and_by_older_model_keys(
+    hass: HomeAssistant, user_models: Path
+) -> None:
+    entry = await setup_entry(
+        hass,
+        make_entry(
+            ["test_kettle", "test_microwave"],
+            options={"threshold_kettle": 0.7, "threshold_test_microwave": 0.6},
+        ),
+    )
+    runtimes = entry.runtime_data.coordinator.appliances
+    assert runtimes["test_kettle"].model.card.status.probability_threshold == 0.7
+    # An entry saved before thresholds were keyed by appliance keeps its value.
+    assert runtimes["test_microwave"].model.card.status.probability_threshold == 0.6
+
+
+async def test_repair_texts_read_cleanly(hass: HomeAssistant, user_models: Path) -> None:
+    """The engine's message ends in "..." (a hash prefix): the repair's text must not add
+    a full stop to it ("e399191a8967.... Its file")."""
+    data = bytearray((user_models / "test_microwave.tflite").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (user_models / "test_microwave.tflite").write_bytes(bytes(data))
+    entry = await setup_entry(hass, make_entry())
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"{entry.entry_id}_test_microwave")
+    assert issue is not None
+    placeholders = issue.translation_placeholders or {}
+    assert placeholders["error"].endswith("...")
+    en = json.loads(
+        (Path(runtime.__file__).parent / "translations" / "en.json").read_text(encoding="utf-8")
+    )
+    for key, texts in en["issues"].items():
+        text = texts["description"].format(**placeholders)
+        assert "...." not in text, key
+        assert ".." not in text.replace(placeholders["error"], ""), key
