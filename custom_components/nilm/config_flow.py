@@ -213,6 +213,23 @@ def _duplicate_appliance(models: list[AvailableModel]) -> str | None:
     return None
 
 
+
+def _default_appliances(offered: dict[str, AvailableModel]) -> list[str]:
+    """One model per appliance, leaving out those whose card records a lower F1 on the
+    unseen test house than the non-learned rule baseline (a user can still tick them)."""
+    chosen = []
+    for name in one_per_appliance(offered):
+        metrics = offered[name].card.metrics
+        model = metrics.get("test_house_20")
+        rule = metrics.get("rule_house_20")
+        try:
+            worse = float(model["f1"]) < float(rule["f1"])  # type: ignore[index]
+        except (TypeError, KeyError, ValueError):
+            worse = False
+        if not worse:
+            chosen.append(name)
+    return chosen or one_per_appliance(offered)
+
 class NilmConfigFlow(ConfigFlow, domain=DOMAIN):
     """One entry per mains source (unique id: the sorted sensor ids)."""
 
@@ -264,8 +281,9 @@ class NilmConfigFlow(ConfigFlow, domain=DOMAIN):
                 vol.Required(CONF_MAINS_ENTITIES, default=[]): _power_selector(self.hass),
                 vol.Optional(CONF_EXPORT_ENTITIES, default=[]): _power_selector(self.hass),
                 vol.Optional(CONF_SOLAR_ENTITIES, default=[]): _power_selector(self.hass),
-                # Every offered appliance is ticked (one model each): untick what you lack.
-                vol.Required(CONF_APPLIANCES, default=one_per_appliance(offered)): (
+                # Every offered appliance is ticked (one model each) unless its card says it
+                # lost to the simple rule on the unseen test house: untick what you lack.
+                vol.Required(CONF_APPLIANCES, default=_default_appliances(offered)): (
                     _appliance_selector(dict(offered))
                 ),
                 vol.Required(CONF_BACKEND, default=DEFAULT_BACKEND): _backend_selector(),

@@ -681,3 +681,24 @@ def test_every_form_error_is_translated_with_known_placeholders() -> None:
     assert {"no_appliances", "duplicate_appliance", "not_a_number"} <= set(EN["options"]["error"])
     selector_options = EN["selector"]["mains_type"]["options"]
     assert set(selector_options) == {"consumption", "grid", "import_export"}
+
+
+async def test_an_appliance_that_lost_to_the_rule_starts_unticked(
+    hass: HomeAssistant, no_bundled_models: Path
+) -> None:
+    """The card records the unseen house's F1 of the model and of the rule baseline: a
+    model that lost is offered but not ticked (the user can still choose it)."""
+    install(no_bundled_models, "kettle", "test_kettle")
+    install(no_bundled_models, "microwave", "test_microwave")
+    for name, model_f1 in (("kettle", 0.85), ("microwave", 0.17)):
+        path = no_bundled_models / f"{name}.json"
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw["metrics"] = {"test_house_20": {"f1": model_f1}, "rule_house_20": {"f1": 0.23}}
+        path.write_text(json.dumps(raw), encoding="utf-8")
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": config_entries.SOURCE_USER}
+    )
+    schema = {str(k): k for k in result["data_schema"].schema}
+    selector = result["data_schema"].schema[schema[CONF_APPLIANCES]]
+    assert [o["value"] for o in selector.config["options"]] == ["kettle", "microwave"]
+    assert schema[CONF_APPLIANCES].default() == ["kettle"]
