@@ -213,7 +213,6 @@ def _duplicate_appliance(models: list[AvailableModel]) -> str | None:
     return None
 
 
-
 def _default_appliances(offered: dict[str, AvailableModel]) -> list[str]:
     """One model per appliance, leaving out those whose card records a lower F1 on the
     unseen test house than the non-learned rule baseline (a user can still tick them)."""
@@ -229,6 +228,7 @@ def _default_appliances(offered: dict[str, AvailableModel]) -> list[str]:
         if not worse:
             chosen.append(name)
     return chosen or one_per_appliance(offered)
+
 
 class NilmConfigFlow(ConfigFlow, domain=DOMAIN):
     """One entry per mains source (unique id: the sorted sensor ids)."""

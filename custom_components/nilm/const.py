@@ -47,6 +47,9 @@ POWER_UNITS_TO_W: Final[dict[str, float]] = {"W": 1.0, "kW": 1000.0}
 
 # Keep at most this many status predictions to seed min on/off hysteresis on warm start.
 WARM_START_MAX_WINDOWS: Final = 240
+# Most windows per backend call (warm start, catching up after skipped ticks): a backend
+# sizes its activations for the whole batch, so memory stays that of 16 windows.
+INFERENCE_CHUNK_WINDOWS: Final = 16
 LATENCY_SAMPLES: Final = 500
 LAST_ERRORS: Final = 10
 
@@ -68,3 +71,12 @@ ISSUE_MODEL_MISSING: Final = "model_missing"
 ISSUE_MODEL_CORRUPT: Final = "model_corrupt"
 ISSUE_MODEL_UNSUPPORTED: Final = "model_unsupported"
 ISSUE_BACKEND_UNAVAILABLE: Final = "backend_unavailable"
+
+# Repairs about the entry rather than one model (named REPAIR_*: the ISSUE_* names above
+# are the per-model repairs, one per configured appliance).
+REPAIR_USER_MODEL_REJECTED: Final = "user_model_rejected"  # the bundled model runs instead
+REPAIR_MAINS_MISSING: Final = "mains_missing"  # a configured mains sensor is gone
+# After Home Assistant has started, how long a configured mains sensor may be absent from
+# both the entity registry and the state machine before a repair says it is missing
+# (sensors of integrations that set up in the background appear late).
+MAINS_MISSING_GRACE_S: Final = 120.0

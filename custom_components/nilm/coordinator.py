@@ -1,17 +1,21 @@
 """Runtime: mains sensor(s) -> resampled windows -> one batched inference per tick.
 
 The event loop only collects sensor updates (cheap) and hands every tick's windows to a
-single executor job; all numpy/model work happens there. Entities read the results from
+single executor job; all numpy/model work happens there, in chunks of at most
+:data:`.const.INFERENCE_CHUNK_WINDOWS` windows per backend call. The warm start replays
+the recorder's history (up to hundreds of thousands of states from a 10 Hz meter) in the
+executor too: the event loop only applies the results. Entities read the results from
 :class:`ApplianceRuntime` objects when the coordinator announces an update.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -41,6 +45,7 @@ from homeassistant.util import dt as dt_util
 
 from .const import (
     DOMAIN,
+    INFERENCE_CHUNK_WINDOWS,
     LAST_ERRORS,
     LATENCY_SAMPLES,
     POWER_UNITS_TO_W,
@@ -194,8 +199,28 @@ class _JobResult:
     error: str | None
 
 
-def _run_jobs(jobs: list[_Job]) -> list[_JobResult]:
-    """Executor side: every appliance's windows of this tick, one model call each."""
+def _predict_chunked(model: NilmModel, windows: FloatArray, chunk: int) -> _JobResult:
+    """Run ``windows`` through ``model`` at most ``chunk`` at a time.
+
+    A backend's memory grows with the batch (LiteRT sizes every activation for it: a
+    104 KB model with a wide layer peaked at 1.4 GB on a whole warm start as one
+    batch), so no call ever gets more than ``chunk`` windows.
+    """
+    powers: list[npt.NDArray[np.float32]] = []
+    ons: list[npt.NDArray[np.bool_]] = []
+    probabilities: list[npt.NDArray[np.float32]] = []
+    for begin in range(0, len(windows), chunk):
+        prediction = model.predict(windows[begin : begin + chunk])
+        powers.append(prediction.raw_power_w)
+        ons.append(prediction.on)
+        if prediction.probability is not None:
+            probabilities.append(prediction.probability)
+    probability = np.concatenate(probabilities) if len(probabilities) == len(powers) else None
+    return _JobResult(np.concatenate(powers), np.concatenate(ons), probability, 0.0, None)
+
+
+def _run_jobs(jobs: list[_Job], chunk: int = INFERENCE_CHUNK_WINDOWS) -> list[_JobResult]:
+    """Executor side: every appliance's windows of this tick, in chunks of ``chunk``."""
     results: list[_JobResult] = []
     for job in jobs:
         start = time.perf_counter()
@@ -203,7 +228,7 @@ def _run_jobs(jobs: list[_Job]) -> list[_JobResult]:
             results.append(_JobResult(None, None, None, 0.0, None))
             continue
         try:
-            prediction = job.runtime.model.predict(job.windows)
+            result = _predict_chunked(job.runtime.model, job.windows, max(1, chunk))
         except Exception as err:  # one faulty model must not stop the others
             results.append(
                 _JobResult(
@@ -211,15 +236,8 @@ def _run_jobs(jobs: list[_Job]) -> list[_JobResult]:
                 )
             )
             continue
-        results.append(
-            _JobResult(
-                prediction.raw_power_w,
-                prediction.on,
-                prediction.probability,
-                (time.perf_counter() - start) * 1000.0,
-                None,
-            )
-        )
+        result.latency_ms = (time.perf_counter() - start) * 1000.0
+        results.append(result)
     return results
 
 
@@ -336,7 +354,13 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
     # ------------------------------------------------------------------ warm start
 
     async def _async_warm_start(self) -> None:
-        """Replay the recorder's recent history so windows are full right after a restart."""
+        """Replay the recorder's recent history so windows are full right after a restart.
+
+        Reading (recorder executor), replaying through the combiner and resamplers and
+        the inference (executor, in chunks) all run off the event loop: a 10 Hz meter
+        leaves 36,000 states per hour of history. Nothing else touches the resamplers
+        yet (the live subscriptions start after the warm start), so the executor may.
+        """
         if "recorder" not in self.hass.config.components or not self.appliances:
             return
         # Imported here: the recorder is optional and heavy to import.
@@ -357,16 +381,32 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
             _LOGGER.warning("Warm start from the recorder failed: %s", err)
             self.last_errors.append(f"warm start: {type(err).__name__}: {err}")
             return
-        points = sorted(
-            _history_points(raw, self.max_gap_s, start.timestamp(), end.timestamp()),
-            key=lambda p: p[0],
-        )
-        for ts, entity_id, state in points:
-            self._feed(entity_id, state, ts)
-        for resampler in self.resamplers.values():
-            resampler.advance(end.timestamp())
-        self.warm_start_windows = len(points)
+        try:
+            self.warm_start_windows = await self.hass.async_add_executor_job(
+                self._replay_history, raw, start.timestamp(), end.timestamp()
+            )
+        except Exception as err:  # a broken history must not block setup
+            _LOGGER.warning("Warm start from the recorder failed: %s", err)
+            self.last_errors.append(f"warm start: {type(err).__name__}: {err}")
+            self._fresh_windows()  # nothing half-replayed stays
+            return
+        finally:
+            del raw  # the States of hours of a fast meter: free them before inference
         await self._async_process(count_energy=False)
+
+    def _replay_history(self, raw: dict[str, list[State]], start_ts: float, end_ts: float) -> int:
+        """Executor side: feed the recorder's rows in time order; return the points fed.
+
+        Each sensor's rows come in time order: merging them (a generator) never holds
+        the interpreter for long, unlike sorting every point at once.
+        """
+        fed = 0
+        for ts, entity_id, state in _merged_history_points(raw, self.max_gap_s, start_ts, end_ts):
+            self._feed(entity_id, state, ts)
+            fed += 1
+        for resampler in self.resamplers.values():
+            resampler.advance(end_ts)
+        return fed
 
     # ------------------------------------------------------------------ ticks
 
@@ -410,6 +450,21 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
         self.last_errors.append(f"clock stepped back by {step:.0f} s: windows restarted")
         self.clock_resets += 1
         self._clock_ref = ts
+        self._fresh_windows()
+        for resampler in self.resamplers.values():
+            resampler.advance(ts)
+        for entity_id in self.mains_entities:  # the current readings start the new windows
+            state = self.hass.states.get(entity_id)
+            if state is not None:
+                self._feed(entity_id, state, ts)
+        if self._unsub_tick is not None:  # the pending tick waits for the old time: re-arm
+            self._cancel_tick()
+            self._schedule_tick()
+        self._update_untracked()
+        self.async_set_updated_data(self.data + 1)
+
+    def _fresh_windows(self) -> None:
+        """Empty resamplers and combiner; every appliance waits for a full window."""
         self.resamplers = {
             period: ZohResampler(period, r.buffer.capacity, self.max_gap_s)
             for period, r in self.resamplers.items()
@@ -423,17 +478,6 @@ class NilmCoordinator(DataUpdateCoordinator[int]):
             runtime.power_w = runtime.probability = runtime.on = None
             runtime.last_slot = None
             runtime.tracker.reset()
-        for resampler in self.resamplers.values():
-            resampler.advance(ts)
-        for entity_id in self.mains_entities:  # the current readings start the new windows
-            state = self.hass.states.get(entity_id)
-            if state is not None:
-                self._feed(entity_id, state, ts)
-        if self._unsub_tick is not None:  # the pending tick waits for the old time: re-arm
-            self._cancel_tick()
-            self._schedule_tick()
-        self._update_untracked()
-        self.async_set_updated_data(self.data + 1)
 
     async def _async_process(self, *, count_energy: bool) -> None:
         """Run every slot closed since the last run (by ticks or by sensor updates)."""
@@ -659,24 +703,28 @@ def _read_history(
     return out
 
 
-def _history_points(
-    raw: dict[str, list[State]], max_gap_s: float, start_ts: float, end_ts: float
-) -> Iterable[tuple[float, str, State]]:
-    """(timestamp, entity, state) points from recorder rows.
-
-    The recorder keeps one row per change plus the time it was last re-reported, so a
-    row proves its value held from ``last_updated`` to ``last_reported``: re-emit it
-    often enough inside that span that the resampler's hold does not expire.
-    """
+def _entity_points(
+    entity_id: str, states: list[State], max_gap_s: float, start_ts: float, end_ts: float
+) -> Iterator[tuple[float, str, State]]:
     step = max_gap_s / 2.0
-    for entity_id, states in raw.items():
-        for state in states:
-            first = max(state.last_updated_timestamp, start_ts)
-            last = min(state.last_reported_timestamp, end_ts)
-            yield first, entity_id, state
-            ts = first + step
-            while ts < last:
-                yield ts, entity_id, state
-                ts += step
-            if last > first:
-                yield last, entity_id, state
+    for state in states:
+        first = max(state.last_updated_timestamp, start_ts)
+        last = min(state.last_reported_timestamp, end_ts)
+        yield first, entity_id, state
+        ts = first + step
+        while ts < last:
+            yield ts, entity_id, state
+            ts += step
+        if last > first:
+            yield last, entity_id, state
+
+
+def _merged_history_points(
+    raw: dict[str, list[State]], max_gap_s: float, start_ts: float, end_ts: float
+) -> Iterator[tuple[float, str, State]]:
+    """The points of every sensor in time order (each sensor's rows are in order)."""
+    streams = [
+        _entity_points(entity_id, states, max_gap_s, start_ts, end_ts)
+        for entity_id, states in raw.items()
+    ]
+    return heapq.merge(*streams, key=lambda point: point[0])

@@ -17,6 +17,7 @@ from .const import (
     ISSUE_MODEL_CORRUPT,
     ISSUE_MODEL_MISSING,
     ISSUE_MODEL_UNSUPPORTED,
+    REPAIR_USER_MODEL_REJECTED,
 )
 from .engine.backends import is_edgetpu_model
 from .engine.card import CARD_SUFFIX, ModelCard, load_card, tflite_path_for
@@ -179,7 +180,10 @@ def load_appliance(
     A forced backend that is missing (no Coral plugged in) falls back to the CPU and
     still reports a failure, so the user learns why inference is slower than expected.
     ``rejected`` is the card of this name that failed validation, if any: without a
-    valid card its reason is the failure's message.
+    valid card its reason is the failure's message. A rejected *user* card that leaves a
+    valid bundled card of its name to run is a failure too
+    (:data:`.const.REPAIR_USER_MODEL_REJECTED`): the model runs, and the repair says
+    that the user's model was rejected and why, and that the bundled one runs meanwhile.
     """
     if available is None:
         if rejected is not None:
@@ -188,10 +192,20 @@ def load_appliance(
             )
         return None, LoadFailure(name, ISSUE_MODEL_MISSING, "no model card with this name")
     try:
-        return _load_appliance(available, name, backend, threshold)
+        model, failure = _load_appliance(available, name, backend, threshold)
     except Exception as err:  # a bug or an unforeseen file: a repair, not a failed entry
         _LOGGER.warning("Loading model %s failed unexpectedly", name, exc_info=True)
-        return None, LoadFailure(name, ISSUE_MODEL_CORRUPT, _describe(err))
+        model, failure = None, LoadFailure(name, ISSUE_MODEL_CORRUPT, _describe(err))
+    if rejected is None or not rejected.user or available.user:
+        return model, failure
+    shadowed = f"{rejected.label} was rejected: {rejected.reason}"
+    if model is None:  # the bundled model failed too: its reason first, then the user's
+        if failure is None:
+            return None, LoadFailure(name, ISSUE_MODEL_CORRUPT, shadowed)
+        return None, replace(failure, message=f"{failure.message}; also, {shadowed}")
+    if failure is not None:  # e.g. the bundled model runs on the CPU, not the Coral
+        shadowed += f" (also: {failure.message})"
+    return model, LoadFailure(name, REPAIR_USER_MODEL_REJECTED, shadowed)
 
 
 def _load_appliance(

@@ -4,35 +4,67 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import (
+    async_call_later,
+    async_track_entity_registry_updated_event,
+    async_track_state_change_event,
+)
+from homeassistant.helpers.start import async_at_started
 
 from .const import (
     CONF_APPLIANCES,
     CONF_BACKEND,
+    CONF_EXPORT_ENTITIES,
+    CONF_MAINS_ENTITIES,
     CONF_MAINS_TYPE,
     CONF_MAX_GAP_S,
+    CONF_SOLAR_ENTITIES,
     CONF_THRESHOLD_PREFIX,
     DEFAULT_BACKEND,
     DEFAULT_MAX_GAP_S,
     DOMAIN,
+    ISSUE_BACKEND_UNAVAILABLE,
     ISSUE_MODEL_CORRUPT,
+    ISSUE_MODEL_MISSING,
+    ISSUE_MODEL_UNSUPPORTED,
     MAINS_CONSUMPTION,
+    MAINS_MISSING_GRACE_S,
+    REPAIR_MAINS_MISSING,
+    REPAIR_USER_MODEL_REJECTED,
     USER_MODELS_SUBDIR,
 )
 from .coordinator import CONF_MAX_POWER_W, DEFAULT_MAX_POWER_W, NilmCoordinator
 from .engine.model import NilmModel
 from .entity import entry_device_info
-from .mains import mains_terms
+from .mains import mains_terms, mains_type
 from .models import AvailableModel, LoadFailure, load_appliance, replacement_for, scan_models
 
 _LOGGER = logging.getLogger(__name__)
+
+# The repairs one per configured model (issue id: entry id + model name), synced at setup.
+MODEL_REPAIRS = frozenset(
+    {
+        ISSUE_MODEL_MISSING,
+        ISSUE_MODEL_CORRUPT,
+        ISSUE_MODEL_UNSUPPORTED,
+        ISSUE_BACKEND_UNAVAILABLE,
+        REPAIR_USER_MODEL_REJECTED,
+    }
+)
+# Entry data holding mains sensor ids (all of them renamed together with the entity).
+SENSOR_KEYS = (CONF_MAINS_ENTITIES, CONF_EXPORT_ENTITIES, CONF_SOLAR_ENTITIES)
 
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
 
@@ -154,7 +186,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: NilmConfigEntry) -> bool
     loaded = await hass.async_add_executor_job(
         _load_all, Path(hass.config.path(USER_MODELS_SUBDIR)), names, backend, thresholds
     )
-    _sync_issues(hass, entry, loaded.failures)
+    _sync_issues(hass, entry, loaded.failures, set(loaded.models))
 
     coordinator = NilmCoordinator(
         hass,
@@ -173,6 +205,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: NilmConfigEntry) -> bool
         config_entry_id=entry.entry_id, **entry_device_info(entry)
     )
     for unsub in await coordinator.async_start():
+        entry.async_on_unload(unsub)
+    for unsub in _async_watch_mains(hass, entry, coordinator.mains_entities):
         entry.async_on_unload(unsub)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))
@@ -229,21 +263,40 @@ def _entry_issue_ids(hass: HomeAssistant, entry: ConfigEntry) -> list[str]:
     ]
 
 
-def _sync_issues(hass: HomeAssistant, entry: ConfigEntry, failures: dict[str, LoadFailure]) -> None:
-    """One repair issue per broken model; issues of models that now load are removed."""
+def _sync_issues(
+    hass: HomeAssistant,
+    entry: ConfigEntry,
+    failures: dict[str, LoadFailure],
+    running: set[str],
+) -> None:
+    """One repair issue per broken model; issues of models that now load are removed
+    (the entry's other repairs, about its mains sensors, are left alone). A problem with
+    a model that still runs (``running``: on the CPU instead of the Coral, the bundled
+    model instead of the user's) is a warning, else an error."""
     wanted = {issue_id_for(entry, name) for name in failures}
+    registry = ir.async_get(hass)
     for issue_id in _entry_issue_ids(hass, entry):
-        if issue_id not in wanted:
+        issue = registry.async_get_issue(DOMAIN, issue_id)
+        if issue_id not in wanted and issue is not None and issue.translation_key in MODEL_REPAIRS:
             ir.async_delete_issue(hass, DOMAIN, issue_id)
     for name, failure in failures.items():
-        _LOGGER.error("Model %s cannot be used (%s): %s", name, failure.reason, failure.message)
+        warning = name in running
+        _LOGGER.log(
+            logging.WARNING if warning else logging.ERROR,
+            "Model %s runs, with a problem (%s): %s"
+            if warning
+            else "Model %s cannot be used (%s): %s",
+            name,
+            failure.reason,
+            failure.message,
+        )
         ir.async_create_issue(
             hass,
             DOMAIN,
             issue_id_for(entry, name),
             is_fixable=False,
             is_persistent=False,
-            severity=ir.IssueSeverity.ERROR,
+            severity=ir.IssueSeverity.WARNING if warning else ir.IssueSeverity.ERROR,
             translation_key=failure.reason,
             translation_placeholders={
                 "model": name,
@@ -251,3 +304,120 @@ def _sync_issues(hass: HomeAssistant, entry: ConfigEntry, failures: dict[str, Lo
                 "folder": hass.config.path(USER_MODELS_SUBDIR),
             },
         )
+
+
+# --- the mains sensors: follow a renamed one, say so when one is gone ---------------------
+
+
+def mains_issue_id(entry: ConfigEntry, entity_id: str) -> str:
+    return f"{entry.entry_id}_{REPAIR_MAINS_MISSING}_{entity_id}"
+
+
+def _mains_missing(hass: HomeAssistant, entry: ConfigEntry, entity_id: str) -> None:
+    _LOGGER.warning(
+        "The mains sensor %s of NILM entry %s no longer exists; its entities stay "
+        "unavailable until it is back",
+        entity_id,
+        entry.title,
+    )
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        mains_issue_id(entry, entity_id),
+        is_fixable=False,
+        is_persistent=False,  # checked again after every start
+        severity=ir.IssueSeverity.ERROR,
+        translation_key=REPAIR_MAINS_MISSING,
+        translation_placeholders={"sensor": entity_id, "entry": entry.title},
+    )
+
+
+def _sensors_unique_id(data: Mapping[str, Any]) -> str:
+    """The entry's unique id for ``data``, made as the config flow makes it."""
+    sensors = [str(e) for key in SENSOR_KEYS for e in data.get(key) or []]
+    if mains_type(data) == MAINS_CONSUMPTION:
+        sensors = [str(e) for e in data.get(CONF_MAINS_ENTITIES) or []]
+    return "+".join(sorted(sensors))
+
+
+def _follow_rename(hass: HomeAssistant, entry: ConfigEntry, old: str, new: str) -> None:
+    """A mains sensor's entity id changed: the entry's data follows it (and its unique
+    id, if it was made from the sensors and no other entry has the new one). The update
+    listener then reloads the entry, which subscribes to the new id; devices, entities
+    and energy totals stay (their ids do not contain the sensor's)."""
+    data = {**entry.data}
+    for key in SENSOR_KEYS:
+        ids = data.get(key)
+        if isinstance(ids, list | tuple) and old in ids:
+            data[key] = [new if e == old else e for e in ids]
+    if data == dict(entry.data):
+        return
+    _LOGGER.info("Mains sensor %s was renamed to %s; NILM entry %s follows", old, new, entry.title)
+    ir.async_delete_issue(hass, DOMAIN, mains_issue_id(entry, old))
+    unique_id = _sensors_unique_id(data)
+    taken = any(
+        e.unique_id == unique_id and e.entry_id != entry.entry_id
+        for e in hass.config_entries.async_entries(DOMAIN)
+    )
+    if entry.unique_id == _sensors_unique_id(entry.data) and not taken:
+        hass.config_entries.async_update_entry(entry, data=data, unique_id=unique_id)
+    else:
+        hass.config_entries.async_update_entry(entry, data=data)
+
+
+def _async_watch_mains(
+    hass: HomeAssistant, entry: ConfigEntry, entity_ids: list[str]
+) -> list[Callable[[], None]]:
+    """Follow renames of the mains sensors, raise a repair for one that is removed (or
+    still absent a while after Home Assistant started) and clear it once it is back."""
+    if not entity_ids:
+        return []
+    registry = er.async_get(hass)
+
+    @callback
+    def _present(entity_id: str) -> None:
+        ir.async_delete_issue(hass, DOMAIN, mains_issue_id(entry, entity_id))
+
+    @callback
+    def _registry_updated(event: Event[er.EventEntityRegistryUpdatedData]) -> None:
+        data = event.data
+        if data["action"] == "remove":
+            _mains_missing(hass, entry, data["entity_id"])
+        elif data["action"] == "create":
+            _present(data["entity_id"])
+        elif "entity_id" in data["changes"]:
+            old = data.get("old_entity_id", data["changes"]["entity_id"])
+            _follow_rename(hass, entry, str(old), data["entity_id"])
+
+    @callback
+    def _state_changed(event: Event[EventStateChangedData]) -> None:
+        if event.data["new_state"] is not None and event.data["old_state"] is None:
+            _present(event.data["entity_id"])
+
+    @callback
+    def _check(_now: datetime) -> None:
+        for entity_id in entity_ids:
+            if registry.async_get(entity_id) is None and hass.states.get(entity_id) is None:
+                _mains_missing(hass, entry, entity_id)
+            else:
+                _present(entity_id)
+
+    unsubs: list[Callable[[], None]] = [
+        async_track_entity_registry_updated_event(hass, entity_ids, _registry_updated),
+        async_track_state_change_event(hass, entity_ids, _state_changed),
+    ]
+    pending: list[Callable[[], None]] = []
+
+    @callback
+    def _started(_hass: HomeAssistant) -> None:
+        pending.append(async_call_later(hass, MAINS_MISSING_GRACE_S, _check))
+
+    unsubs.append(async_at_started(hass, _started))
+
+    @callback
+    def _cancel() -> None:
+        for unsub in pending:
+            unsub()
+
+    unsubs.append(_cancel)
+    return unsubs

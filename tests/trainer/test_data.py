@@ -444,14 +444,14 @@ def test_glitch_readings_are_missing_not_clipped_to_real_power(tmp_path: Path) -
 def test_a_typo_in_a_year_is_refused_before_building_a_huge_grid(tmp_path: Path) -> None:
     times = _minutes(400)
     times[200] = times[200].replace("2024", "2224")
-    with pytest.raises(TrainerError, match="typo|memory budget"):
+    with pytest.raises(TrainerError, match=r"typo|memory budget"):
         load_user_csv(_csv(tmp_path / "y.csv", times, [300.0] * 400), "when", "mains", {})
 
 
 def test_absurd_periods_are_refused() -> None:
-    with pytest.raises(TrainerError, match="between 0.1 and 3600"):
+    with pytest.raises(TrainerError, match=r"between 0\.1 and 3600"):
         DataConfig(period_s=1e-6)
-    with pytest.raises(TrainerError, match="between 0.1 and 3600"):
+    with pytest.raises(TrainerError, match=r"between 0\.1 and 3600"):
         DataConfig(period_s=1e6)
 
 

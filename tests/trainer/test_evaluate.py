@@ -197,7 +197,8 @@ def test_bundled_model_truth_prediction_and_tracker(bundled_eval: Evaluation) ->
     assert m["event_recall"] == pytest.approx(nilm_metrics.event_recall(ev.true_on, ev.pred_on))
     # The tracker's energy is the offline min-duration energy (nothing left pending).
     assert m["tracker_energy_kwh"] == pytest.approx(m["predicted_energy_kwh"], rel=1e-6)
-    assert m["latency_s"] == ev.card.delay_s == (ev.card.window_length - 1 - ev.card.target_index) * 30.0
+    latency = (ev.card.window_length - 1 - ev.card.target_index) * 30.0
+    assert m["latency_s"] == ev.card.delay_s == latency
     on_delays, off_delays = _slow_delays(ev, ev.card.delay_s)
     assert len(on_delays) == m["running_on_delay_events"] > 5
     assert len(off_delays) == m["running_off_delay_events"]
