@@ -1,16 +1,17 @@
 """Per-model inspection: where quantization hurts, which backend runs what, and at what cost.
 
 Everything a deployment decision needs is measured in one run on one machine, so the
-numbers compare: per-layer quantization error (TFLite's quantization debugger, RMSE over
-the quantization step against the 1/sqrt(12) ~ 0.289 of ideal rounding), an optional
-selective model that keeps suspected layers in float, the op list per backend, file size,
-peak memory of one inference and latency on LiteRT (XNNPACK and reference kernels) and the
-numpy engine, with the numpy engine's per-operator times.
+numbers compare: per-layer quantization error (TFLite's quantization debugger, run on
+LiteRT's interpreter; RMSE over the quantization step against the 1/sqrt(12) ~ 0.289 of
+ideal rounding), an optional selective model that keeps suspected layers in float, the op
+list per backend, file size, peak memory of one inference and latency on LiteRT (XNNPACK
+and reference kernels) and the numpy engine, with the numpy engine's per-operator times.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -208,10 +209,11 @@ def layer_errors(
     converter = make_converter(model, QuantizeConfig(mode="w8_a8"), rep)
     dataset = _debug_dataset(rep, shape, config.debug_samples)
     try:
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=dataset
-        )
-        debugger.run()
+        with _debugger_runs_litert():
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=dataset
+            )
+            debugger.run()
     except Exception as err:  # converter/debugger errors carry no stable type
         raise TrainerError(f"quantization debugger failed: {str(err).splitlines()[0]}") from err
     buffer = io.StringIO()
@@ -239,7 +241,10 @@ def layer_errors(
     selective: SelectiveResult | None = None
     if config.selective and suspected and eval_windows is not None:
         full = debugger.get_nondebug_quantized_model()
-        debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=suspected)
+        with _debugger_runs_litert():  # setting options re-creates its interpreters
+            debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_nodes=suspected
+            )
         partial = bytes(debugger.get_nondebug_quantized_model())
         selective = SelectiveResult(
             denylisted=tuple(suspected),
@@ -249,6 +254,26 @@ def layer_errors(
             data=partial,
         )
     return layers, selective
+
+
+@contextlib.contextmanager
+def _debugger_runs_litert() -> Iterator[None]:
+    """TensorFlow's quantization debugger, on LiteRT's interpreter instead of tf.lite's.
+
+    The debugger builds ``tf.lite.Interpreter`` objects itself (deprecated, a warning on
+    each); ``ai_edge_litert.interpreter`` is the same API (private op/tensor details, the
+    NumericVerify op, ``experimental_preserve_all_tensors``), so the debugger's module is
+    pointed at it while it creates interpreters.
+    """
+    from ai_edge_litert import interpreter as litert
+    from tensorflow.lite.tools.optimize.debugging.python import debugger as tf_debugger
+
+    saved = tf_debugger._interpreter
+    tf_debugger._interpreter = litert
+    try:
+        yield
+    finally:
+        tf_debugger._interpreter = saved
 
 
 def _power_rmse(model: Any, data: bytes, windows: npt.NDArray[np.float32]) -> float:

@@ -759,44 +759,194 @@ def add_cli(subparsers: Any) -> None:
         description=__doc__.split("\n")[0],
     )
     d = PipelineConfig(appliance="kettle")
-    parser.add_argument("--appliance", required=True)
-    parser.add_argument("--run-dir", type=Path, required=True)
-    parser.add_argument("--name", default="", help="exported model name (default: appliance)")
-    parser.add_argument("--data-dir", default="", help="shared data folder")
-    parser.add_argument("--train-house", type=int, default=d.train_house)
-    parser.add_argument("--test-house", type=int, default=d.test_house)
-    parser.add_argument("--train-months", nargs="+", default=None, metavar="YYYY-MM")
-    parser.add_argument("--test-months", nargs="+", default=None, metavar="YYYY-MM")
-    parser.add_argument("--arch", default=d.architecture)
-    parser.add_argument("--window", type=int, default=d.window_length)
-    parser.add_argument("--target-index", type=int, default=d.target_index)
-    parser.add_argument("--width", type=float, default=d.width)
-    parser.add_argument("--dropout", type=float, default=d.dropout)
-    parser.add_argument("--epochs", type=int, default=d.epochs)
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--lr", type=float, default=d.learning_rate)
-    parser.add_argument("--patience", type=int, default=d.patience)
-    parser.add_argument("--steps-per-epoch", type=int, default=None)
-    parser.add_argument("--max-windows", type=int, default=d.max_windows)
+    parser.add_argument(
+        "--appliance",
+        required=True,
+        help="appliance to train, e.g. kettle, microwave, dishwasher, washing_machine (required)",
+    )
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        required=True,
+        help="run directory for the model, reports, plots and export (required; created)",
+    )
+    parser.add_argument("--name", default="", help="exported model name (default: the appliance)")
+    parser.add_argument(
+        "--data-dir",
+        default="",
+        help="shared data folder (default: $NILM_DATA_DIR or ../shared/data)",
+    )
+    parser.add_argument(
+        "--train-house",
+        type=int,
+        default=d.train_house,
+        help="REFIT house trained and calibrated on (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--test-house",
+        type=int,
+        default=d.test_house,
+        help="REFIT house only evaluated on, never trained, calibrated or tuned on "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--train-months",
+        nargs="+",
+        default=None,
+        metavar="YYYY-MM",
+        help="only these monthly files of the training house (default: all)",
+    )
+    parser.add_argument(
+        "--test-months",
+        nargs="+",
+        default=None,
+        metavar="YYYY-MM",
+        help="only these monthly files of the test house (default: all)",
+    )
+    parser.add_argument(
+        "--arch", default=d.architecture, help="model architecture (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=d.window_length,
+        metavar="N",
+        help="input window length in samples (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--target-index",
+        type=int,
+        default=d.target_index,
+        metavar="I",
+        help="index in the window of the sample the model predicts; the window's end "
+        "minus this is the model's delay (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--width",
+        type=float,
+        default=d.width,
+        metavar="F",
+        help="compact CNN channel multiplier (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--dropout", type=float, default=d.dropout, help="dropout rate (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=d.epochs, help="maximum epochs (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=d.batch_size,
+        help="training batch size (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=d.learning_rate,
+        help="Adam learning rate (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=d.patience,
+        help="epochs without a better validation loss before stopping (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="batches per epoch (default: one pass over the training windows)",
+    )
+    parser.add_argument(
+        "--max-windows",
+        type=int,
+        default=d.max_windows,
+        metavar="N",
+        help="cap on the balanced training windows (default: %(default)s)",
+    )
     parser.add_argument(
         "--on-share",
         type=float,
         default=d.on_share,
-        help="share of training windows whose target is on (0 = natural mix)",
+        metavar="F",
+        help="share of training windows whose target is on; 0 keeps the natural mix "
+        "(default: %(default)s)",
     )
-    parser.add_argument("--max-validation-windows", type=int, default=d.max_validation_windows)
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
-    parser.add_argument("--export-mode", choices=MODES, default=d.export_mode)
-    parser.add_argument("--representative-size", type=int, default=d.representative_size)
-    parser.add_argument("--eval-max-windows", type=int, default=d.eval_max_windows,
-                        help="0 = every window")  # fmt: skip
-    parser.add_argument("--suspect-ratio", type=float, default=d.suspect_ratio)
-    parser.add_argument("--no-selective", action="store_true")
-    parser.add_argument("--latency-runs", type=int, default=d.latency_runs)
-    parser.add_argument("--export-dir", default="", help="models folder (default: RUN/export)")
-    parser.add_argument("--no-plots", action="store_true")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--max-validation-windows",
+        type=int,
+        default=d.max_validation_windows,
+        metavar="N",
+        help="evenly thin the validation block to N windows (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=d.seed,
+        help="random seed for training, window sampling and calibration (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=MODES,
+        default=list(MODES),
+        help="conversions to make and compare: float TFLite, int8 weights, int8 weights + "
+        "int8 or int16 activations (default: all: %(choices)s)",
+    )
+    parser.add_argument(
+        "--export-mode",
+        choices=MODES,
+        default=d.export_mode,
+        help="the conversion exported for the integration; must be among --modes "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--representative-size",
+        type=int,
+        default=d.representative_size,
+        metavar="N",
+        help="calibration windows, drawn from the training house (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--eval-max-windows",
+        type=int,
+        default=d.eval_max_windows,
+        metavar="N",
+        help="evaluate the first N windows (in time order) of the validation block and "
+        "of the test house; 0 = every window "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--suspect-ratio",
+        type=float,
+        default=d.suspect_ratio,
+        metavar="R",
+        help="flag a layer whose quantization RMSE/scale exceeds R x 0.289 (ideal "
+        "rounding) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-selective",
+        action="store_true",
+        help="skip the selective model that keeps flagged layers in float (default: made)",
+    )
+    parser.add_argument(
+        "--latency-runs",
+        type=int,
+        default=d.latency_runs,
+        metavar="N",
+        help="timed inferences per backend in the inspection (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--export-dir", default="", help="models folder to export into (default: RUN_DIR/export)"
+    )
+    parser.add_argument(
+        "--no-plots", action="store_true", help="write no plots (default: plots in RUN_DIR/plots)"
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (default: shown)"
+    )
     parser.set_defaults(func=_cli_pipeline)
 
 

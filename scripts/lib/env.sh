@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Shared by scripts/setup, scripts/test and scripts/develop: find Python 3.13 and keep
-# .venv in sync with requirements.txt + constraints.txt (re-installs only when they change).
+# .venv in sync with requirements.txt + constraints.txt (re-installs only when they change);
+# scripts/test also keeps .venv-ha-newest (the newest Home Assistant, integration tests only).
 
 find_python313() {
   local candidate
@@ -40,6 +41,38 @@ ensure_venv() {
   fi
   export PATH="$venv/bin:$PATH"
   export VIRTUAL_ENV="$venv"
+}
+
+ensure_ha_newest_venv() {
+  # .venv-ha-newest: the newest Home Assistant installable here, with only what the
+  # integration tests need (requirements-ha-newest.txt + constraints-ha-newest.txt; no
+  # TensorFlow), installed once and again only when those files change. It asks for a
+  # newer Python 3.13 patch release than ours, hence --ignore-requires-python. The install
+  # is mostly downloads; --no-compile skips byte-compiling all of Home Assistant (~40 s of
+  # CPU) for the few hundred modules the tests import.
+  # Sets HA_NEWEST_PYTHON; leaves PATH alone (.venv stays the one on PATH).
+  local root venv py stamp want
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+  venv="$root/.venv-ha-newest"
+  if [ ! -x "$venv/bin/python" ]; then
+    if ! py="$(find_python313)"; then
+      echo "error: Python 3.13 not found (needed for $venv)." >&2
+      return 1
+    fi
+    echo ">> creating $venv with $py"
+    "$py" -m venv "$venv"
+  fi
+  stamp="$venv/.requirements.sha256"
+  want="$(cat "$root/requirements-ha-newest.txt" "$root/constraints-ha-newest.txt" | sha256sum | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo ">> installing the newest Home Assistant into $venv (a minute or two the first time)"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile \
+      --ignore-requires-python -r "$root/requirements-ha-newest.txt" -c "$root/constraints-ha-newest.txt" \
+      2> >(grep -v '^WARNING: Location' >&2)
+    echo "$want" > "$stamp"
+  fi
+  HA_NEWEST_PYTHON="$venv/bin/python"
+  export HA_NEWEST_PYTHON
 }
 
 ensure_chromium() {

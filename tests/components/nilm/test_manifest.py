@@ -32,9 +32,10 @@ INTEGRATION_TYPES = {"device", "entity", "hardware", "helper", "hub", "service",
 IOT_CLASSES = {
     "assumed_state", "calculated", "cloud_polling", "cloud_push", "local_polling", "local_push",
 }  # fmt: skip
+# HACS 2 no longer knows render_readme (it always renders the README).
 HACS_KEYS = {
     "name", "content_in_root", "zip_release", "filename", "hide_default_branch", "country",
-    "homeassistant", "hacs", "persistent_directory", "render_readme",
+    "homeassistant", "hacs", "persistent_directory",
 }  # fmt: skip
 # Pure-Python wheels only: Home Assistant OS is Alpine (musl), no compilers.
 MUSL_SAFE = {"flatbuffers", "tflite"}
@@ -74,16 +75,30 @@ def test_manifest_follows_hassfest_rules() -> None:
     assert text == json.dumps(manifest, indent=2) + "\n"
 
 
+def ha_versions_under_test() -> list[AwesomeVersion]:
+    """The Home Assistant versions CI tests on: ``homeassistant==X`` in requirements*.txt."""
+    pins = (
+        re.findall(r"^homeassistant==(\S+)", path.read_text(encoding="utf-8"), re.MULTILINE)
+        for path in ROOT.glob("requirements*.txt")
+    )
+    return [AwesomeVersion(v) for found in pins for v in found]
+
+
 def test_hacs_json_follows_hacs_rules() -> None:
     hacs = _load(ROOT / "hacs.json")
     assert set(hacs) <= HACS_KEYS
     assert isinstance(hacs.get("name"), str)
     assert hacs["name"]
-    # The minimum version is the one the tests run against, and it is not newer than it.
+    # CI runs these tests on every Home Assistant pinned in requirements*.txt (the minimum
+    # and the newest installable): the declared minimum is the oldest of them, so it is
+    # tested, and no tested version, the one running now included, is older than it.
     minimum = AwesomeVersion(str(hacs["homeassistant"]))
     assert minimum.valid
-    assert minimum <= AwesomeVersion(HA_VERSION)
-    assert str(minimum) == HA_VERSION
+    tested = ha_versions_under_test()
+    assert len(tested) >= 2, tested
+    assert AwesomeVersion(HA_VERSION) in tested
+    assert all(minimum <= version for version in tested), (minimum, tested)
+    assert minimum == min(tested)
 
 
 def _translation_keys(obj: object, prefix: str = "") -> set[str]:
