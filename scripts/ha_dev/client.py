@@ -130,7 +130,8 @@ class HaClient:
         )
         tokens = await self._exchange_code(user["auth_code"])
         self.token = tokens["access_token"]
-        await self.request("POST", "/api/onboarding/core_config", {})
+        if "core_config" not in done:  # prepare_config marks it done (configuration.yaml)
+            await self.request("POST", "/api/onboarding/core_config", {})
         await self.request("POST", "/api/onboarding/analytics", {})
         await self.request(
             "POST",
@@ -288,12 +289,46 @@ class HaClient:
         )
         return result
 
-    async def history(self, entity_id: str, start_iso: str) -> list[dict[str, Any]]:
-        """Recorded states of one entity since ``start_iso`` (needs recorder + history)."""
+    async def call_service(
+        self, domain: str, service: str, data: dict[str, Any], *, timeout_s: float = 600
+    ) -> Any:
+        """Call an action and return its response (``?return_response``)."""
+        async with self.session.post(
+            f"{self.base_url}/api/services/{domain}/{service}?return_response",
+            json=data,
+            headers=self._headers(),
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+        ) as resp:
+            text = await resp.text()
+            if resp.status != 200:
+                raise HaApiError(f"{domain}.{service} -> {resp.status}: {text[:500]}")
+            result = await resp.json(content_type=None)
+            return result.get("service_response") if isinstance(result, dict) else result
+
+    async def has_service(self, domain: str, service: str) -> bool:
+        services = await self.request("GET", "/api/services")
+        return any(d["domain"] == domain and service in d["services"] for d in services)
+
+    async def reload_entry(self, entry_id: str) -> None:
+        await self.request("POST", f"/api/config/config_entries/entry/{entry_id}/reload")
+
+    async def energy_prefs(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.ws_command({"type": "energy/get_prefs"})
+        return result
+
+    async def save_energy_prefs(self, prefs: dict[str, Any]) -> None:
+        await self.ws_command({"type": "energy/save_prefs", **prefs})
+
+    async def history(
+        self, entity_id: str, start_iso: str, end_iso: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Recorded states of one entity since ``start_iso`` (needs recorder + history);
+        up to ``end_iso`` (HA's default: one day after the start)."""
+        end = f"&end_time={end_iso}" if end_iso else ""
         rows = await self.request(
             "GET",
             f"/api/history/period/{start_iso}?filter_entity_id={entity_id}"
-            "&minimal_response&no_attributes",
+            f"&minimal_response&no_attributes{end}",
         )
         return list(rows[0]) if rows else []
 

@@ -25,6 +25,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = Path(__file__).with_name("configuration.yaml")
 INTEGRATION = PROJECT_ROOT / "custom_components" / "nilm"
 BUNDLED_MODELS = INTEGRATION / "models"
+# Development-only helper integration: imports past history into the recorder.
+DEMO_INTEGRATION = Path(__file__).with_name("nilm_demo")
 FIXTURE_MODELS = PROJECT_ROOT / "tests" / "components" / "nilm" / "fixtures" / "models"
 APPLIANCES = ("kettle", "microwave", "dishwasher", "washing_machine", "fridge")
 FAKETIME_LIBS = (
@@ -92,20 +94,25 @@ def prepare_config(config_dir: Path, port: int, *, overwrite: bool = False) -> l
         text = conf.read_text()
         for line in text.splitlines():
             if line.strip().startswith("server_port:"):
-                conf.write_text(text.replace(line, f"  server_port: {port}"))
+                text = text.replace(line, f"  server_port: {port}")
                 break
+        if not any(line.startswith("nilm_demo:") for line in text.splitlines()):
+            text += "\n# Development only: scripts/develop's history import.\nnilm_demo:\n"
+        conf.write_text(text)
+    mark_core_config_onboarded(config_dir)
     components = config_dir / "custom_components"
     components.mkdir(exist_ok=True)
-    link = components / "nilm"
-    if link.is_symlink() or link.exists():
-        if link.is_symlink() and link.resolve() == INTEGRATION.resolve():
-            pass
-        elif link.is_symlink():
-            link.unlink()
-        else:
-            raise RuntimeError(f"{link} exists and is not our symlink; remove it first")
-    if not link.exists():
-        link.symlink_to(INTEGRATION.resolve(), target_is_directory=True)
+    for name, source in (("nilm", INTEGRATION), ("nilm_demo", DEMO_INTEGRATION)):
+        link = components / name
+        if link.is_symlink() or link.exists():
+            if link.is_symlink() and link.resolve() == source.resolve():
+                pass
+            elif link.is_symlink():
+                link.unlink()
+            else:
+                raise RuntimeError(f"{link} exists and is not our symlink; remove it first")
+        if not link.exists():
+            link.symlink_to(source.resolve(), target_is_directory=True)
     bundled = model_names(BUNDLED_MODELS)
     if bundled:
         return bundled
@@ -117,6 +124,32 @@ def prepare_config(config_dir: Path, port: int, *, overwrite: bool = False) -> l
             for suffix in (".json", ".tflite"):
                 shutil.copy2(FIXTURE_MODELS / f"{name}{suffix}", user_models / f"{name}{suffix}")
     return model_names(user_models)
+
+
+def mark_core_config_onboarded(config_dir: Path) -> None:
+    """On a new config folder, mark onboarding's "core config" step as done.
+
+    configuration.yaml already holds what that step asks for (location, units, currency),
+    and finishing it through the API starts flows for Met.no, Radio Browser and Google
+    Translate: packages HA would pip-install (we run it with --skip-pip, offline-friendly)
+    and network access, so each fails with an import error in the log. The other steps
+    (user, analytics, integration) still go through HA's onboarding API, as in the UI.
+    The file is written in HA's own storage format, before HA's first start only.
+    """
+    from homeassistant.components.onboarding import STORAGE_KEY, STORAGE_VERSION
+    from homeassistant.components.onboarding.const import STEP_CORE_CONFIG
+
+    storage = config_dir / ".storage"
+    if (storage / STORAGE_KEY).exists() or (storage / "auth").exists():
+        return  # HA has run here: its onboarding state is its own
+    storage.mkdir(parents=True, exist_ok=True)
+    data = {
+        "version": STORAGE_VERSION,
+        "minor_version": 1,
+        "key": STORAGE_KEY,
+        "data": {"done": [STEP_CORE_CONFIG]},
+    }
+    (storage / STORAGE_KEY).write_text(json.dumps(data, indent=4))
 
 
 class HassProcess:
@@ -173,8 +206,12 @@ class HassProcess:
         ]
         log = self.log_path.open("ab")
         try:
+            # In the config folder: ``python -m`` puts the working directory first on
+            # sys.path, and from the project root ``custom_components`` would be the
+            # project's own folder instead of the config's (which also links nilm_demo).
             self.proc = subprocess.Popen(
                 cmd,
+                cwd=self.config_dir,
                 env=self.environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -35,6 +35,15 @@ MAINS_ATTRIBUTES = {
     "state_class": "measurement",
     "friendly_name": "House mains power (REFIT House 20 replay)",
 }
+# The energy counter a meter bridge would report beside the power (the Energy dashboard's
+# grid consumption): the replay integrates the 30 s samples (scripts/ha_dev/history.py).
+ENERGY_ENTITY = "sensor.house_mains_energy"
+ENERGY_ATTRIBUTES = {
+    "unit_of_measurement": "kWh",
+    "device_class": "energy",
+    "state_class": "total_increasing",
+    "friendly_name": "House mains energy (REFIT House 20 replay)",
+}
 PERIOD_S = 30.0
 
 
@@ -81,13 +90,17 @@ async def replay(
     progress_every: int = 0,
     stop: asyncio.Event | None = None,
     on_posted: Callable[[Sample, dict[str, Any]], None] | None = None,
+    energy_kwh: float | None = None,
+    first_due_s: float = 0.0,
 ) -> int:
     """Post samples on a real-time schedule of ``PERIOD_S / speed``; returns the count.
 
-    The schedule is absolute (start + k * step), so a slow POST does not accumulate drift.
+    The schedule is absolute (start + first_due_s + k * step), so a slow POST does not
+    accumulate drift. With ``energy_kwh`` (the counter before the first sample) each
+    sample also posts ``ENERGY_ENTITY``, then adds its own 30 s of energy to it.
     """
     step = PERIOD_S / speed
-    t0 = time.monotonic()
+    t0 = time.monotonic() + first_due_s
     count = 0
     for count, sample in enumerate(samples, start=1):
         due = t0 + (count - 1) * step
@@ -102,6 +115,9 @@ async def replay(
             else:
                 await asyncio.sleep(delay)
         state = await client.set_state(entity_id, f"{sample.aggregate:.1f}", MAINS_ATTRIBUTES)
+        if energy_kwh is not None:
+            await client.set_state(ENERGY_ENTITY, f"{energy_kwh:.4f}", ENERGY_ATTRIBUTES)
+            energy_kwh += sample.aggregate * PERIOD_S / 3.6e6
         if on_posted is not None:
             on_posted(sample, state)
         if progress_every and count % progress_every == 0:

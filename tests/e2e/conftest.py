@@ -44,9 +44,10 @@ KETTLE_EVENTS = (
     datetime(2014, 4, 2, 16, 6, 30, tzinfo=UTC),
 )
 ARTIFACTS = PROJECT_ROOT / "build" / "artifacts"
-# Errors that onboarding itself causes on an offline box: its core-config step starts
-# flows for met / radio_browser / google_translate, whose PyPI packages are not installed
-# (they are not ours and we run with --skip-pip). Anything else in the log fails the run.
+# Errors that are not ours on an offline box: Debian's libturbojpeg missing (HA's camera
+# helper), and, should onboarding's core-config step run (prepare_config marks it done on a
+# new folder), the flows it starts for met / radio_browser / google_translate, whose PyPI
+# packages --skip-pip leaves out. Anything else in the log fails the run.
 ONBOARDING_NOISE = re.compile(
     r"No module named '(metno|radios|gtts)'|integration (met|radio_browser|google_translate)\b"
     r"|entry Google Translate|Error loading libturbojpeg"
@@ -138,6 +139,20 @@ def error_lines(log: str) -> list[str]:
         if (" ERROR " in record.split("\n", 1)[0] or " CRITICAL " in record.split("\n", 1)[0])
         and ("nilm" in record or not ONBOARDING_NOISE.search(record))
     ]
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium (scripts/ha_dev/browser.py); skipped where it is missing."""
+    from scripts.ha_dev.browser import CHROMEDRIVER, CHROMIUM, chromium_available, start_chromium
+
+    if not chromium_available():
+        pytest.skip(f"Debian's chromium/chromedriver not found ({CHROMIUM}, {CHROMEDRIVER})")
+    driver = start_chromium()
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 @pytest.fixture(scope="session")
