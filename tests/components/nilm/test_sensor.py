@@ -12,6 +12,9 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.components.recorder.common import (
+    async_wait_recording_done,
+)
 
 from custom_components.nilm.const import DOMAIN, STATUSES
 
@@ -92,7 +95,10 @@ async def test_only_the_cumulative_energy_is_offered_to_the_energy_dashboard(
     entry = await setup_entry(hass, make_entry(["test_kettle"]))
     energy = _entity_id(hass, entry, "test_kettle_energy")
     today = _entity_id(hass, entry, "test_kettle_energy_today")
-    # Read the fields both tested Home Assistant versions return (2026.x renamed some).
+    # Read the fields both tested Home Assistant versions return (2026.x renamed some),
+    # once the recorder has caught up with the new entities.
+    await hass.async_block_till_done()
+    await async_wait_recording_done(hass)
     listed = await async_list_statistic_ids(hass)
     offered = {
         s["statistic_id"]
