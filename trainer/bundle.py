@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from custom_components.nilm.engine.metrics import f1_score
+
 from .appliances import get_appliance, truth_rule
 from .errors import TrainerError
 from .recipes import TEST_HOUSE, Recipe, Source, load_recipes, load_split
@@ -194,12 +196,6 @@ def training_data(recipe: Recipe, train: list[Source], seed: int, log: Any = pri
     )
 
 
-def _f1(truth: npt.NDArray[np.bool_], pred: npt.NDArray[np.bool_]) -> float:
-    tp = np.count_nonzero(truth & pred)
-    den = 2 * tp + np.count_nonzero(truth ^ pred)
-    return 2 * tp / den if den else math.nan
-
-
 def _predict(model: Any, x: FloatArray, batch: int = 4096) -> tuple[FloatArray, FloatArray]:
     import tensorflow as tf
 
@@ -272,7 +268,7 @@ def validation_scores(
             truth_all = np.concatenate(t) if t else np.zeros(0, dtype=bool)
             # A group with no running sample has no F1 to speak of (its false
             # positives still count in the other group's houses via the threshold).
-            store[thr] = _f1(truth_all, np.concatenate(q)) if truth_all.any() else math.nan
+            store[thr] = f1_score(truth_all, np.concatenate(q)) if truth_all.any() else math.nan
             if math.isfinite(store[thr]):
                 groups.append(store[thr])
         per_thr[thr] = float(np.mean(groups)) if groups else math.nan
@@ -280,7 +276,7 @@ def validation_scores(
     per_source = {}
     for s, p, v, t in zip(val, probs, valids, truths, strict=True):
         pred = apply_min_durations(v & (p >= best), min_on, min_off) & v
-        per_source[s.label] = {"f1": _f1(t, pred), "running_samples": int(t.sum())}
+        per_source[s.label] = {"f1": f1_score(t, pred), "running_samples": int(t.sum())}
     return {
         "per_source": per_source,
         "threshold": float(best),
@@ -399,6 +395,7 @@ def train_seed(
     }
     card = dataclasses.replace(card, training=training)
     (run_dir / "card.json").write_text(card.to_json(), encoding="utf-8")
+    save_representative(recipe, data, spec.on_power_threshold_w, seed, run_dir)
     _write_json(run_dir / "result.json", result)
     _write_json(run_dir / "config.json", {"recipe": recipe.to_dict(), "seed": seed})
     log(
@@ -434,26 +431,51 @@ def select_seed(results: list[dict[str, Any]]) -> dict[str, Any]:
     )
 
 
-def export_seed(
-    recipe: Recipe, run_dir: Path, *, train: list[Source], models_dir: Path, seed: int
-) -> Path:
+def save_representative(
+    recipe: Recipe, data: TrainingData, on_threshold_w: float, seed: int, run_dir: Path
+) -> None:
+    """The calibration set of this seed (real training windows, normalised), kept beside
+    its model so the export needs no second pass over the training data."""
+    from .quantize import build_representative_set
+
+    x = (data.x_w[: data.real] - np.float32(data.mean_w)) / np.float32(data.std_w)
+    rep = build_representative_set(
+        x, data.target_w[: data.real], on_threshold_w=on_threshold_w,
+        house="training corpus", test_houses=[f"REFIT house {TEST_HOUSE}"],
+        source="real training windows of the bundled recipe", size=recipe.representative_size,
+        seed=seed,
+    )  # fmt: skip
+    np.savez(run_dir / "representative.npz", windows=rep.windows, targets_w=rep.targets_w)
+    _write_json(run_dir / "representative.json", rep.summary())
+
+
+def load_representative(run_dir: Path) -> Any:
+    """:func:`save_representative`'s set, as a :class:`trainer.quantize.RepresentativeSet`."""
+    from .quantize import RepresentativeSet, check_not_test_house
+
+    meta = json.loads((run_dir / "representative.json").read_text("utf-8"))
+    check_not_test_house(meta["house"], meta["excluded_houses"])
+    with np.load(run_dir / "representative.npz") as arrays:
+        windows, targets = arrays["windows"], arrays["targets_w"]
+    return RepresentativeSet(
+        windows=windows, targets_w=targets, on=targets >= meta["on_threshold_w"],
+        house=meta["house"], source=meta["source"], seed=meta["seed"],
+        on_threshold_w=meta["on_threshold_w"],
+        excluded_houses=tuple(meta["excluded_houses"]), notes=tuple(meta["notes"]),
+    )  # fmt: skip
+
+
+def export_seed(recipe: Recipe, run_dir: Path, *, models_dir: Path, seed: int) -> Path:
     """Quantize the chosen seed's model (calibrated on training windows) and export it."""
     from custom_components.nilm.engine.card import load_card
 
     from .export import export_model
     from .models import load_keras_model
-    from .quantize import QuantizeConfig, build_representative_set, convert
+    from .quantize import QuantizeConfig, convert
 
     card = load_card(run_dir / "card.json", verify_hash=False)
     model = load_keras_model(str(run_dir / "model.keras"))
-    data = training_data(recipe, train, seed, log=lambda *_: None)
-    x = (data.x_w[: data.real] - np.float32(data.mean_w)) / np.float32(data.std_w)
-    rep = build_representative_set(
-        x, data.target_w[: data.real], on_threshold_w=card.status.on_power_threshold_w,
-        house="training corpus", test_houses=[f"REFIT house {TEST_HOUSE}"],
-        source="real training windows of the bundled recipe", size=recipe.representative_size,
-        seed=seed,
-    )  # fmt: skip
+    rep = load_representative(run_dir)
     chosen = convert(model, QuantizeConfig(mode=recipe.export_mode, seed=seed), rep)
     tpu = convert(model, QuantizeConfig(mode="w8_a8", int8_io=True, seed=seed), rep)
     result = export_model(
@@ -500,10 +522,8 @@ def build(
     chosen = select_seed(results)
     card_path = None
     if export:
-        card_path = export_seed(
-            recipe, run_root / appliance / f"seed{chosen['seed']}", train=train,
-            models_dir=models_dir, seed=chosen["seed"],
-        )  # fmt: skip
+        run_dir = run_root / appliance / f"seed{chosen['seed']}"
+        card_path = export_seed(recipe, run_dir, models_dir=models_dir, seed=chosen["seed"])
     summary = {
         "appliance": appliance,
         "selected_seed": chosen["seed"],
@@ -682,8 +702,8 @@ def unseen_houses(card: Path, tests: list[Source]) -> dict[str, Any]:
     return {
         "houses": houses,
         "pooled": {
-            "f1": _f1(truth, np.concatenate(pooled["model"])),
-            "rule_f1": _f1(truth, np.concatenate(pooled["rule"])),
+            "f1": f1_score(truth, np.concatenate(pooled["model"])),
+            "rule_f1": f1_score(truth, np.concatenate(pooled["rule"])),
             "samples": int(truth.size),
             "running_samples": int(truth.sum()),
         },
