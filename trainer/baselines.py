@@ -47,6 +47,8 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
+from custom_components.nilm.engine.status import run_bounds
+
 from .errors import TrainerError
 
 FloatArray = npt.NDArray[np.float32]
@@ -164,11 +166,6 @@ def mains_excess(mains_w: npt.ArrayLike, period_s: float, baseline_s: float) -> 
     return excess
 
 
-def _runs(mask: BoolArray) -> tuple[IntArray, IntArray]:
-    edges = np.diff(np.concatenate(([False], mask, [False])).astype(np.int8))
-    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-
-
 def _expand(starts: IntArray, ends: IntArray) -> IntArray:
     """Every index of the runs ``[starts[i], ends[i])``, run after run."""
     lengths = ends - starts
@@ -198,7 +195,7 @@ def detect_steps(
     """(starts, ends exclusive, excess): the accepted steps of ``rule`` on the mains."""
     excess = mains_excess(mains_w, period_s, rule.baseline_s)
     above = np.nan_to_num(excess, nan=0.0) >= rule.edge_fraction * rule.step_min_w
-    starts, ends = _runs(above)
+    starts, ends = run_bounds(above)
     level = _upper_quartile(excess, starts, ends)
     duration = (ends - starts) * period_s
     keep = (

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from custom_components.nilm.engine.card import StatusRule
-from custom_components.nilm.engine.status import status_from_power
+from custom_components.nilm.engine.status import run_bounds, status_from_power
 
 from .errors import TrainerError
 
@@ -45,22 +45,13 @@ class Activation:
         return float(self.power_w.sum(dtype=np.float64))
 
 
-def _runs(mask: BoolArray) -> tuple[IntArray, IntArray]:
-    padded = np.concatenate(([False], mask, [False])).astype(np.int8)
-    edges = np.diff(padded)
-    return (
-        np.flatnonzero(edges == 1).astype(np.int64),
-        np.flatnonzero(edges == -1).astype(np.int64),
-    )
-
-
 def truth_status(power_w: npt.ArrayLike, rule: StatusRule, period_s: float) -> BoolArray:
     """The truth rule over a series with masked (NaN) samples: a masked sample is off and
     breaks runs, so no run is bridged across missing data."""
     p = np.asarray(power_w, dtype=np.float64)
     finite = np.isfinite(p)
     on = np.zeros(p.size, dtype=bool)
-    starts, ends = _runs(finite)
+    starts, ends = run_bounds(finite)
     for s, e in zip(starts, ends, strict=True):
         on[s:e] = status_from_power(p[s:e], rule, period_s)
     return on
@@ -79,7 +70,7 @@ def extract_activations(
     p = np.asarray(power_w, dtype=np.float32)
     on = truth_status(p, rule, period_s)
     out: list[Activation] = []
-    for s, e in zip(*_runs(on), strict=True):
+    for s, e in zip(*run_bounds(on), strict=True):
         lo, hi = max(0, int(s) - pad), min(p.size, int(e) + pad)
         if max_samples is not None and hi - lo > max_samples:
             continue

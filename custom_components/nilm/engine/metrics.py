@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .card import StatusRule
-from .status import StatusTracker, status_from_power
+from .status import StatusTracker, run_bounds, status_from_power
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -199,9 +199,7 @@ def detection_delay(
 
 def event_bounds(on: npt.ArrayLike) -> tuple[IntArray, IntArray]:
     """Start and end (exclusive) indices of the runs of True: one run is one *event*."""
-    state = np.asarray(on, dtype=bool).reshape(-1)
-    edges = np.diff(np.concatenate(([False], state, [False])).astype(np.int8))
-    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return run_bounds(on)
 
 
 def _hits(on: BoolArray, starts: IntArray, ends: IntArray) -> BoolArray:

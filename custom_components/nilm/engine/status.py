@@ -19,8 +19,10 @@ def durations_to_samples(seconds: float, sample_period_s: float) -> int:
     return max(1, int(np.ceil(seconds / sample_period_s - 1e-9)))
 
 
-def _runs(mask: BoolArray) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """Start and end (exclusive) indices of the True runs of ``mask``."""
+def run_bounds(mask: npt.ArrayLike) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Start and end (exclusive) indices of the True runs of ``mask`` (shared by the
+    on/off rules, the event metrics, the trainer's activations and its rule baseline)."""
+    mask = np.asarray(mask, dtype=bool).reshape(-1)
     padded = np.concatenate(([False], mask, [False])).astype(np.int8)
     edges = np.diff(padded)
     return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
@@ -31,13 +33,13 @@ def apply_min_durations(raw_on: BoolArray, min_on: int, min_off: int) -> BoolArr
     ``min_on`` samples (the reference seq2point post-processing)."""
     on = np.asarray(raw_on, dtype=bool).copy()
     if min_off > 1 and on.any():
-        starts, ends = _runs(~on)
+        starts, ends = run_bounds(~on)
         for start, end in zip(starts, ends, strict=True):
             # Only interior gaps: a gap touching either edge is not bounded by 'on'.
             if start > 0 and end < on.size and end - start < min_off:
                 on[start:end] = True
     if min_on > 1:
-        starts, ends = _runs(on)
+        starts, ends = run_bounds(on)
         for start, end in zip(starts, ends, strict=True):
             if end - start < min_on:
                 on[start:end] = False
