@@ -32,7 +32,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -148,16 +148,26 @@ def _run_chunked(
 
 
 class NumpyBackend:
-    """The pure-Python interpreter: runs wherever numpy does (Home Assistant OS)."""
+    """The pure-Python interpreter: runs wherever numpy does (Home Assistant OS).
+
+    ``extra_outputs`` (tensor indices) are also returned by :meth:`run_with_extras`: the
+    features a head re-fit needs (:mod:`.adapter`), computed in the same pass.
+    """
 
     name = "numpy"
 
-    def __init__(self, model_path: Path, graph: Graph | None = None) -> None:
+    def __init__(
+        self, model_path: Path, graph: Graph | None = None, *, extra_outputs: Sequence[int] = ()
+    ) -> None:
         from .interpreter import NumpyInterpreter  # noqa: PLC0415 - owned by the kernels work
 
         self.graph = graph if graph is not None else read_model_file(model_path)
+        extras = tuple(extra_outputs)
+        run_graph = (
+            replace(self.graph, outputs=self.graph.outputs + extras) if extras else self.graph
+        )
         try:
-            self._interpreter = NumpyInterpreter(self.graph)
+            self._interpreter = NumpyInterpreter(run_graph)
         except ModelError:
             raise
         except (ArithmeticError, ValueError, LookupError, TypeError, MemoryError) as err:
@@ -168,14 +178,24 @@ class NumpyBackend:
             ) from err
         self.inputs = [TensorIO.from_tensor(self.graph.tensors[i]) for i in self.graph.inputs]
         self.outputs = [TensorIO.from_tensor(self.graph.tensors[i]) for i in self.graph.outputs]
+        self.extras = [TensorIO.from_tensor(self.graph.tensors[i]) for i in extras]
         if len(self.inputs) != 1:
             raise ModelFormatError(f"model has {len(self.inputs)} inputs; NILM models take 1")
 
     def run(self, inputs: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
+        return self.run_with_extras(inputs)[0]
+
+    def run_with_extras(
+        self, inputs: npt.NDArray[np.float32]
+    ) -> tuple[list[FloatArray], list[FloatArray]]:
+        """The model's outputs and the ``extra_outputs``, all dequantized to float32."""
         # The interpreter bounds its own memory by chunking the batch.
         x = _as_batch(inputs, self.inputs[0])
         raw = self._interpreter.run([self.inputs[0].to_model(x)])
-        return [spec.from_model(y) for spec, y in zip(self.outputs, raw, strict=True)]
+        k = len(self.outputs)
+        outputs = [spec.from_model(y) for spec, y in zip(self.outputs, raw[:k], strict=True)]
+        extras = [spec.from_model(y) for spec, y in zip(self.extras, raw[k:], strict=True)]
+        return outputs, extras
 
 
 # --- LiteRT / tflite_runtime ----------------------------------------------------------------

@@ -67,6 +67,21 @@ class StatusRule:
 
 
 @dataclass(frozen=True, slots=True)
+class HeadSpec:
+    """Where a model's two output heads start: the tensor both read, and its width.
+
+    Named so a household's labels can re-fit the heads on the features the frozen body
+    computes (:mod:`.adapter`); a card without it cannot be adapted.
+    """
+
+    feature_tensor: str
+    features: int
+
+
+MAX_HEAD_FEATURES = 4096
+
+
+@dataclass(frozen=True, slots=True)
 class ModelCard:
     """Everything the engine and the integration need to know about one model."""
 
@@ -90,6 +105,7 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     trainer_version: str = ""
+    head: HeadSpec | None = None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -102,7 +118,10 @@ class ModelCard:
         return self.window_length * self.sample_period_s
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        raw = asdict(self)
+        if self.head is None:  # cards written before heads were named stay as they were
+            del raw["head"]
+        return raw
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
@@ -190,6 +209,7 @@ class ModelCard:
             training=dict(raw.get("training", {})),
             metrics=dict(raw.get("metrics", {})),
             trainer_version=_text(raw, "trainer_version", default=""),
+            head=_head(raw.get("head")),
         )
 
 
@@ -356,6 +376,17 @@ def _text(raw: dict[str, Any], key: str, default: str | None = None) -> str:
             f"model card field {key!r} must be at most {MAX_TEXT_CHARS} printable characters"
         )
     return str(value)
+
+
+def _head(raw: Any) -> HeadSpec | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or sorted(raw) != ["feature_tensor", "features"]:
+        raise ModelCardError("head must be an object with feature_tensor and features")
+    return HeadSpec(
+        feature_tensor=_text(raw, "feature_tensor"),
+        features=_integer(raw, "features", minimum=1, maximum=MAX_HEAD_FEATURES),
+    )
 
 
 def _is_hex(text: str) -> bool:

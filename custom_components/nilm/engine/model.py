@@ -43,6 +43,10 @@ class NilmModel:
 
     def predict(self, mains_windows_w: npt.ArrayLike) -> Prediction:
         """Predict for a batch of windows, shape (N, window_length), in watts."""
+        return self.interpret(self.backend.run(self.normalise(mains_windows_w)))
+
+    def normalise(self, mains_windows_w: npt.ArrayLike) -> FloatArray:
+        """Windows in watts, (N, window_length) or one window, to the model's input."""
         windows = np.asarray(mains_windows_w, dtype=np.float32)
         if windows.ndim == 1:
             windows = windows[np.newaxis, :]
@@ -51,26 +55,48 @@ class NilmModel:
                 f"expected windows of shape (N, {self.card.window_length}), got {windows.shape}"
             )
         card = self.card
-        x = (windows - np.float32(card.input_mean_w)) / np.float32(card.input_std_w)
-        outputs = self.backend.run(x)
+        x: FloatArray = (windows - np.float32(card.input_mean_w)) / np.float32(card.input_std_w)
+        return x
+
+    def interpret(self, outputs: list[FloatArray]) -> Prediction:
+        """The card's post-processing of the backend's outputs for N windows."""
+        card = self.card
         if card.power_output >= len(outputs):
             raise ModelError(f"model has no output {card.power_output} for power")
-        # A float model can emit NaN/inf: that is "no power", never an infinite energy.
-        scaled = outputs[card.power_output].reshape(len(windows), -1)[:, 0] * card.power_scale_w
-        raw_power = np.clip(
-            np.nan_to_num(scaled, nan=0.0, posinf=0.0, neginf=0.0), 0.0, MAX_POWER_W
-        ).astype(np.float32)
+        n = len(outputs[card.power_output])
+        scaled = outputs[card.power_output].reshape(n, -1)[:, 0] * card.power_scale_w
         probability: FloatArray | None = None
         if card.status_output is not None:
             if card.status_output >= len(outputs):
                 raise ModelError(f"model has no output {card.status_output} for status")
-            head = outputs[card.status_output].reshape(len(windows), -1)[:, 0]
-            probability = np.clip(np.nan_to_num(head, nan=0.0), 0.0, 1.0).astype(np.float32)
-            on = probability >= card.status.probability_threshold
-        else:
-            on = raw_power >= card.status.on_power_threshold_w
-        power = np.where(on, raw_power, np.float32(0.0)).astype(np.float32)
-        return Prediction(power_w=power, raw_power_w=raw_power, probability=probability, on=on)
+            probability = outputs[card.status_output].reshape(n, -1)[:, 0]
+        return gated_prediction(card, scaled, probability, card.status.probability_threshold)
+
+
+def gated_prediction(
+    card: ModelCard,
+    power_w: npt.ArrayLike,
+    probability: npt.ArrayLike | None,
+    threshold: float,
+) -> Prediction:
+    """Clip, sanitise and gate raw head outputs into a :class:`Prediction` (shared by the
+    shipped heads and a household's re-fitted ones, :mod:`.adapter`)."""
+    # A float model can emit NaN/inf: that is "no power", never an infinite energy.
+    raw_power = np.clip(
+        np.nan_to_num(np.asarray(power_w, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0),
+        0.0,
+        MAX_POWER_W,
+    ).astype(np.float32)
+    prob: FloatArray | None = None
+    if probability is not None:
+        prob = np.clip(
+            np.nan_to_num(np.asarray(probability, dtype=np.float32), nan=0.0), 0.0, 1.0
+        ).astype(np.float32)
+        on = prob >= threshold
+    else:
+        on = raw_power >= card.status.on_power_threshold_w
+    power = np.where(on, raw_power, np.float32(0.0)).astype(np.float32)
+    return Prediction(power_w=power, raw_power_w=raw_power, probability=prob, on=on)
 
 
 def check_model_io(card: ModelCard, backend: Backend) -> None:
