@@ -30,12 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from custom_components.nilm.const import BUNDLED_MODELS_DIR, WARM_START_MAX_WINDOWS  # noqa: E402
-from custom_components.nilm.coordinator import (  # noqa: E402
-    ApplianceRuntime,
-    MainsCombiner,
-    _Job,
-    _run_jobs,
-)
+from custom_components.nilm.appliance import ApplianceRuntime  # noqa: E402
+from custom_components.nilm.inference import InferenceJob, run_jobs  # noqa: E402
+from custom_components.nilm.mains import MainsCombiner  # noqa: E402
 from custom_components.nilm.engine.model import NilmModel, load_model  # noqa: E402
 from custom_components.nilm.engine.resample import ZohResampler  # noqa: E402
 from custom_components.nilm.engine.status import StatusTracker  # noqa: E402
@@ -102,9 +99,9 @@ def bench_ticks(
                     if r.period_s != period:
                         continue
                     windows, valid = resampler.windows(r.window_length, 1)
-                    jobs.append(_Job(r, windows[valid], valid))
+                    jobs.append(InferenceJob(r, windows[valid], valid))
                     ran += 1
-            _run_jobs(jobs)
+            run_jobs(jobs)
             elapsed = time.process_time() - start
             warm = all(
                 rs.window(max(r.window_length for r in runtimes if r.period_s == p)) is not None
@@ -140,8 +137,8 @@ def bench_warm_start(models: list[NilmModel], ts: np.ndarray, watts: np.ndarray)
         resampler.advance(float(ts[-1]))
         r = ApplianceRuntime(f"m{i}", m, StatusTracker(m.card.status, m.card.sample_period_s))
         windows, valid = resampler.windows(r.window_length, WARM_START_MAX_WINDOWS)
-        jobs.append(_Job(r, windows[valid], valid))
-    _run_jobs(jobs)
+        jobs.append(InferenceJob(r, windows[valid], valid))
+    run_jobs(jobs)
     return time.process_time() - start
 
 

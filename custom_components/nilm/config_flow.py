@@ -10,7 +10,7 @@ import voluptuous as vol
 from homeassistant.components.sensor import DOMAIN as SENSOR_DOMAIN
 from homeassistant.components.sensor import SensorDeviceClass
 from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, OptionsFlow
-from homeassistant.const import ATTR_FRIENDLY_NAME, ATTR_UNIT_OF_MEASUREMENT
+from homeassistant.const import ATTR_FRIENDLY_NAME
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import selector
@@ -23,23 +23,25 @@ from .const import (
     CONF_MAINS_ENTITIES,
     CONF_MAINS_TYPE,
     CONF_MAX_GAP_S,
+    CONF_MAX_POWER_W,
     CONF_SOLAR_ENTITIES,
     CONF_THRESHOLD_PREFIX,
     DEFAULT_BACKEND,
-    DEFAULT_MAX_GAP_S,
     DOMAIN,
     MAINS_CONSUMPTION,
     MAINS_GRID,
     MAINS_IMPORT_EXPORT,
     MAINS_TYPES,
     MAX_MAX_GAP_S,
+    MAX_MAX_POWER_W,
     MIN_MAX_GAP_S,
-    POWER_UNITS_TO_W,
+    MIN_MAX_POWER_W,
     USER_MODELS_SUBDIR,
 )
-from .coordinator import CONF_MAX_POWER_W, DEFAULT_MAX_POWER_W, MAX_MAX_POWER_W, MIN_MAX_POWER_W
+from .data import MainsSources, NilmSettings
 from .entity import appliance_display_name
-from .models import (
+from .mains import MainsTerm, ReadingProblem, check_reading, mains_terms
+from .model_store import (
     AvailableModel,
     discover_models,
     offered_models,
@@ -132,25 +134,34 @@ def _power_selector(hass: HomeAssistant) -> selector.EntitySelector:
     )
 
 
-def _check_sensor(hass: HomeAssistant, entity_id: str, *, signed: bool, role: str) -> str | None:
-    """The translation key of what is wrong with one sensor, or None."""
-    entry = er.async_get(hass).async_get(entity_id)
+# What the flow says about a sensor whose state is not a usable reading.
+_READING_ERRORS = {
+    ReadingProblem.MISSING: "entity_not_found",
+    ReadingProblem.NOT_NUMERIC: "not_numeric",
+    ReadingProblem.NOT_FINITE: "not_numeric",
+    ReadingProblem.BAD_UNIT: "invalid_unit",
+}
+
+
+def _check_sensor(hass: HomeAssistant, term: MainsTerm) -> str | None:
+    """The translation key of what is wrong with one sensor, or None.
+
+    Its state is checked by :func:`.mains.check_reading`, as the coordinator reads it:
+    a negative reading is refused only where the coordinator would refuse it (not on a
+    signed grid or a solar sensor). The flow sets no bound on the magnitude (the option
+    ``max_power_w`` does not exist yet; an implausible reading is missing data then).
+    """
+    entry = er.async_get(hass).async_get(term.entity_id)
     if entry is not None and entry.platform == DOMAIN:
         return ERROR_OWN_ENTITY
-    state = hass.states.get(entity_id)
-    if state is None:
-        return "entity_not_found"
-    try:
-        value = float(state.state)
-    except ValueError:
-        return "not_numeric"
-    if not math.isfinite(value):
-        return "not_numeric"
-    if state.attributes.get(ATTR_UNIT_OF_MEASUREMENT) not in POWER_UNITS_TO_W:
-        return "invalid_unit"
-    if value < 0 and not signed:
-        return ERROR_NEGATIVE_CONSUMPTION if role == "consumption" else ERROR_NEGATIVE_READING
-    return None
+    _, problem = check_reading(
+        hass.states.get(term.entity_id), signed=term.signed, max_power_w=math.inf
+    )
+    if problem is None:
+        return None
+    if problem is ReadingProblem.NEGATIVE:
+        return ERROR_NEGATIVE_CONSUMPTION if term.role == "consumption" else ERROR_NEGATIVE_READING
+    return _READING_ERRORS[problem]
 
 
 def check_sources(
@@ -173,22 +184,23 @@ def check_sources(
         return CONF_EXPORT_ENTITIES, ERROR_EXPORT_WITH_SIGNED_GRID, export[0]
     elif kind == MAINS_IMPORT_EXPORT and not export:
         return CONF_EXPORT_ENTITIES, ERROR_EXPORT_REQUIRED, ""
+    # Every sensor left is a term of the consumption, with the sign rules the
+    # coordinator applies to it.
+    terms = {
+        t.entity_id: t
+        for t in mains_terms(MainsSources(kind, tuple(mains), tuple(export), tuple(solar)))
+    }
     seen: set[str] = set()
-    for field, ids, signed in (
-        (CONF_MAINS_ENTITIES, mains, kind == MAINS_GRID),
-        (CONF_EXPORT_ENTITIES, export, False),
-        (CONF_SOLAR_ENTITIES, solar, True),
+    for field, ids in (
+        (CONF_MAINS_ENTITIES, mains),
+        (CONF_EXPORT_ENTITIES, export),
+        (CONF_SOLAR_ENTITIES, solar),
     ):
         for entity_id in ids:
             if entity_id in seen:
                 return field, ERROR_DUPLICATE_ENTITY, entity_id  # it would count twice
             seen.add(entity_id)
-            role = (
-                "consumption"
-                if kind == MAINS_CONSUMPTION and field == CONF_MAINS_ENTITIES
-                else field
-            )
-            if problem := _check_sensor(hass, entity_id, signed=signed, role=role):
+            if problem := _check_sensor(hass, terms[entity_id]):
                 return field, problem, entity_id
     return None
 
@@ -197,10 +209,6 @@ def validate_mains(hass: HomeAssistant, entity_ids: list[str]) -> str | None:
     """The translation key of the first problem with consumption sensors, or None."""
     problem = check_sources(hass, MAINS_CONSUMPTION, entity_ids)
     return problem[1] if problem else None
-
-
-def _ids(user_input: dict[str, Any], key: str) -> list[str]:
-    return [str(e) for e in user_input.get(key) or []]
 
 
 def _duplicate_appliance(models: list[AvailableModel]) -> str | None:
@@ -246,10 +254,11 @@ class NilmConfigFlow(ConfigFlow, domain=DOMAIN):
         found = await _async_models(self.hass)
         offered = offered_models(found)
         if user_input is not None:
-            kind = str(user_input.get(CONF_MAINS_TYPE, MAINS_CONSUMPTION))
-            mains = _ids(user_input, CONF_MAINS_ENTITIES)
-            export = _ids(user_input, CONF_EXPORT_ENTITIES)
-            solar = _ids(user_input, CONF_SOLAR_ENTITIES)
+            sources = MainsSources.from_data(user_input)
+            kind = sources.kind
+            mains = list(sources.mains)
+            export = list(sources.export)
+            solar = list(sources.solar)
             appliances = [a for a in user_input.get(CONF_APPLIANCES, []) if a in found]
             chosen = [m for a in appliances if (m := replacement_for(found, a))]
             if problem := check_sources(self.hass, kind, mains, export, solar):
@@ -260,18 +269,13 @@ class NilmConfigFlow(ConfigFlow, domain=DOMAIN):
                 errors[CONF_APPLIANCES] = ERROR_DUPLICATE_APPLIANCE
                 placeholders["appliance"] = twice
             else:
-                sensors = mains if kind == MAINS_CONSUMPTION else [*mains, *export, *solar]
-                await self.async_set_unique_id("+".join(sorted(sensors)))
+                await self.async_set_unique_id(sources.unique_id)
                 self._abort_if_unique_id_configured()
                 first = self.hass.states.get(mains[0])
                 title = str(first.attributes.get(ATTR_FRIENDLY_NAME, mains[0])) if first else ""
                 if len(mains) > 1:
                     title += f" (+{len(mains) - 1})"
-                data: dict[str, Any] = {CONF_MAINS_TYPE: kind, CONF_MAINS_ENTITIES: mains}
-                if kind == MAINS_IMPORT_EXPORT:
-                    data[CONF_EXPORT_ENTITIES] = export
-                if kind != MAINS_CONSUMPTION:
-                    data[CONF_SOLAR_ENTITIES] = solar
+                data = sources.as_data()
                 data[CONF_APPLIANCES] = appliances
                 data[CONF_BACKEND] = user_input.get(CONF_BACKEND, DEFAULT_BACKEND)
                 return self.async_create_entry(title=title, data=data)
@@ -340,18 +344,6 @@ def _threshold_field(model: AvailableModel, default: float | None) -> tuple[floa
     return value, selector.NumberSelector(config)
 
 
-def _saved_threshold(current: dict[str, Any], appliance: str, name: str) -> float | None:
-    """The threshold saved for an appliance (older entries: under the model's name)."""
-    for key in (f"{CONF_THRESHOLD_PREFIX}{appliance}", f"{CONF_THRESHOLD_PREFIX}{name}"):
-        try:
-            value = float(current[key])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if math.isfinite(value):
-            return value
-    return None
-
-
 class NilmOptionsFlow(OptionsFlow):
     """Change appliances, backend, gap limit and per-appliance thresholds (reloads).
 
@@ -362,10 +354,11 @@ class NilmOptionsFlow(OptionsFlow):
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         entry = self.config_entry
         current = {**entry.data, **entry.options}
+        settings = NilmSettings.from_entry(entry)
         found = await _async_models(self.hass)
         errors: dict[str, str] = {}
         placeholders = {"appliance": ""}
-        configured = [str(a) for a in current.get(CONF_APPLIANCES, [])]
+        configured = list(settings.appliances)
         choices = _choices(found, configured)
         if user_input is not None:
             appliances = [a for a in user_input.get(CONF_APPLIANCES, []) if a in choices]
@@ -385,12 +378,8 @@ class NilmOptionsFlow(OptionsFlow):
             vol.Required(
                 CONF_APPLIANCES, default=[a for a in configured if a in choices]
             ): _appliance_selector(choices),
-            vol.Required(
-                CONF_BACKEND, default=current.get(CONF_BACKEND, DEFAULT_BACKEND)
-            ): _backend_selector(),
-            vol.Required(
-                CONF_MAX_GAP_S, default=current.get(CONF_MAX_GAP_S, DEFAULT_MAX_GAP_S)
-            ): selector.NumberSelector(
+            vol.Required(CONF_BACKEND, default=settings.backend): _backend_selector(),
+            vol.Required(CONF_MAX_GAP_S, default=settings.max_gap_s): selector.NumberSelector(
                 selector.NumberSelectorConfig(
                     min=MIN_MAX_GAP_S,
                     max=MAX_MAX_GAP_S,
@@ -399,9 +388,7 @@ class NilmOptionsFlow(OptionsFlow):
                     mode=selector.NumberSelectorMode.BOX,
                 )
             ),
-            vol.Required(
-                CONF_MAX_POWER_W, default=current.get(CONF_MAX_POWER_W, DEFAULT_MAX_POWER_W)
-            ): selector.NumberSelector(
+            vol.Required(CONF_MAX_POWER_W, default=settings.max_power_w): selector.NumberSelector(
                 selector.NumberSelectorConfig(
                     min=MIN_MAX_POWER_W,
                     max=MAX_MAX_POWER_W,
@@ -418,7 +405,7 @@ class NilmOptionsFlow(OptionsFlow):
                 continue
             appliance = model.card.appliance
             shown.add(appliance)
-            default, number = _threshold_field(model, _saved_threshold(current, appliance, name))
+            default, number = _threshold_field(model, settings.threshold(appliance, name))
             fields[vol.Required(f"{CONF_THRESHOLD_PREFIX}{appliance}", default=default)] = number
         return self.async_show_form(
             step_id="init",

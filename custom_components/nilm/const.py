@@ -38,6 +38,13 @@ DEFAULT_BACKEND: Final = BACKEND_AUTO
 DEFAULT_MAX_GAP_S: Final = 300.0
 MIN_MAX_GAP_S: Final = 30.0
 MAX_MAX_GAP_S: Final = 3600.0
+# Plausibility bound per mains sensor (one phase): a 100 A breaker at 240 V is 24 kW, so a
+# larger reading is a meter glitch or overflow (65,535 W, 4,294,967,295 W) and is treated
+# like "unavailable", never as energy. Options key and limits of the setting.
+CONF_MAX_POWER_W: Final = "max_power_w"
+DEFAULT_MAX_POWER_W: Final = 25_000.0
+MIN_MAX_POWER_W: Final = 1_000.0
+MAX_MAX_POWER_W: Final = 1_000_000.0
 
 BUNDLED_MODELS_DIR: Final = Path(__file__).parent / "models"
 USER_MODELS_SUBDIR: Final = "nilm/models"

@@ -11,8 +11,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.device_registry import DeviceEntry
 
 from .const import CONF_EXPORT_ENTITIES, CONF_MAINS_ENTITIES, CONF_SOLAR_ENTITIES, DOMAIN
-from .mains import mains_type
-from .runtime import NilmConfigEntry
+from .data import NilmConfigEntry, mains_type
 
 # Entity ids and titles reveal how a home is named and wired; the model cards don't.
 TO_REDACT = {CONF_MAINS_ENTITIES, CONF_EXPORT_ENTITIES, CONF_SOLAR_ENTITIES, "unique_id", "title"}
@@ -38,7 +37,7 @@ async def async_get_config_entry_diagnostics(
     runtime["last_errors"] = [relative_paths(str(e), roots) for e in runtime["last_errors"]]
     return {
         "entry": async_redact_data(entry.as_dict(), TO_REDACT),
-        "backend_setting": data.backend,
+        "backend_setting": data.settings.backend,
         "mains_type": mains_type(entry.data),
         "mains_sensors": len(coordinator.mains_entities),
         "skipped_same_appliance": list(data.duplicates),

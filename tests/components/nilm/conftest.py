@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,12 +13,13 @@ import numpy as np
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed,
 )
 
-from custom_components.nilm import models as nilm_models
+from custom_components.nilm import model_store
 from custom_components.nilm.const import (
     CONF_APPLIANCES,
     CONF_BACKEND,
@@ -37,7 +39,7 @@ def no_bundled_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The tests must not depend on which models are bundled: start from none."""
     empty = tmp_path / "bundled"
     empty.mkdir()
-    monkeypatch.setattr(nilm_models, "BUNDLED_MODELS_DIR", empty)
+    monkeypatch.setattr(model_store, "BUNDLED_MODELS_DIR", empty)
     return empty
 
 
@@ -57,7 +59,7 @@ def auto_enable_custom_integrations(request: pytest.FixtureRequest, tmp_path: Pa
 @pytest.fixture(params=["litert", "numpy"])
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test on one CPU engine: 'cpu' maps to exactly this engine backend."""
-    monkeypatch.setitem(nilm_models.ENGINE_PREFERENCES, "cpu", (request.param,))
+    monkeypatch.setitem(model_store.ENGINE_PREFERENCES, "cpu", (request.param,))
     return str(request.param)
 
 
@@ -83,6 +85,43 @@ def house20(data_dir: Path) -> dict[str, np.ndarray]:
             dtype=np.float64,
         )
     return {name: rows[:, i - 1] for i, name in enumerate(header) if i > 0}
+
+
+def install(folder: Path, name: str, source: str, appliance: str | None = None) -> None:
+    """A copy of a fixture model under another name (and appliance)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(FIXTURE_MODELS / f"{source}.tflite", folder / f"{name}.tflite")
+    raw = json.loads((FIXTURE_MODELS / f"{source}.json").read_text(encoding="utf-8"))
+    raw.update(name=name, tflite_file=f"{name}.tflite")
+    if appliance is not None:
+        raw["appliance"] = appliance
+    (folder / f"{name}.json").write_text(json.dumps(raw), encoding="utf-8")
+
+
+def appliance_entities(hass: HomeAssistant, entry: MockConfigEntry, name: str) -> dict[str, str]:
+    """The entity ids of one appliance's power, energy, energy today and running (found
+    through the entity registry by unique id), and of the entry's untracked power."""
+    reg = er.async_get(hass)
+    out = {}
+    for domain, key in (
+        ("sensor", "power"),
+        ("sensor", "energy"),
+        ("sensor", "energy_today"),
+        ("binary_sensor", "running"),
+    ):
+        entity_id = reg.async_get_entity_id(domain, DOMAIN, f"{entry.entry_id}_{name}_{key}")
+        assert entity_id is not None
+        out[key] = entity_id
+    untracked = reg.async_get_entity_id("sensor", DOMAIN, f"{entry.entry_id}_untracked_power")
+    assert untracked is not None
+    out["untracked"] = untracked
+    return out
+
+
+def state_of(hass: HomeAssistant, entity_id: str) -> str:
+    state = hass.states.get(entity_id)
+    assert state is not None
+    return state.state
 
 
 def make_entry(

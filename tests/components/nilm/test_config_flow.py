@@ -20,12 +20,11 @@ from custom_components.nilm.const import (
     CONF_MAINS_ENTITIES,
     CONF_MAINS_TYPE,
     CONF_MAX_GAP_S,
+    CONF_MAX_POWER_W,
     DOMAIN,
 )
-from custom_components.nilm.coordinator import CONF_MAX_POWER_W
 
-from .conftest import MAINS, W_ATTRS, make_entry, setup_entry
-from .test_models import install
+from .conftest import MAINS, W_ATTRS, install, make_entry, setup_entry
 
 
 async def _start(hass: HomeAssistant) -> str:

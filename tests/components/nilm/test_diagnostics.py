@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+)
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
     get_diagnostics_for_device,
@@ -17,7 +20,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.nilm.const import DOMAIN
 
-from .conftest import setup_entry
+from .conftest import MAINS, W_ATTRS, make_entry, setup_entry
 from .test_facts import METRICS, TRAINING
 
 
@@ -74,3 +77,47 @@ async def test_diagnostics_hold_the_model_facts(
     assert nilm is not None
     whole = await get_diagnostics_for_device(hass, hass_client, entry, nilm)
     assert set(whole["runtime"]["appliances"]) == {"test_kettle", "test_microwave"}
+
+
+async def test_diagnostics_redacts_and_reports(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, user_models: Path
+) -> None:
+    assert await async_setup_component(hass, "diagnostics", {})
+    # A file that matches its card's hash but is not a valid model (format error).
+    (user_models / "test_microwave.tflite").write_bytes(b"not a model")
+    card = json.loads((user_models / "test_microwave.json").read_text(encoding="utf-8"))
+    card["tflite_sha256"] = hashlib.sha256(b"not a model").hexdigest()
+    (user_models / "test_microwave.json").write_text(json.dumps(card), encoding="utf-8")
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry())
+    diag = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+
+    assert diag["entry"]["data"]["mains_entities"] == "**REDACTED**"
+    assert diag["entry"]["title"] == "**REDACTED**"
+    assert MAINS not in str(diag)
+    assert diag["backend_setting"] == "cpu"
+    assert diag["failed_models"]["test_microwave"]["reason"] == "model_corrupt"
+    runtime = diag["runtime"]
+    kettle = runtime["appliances"]["test_kettle"]
+    assert kettle["card"]["name"] == "test_kettle"
+    assert kettle["card"]["window_length"] == 99
+    assert kettle["backend"] in ("litert", "numpy")
+    assert kettle["latency_ms"] == {"count": 0}
+    assert kettle["window_valid"] is False
+    assert runtime["resamplers"]["30.0"]["buffer_fill"] == 0.0
+    assert runtime["last_errors"] == []
+    assert diag["models_found"]["test_kettle"] == {"user": True, "appliance": "kettle"}
+
+
+async def test_diagnostics_show_no_absolute_config_paths(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, user_models: Path
+) -> None:
+    assert await async_setup_component(hass, "diagnostics", {})
+    (user_models / "test_microwave.tflite").unlink()  # the OSError quotes the full path
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    entry = await setup_entry(hass, make_entry())
+    assert hass.config.config_dir in entry.runtime_data.failures["test_microwave"].message
+    diag = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    message = diag["failed_models"]["test_microwave"]["message"]
+    assert "nilm/models/test_microwave.tflite" in message
+    assert hass.config.config_dir not in json.dumps(diag)

@@ -1,4 +1,5 @@
-"""Setup, unload, reload, registries, repair issues and diagnostics."""
+"""__init__.py (entry_setup.py): setup, unload, reload, registries, model choice and load
+repairs, config entry versions."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 import tflite
 from homeassistant.config_entries import ConfigEntryState
@@ -18,19 +20,35 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.components.diagnostics import (
-    get_diagnostics_for_config_entry,
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
 )
-from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.nilm import models as nilm_models
+from custom_components.nilm import model_store
 from custom_components.nilm.const import DOMAIN
 from custom_components.nilm.engine import backends
 from tests.engine.tflite_builder import CodeSpec, build, dense_model
 
-from .conftest import FIXTURE_MODELS, MAINS, W_ATTRS, make_entry, setup_entry
+from .conftest import (
+    FIXTURE_MODELS,
+    MAINS,
+    W_ATTRS,
+    Replayer,
+    appliance_entities,
+    install,
+    make_entry,
+    setup_entry,
+    state_of,
+)
+
+WINDOW = 99
+
+
+LAG = 3  # the tick after slot i is set reports target sample i - 3 (2 look-ahead + 1)
+
+
+FIRST_VALID_STEP = WINDOW  # 99 closed slots are needed
+
 
 KEYS = {"sensor": ("power", "energy", "energy_today", "model"), "binary_sensor": ("running",)}
 
@@ -261,40 +279,10 @@ async def test_edgetpu_build_runs_on_the_coral_when_the_delegate_loads(
     assert runtime.model.card.tflite_file == "test_kettle_edgetpu.tflite"
 
 
-async def test_diagnostics_redacts_and_reports(
-    hass: HomeAssistant, hass_client: ClientSessionGenerator, user_models: Path
-) -> None:
-    assert await async_setup_component(hass, "diagnostics", {})
-    # A file that matches its card's hash but is not a valid model (format error).
-    (user_models / "test_microwave.tflite").write_bytes(b"not a model")
-    card = json.loads((user_models / "test_microwave.json").read_text(encoding="utf-8"))
-    card["tflite_sha256"] = hashlib.sha256(b"not a model").hexdigest()
-    (user_models / "test_microwave.json").write_text(json.dumps(card), encoding="utf-8")
-    hass.states.async_set(MAINS, "100", W_ATTRS)
-    entry = await setup_entry(hass, make_entry())
-    diag = await get_diagnostics_for_config_entry(hass, hass_client, entry)
-
-    assert diag["entry"]["data"]["mains_entities"] == "**REDACTED**"
-    assert diag["entry"]["title"] == "**REDACTED**"
-    assert MAINS not in str(diag)
-    assert diag["backend_setting"] == "cpu"
-    assert diag["failed_models"]["test_microwave"]["reason"] == "model_corrupt"
-    runtime = diag["runtime"]
-    kettle = runtime["appliances"]["test_kettle"]
-    assert kettle["card"]["name"] == "test_kettle"
-    assert kettle["card"]["window_length"] == 99
-    assert kettle["backend"] in ("litert", "numpy")
-    assert kettle["latency_ms"] == {"count": 0}
-    assert kettle["window_valid"] is False
-    assert runtime["resamplers"]["30.0"]["buffer_fill"] == 0.0
-    assert runtime["last_errors"] == []
-    assert diag["models_found"]["test_kettle"] == {"user": True, "appliance": "kettle"}
-
-
 async def test_unsupported_op_raises_repair_on_the_numpy_engine(
     hass: HomeAssistant, user_models: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(nilm_models.ENGINE_PREFERENCES, "cpu", ("numpy",))
+    monkeypatch.setitem(model_store.ENGINE_PREFERENCES, "cpu", ("numpy",))
     shutil.copy(FIXTURE_MODELS / "test_unsupported_op.tflite", user_models)
     # A kettle model too: as another appliance, so it is not skipped as a second kettle.
     card = _card_json("test_unsupported_op", appliance="fridge")
@@ -311,7 +299,7 @@ async def test_unsupported_op_raises_repair_on_the_numpy_engine(
 async def test_no_usable_backend_at_all(
     hass: HomeAssistant, user_models: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(nilm_models.ENGINE_PREFERENCES, "cpu", ("edgetpu",))
+    monkeypatch.setitem(model_store.ENGINE_PREFERENCES, "cpu", ("edgetpu",))
     hass.states.async_set(MAINS, "100", W_ATTRS)
     entry = await setup_entry(hass, make_entry(["test_kettle"], backend="coral"))
     issue = ir.async_get(hass).async_get_issue(DOMAIN, f"{entry.entry_id}_test_kettle")
@@ -338,9 +326,6 @@ async def test_options_removing_an_appliance_removes_its_device(
     ent_reg = er.async_get(hass)
     uids = {e.unique_id for e in er.async_entries_for_config_entry(ent_reg, entry.entry_id)}
     assert not any("test_microwave" in uid for uid in uids)
-
-
-# --- hardening: every load failure is a repair naming its reason -------------------------
 
 
 def _edit_card(user_models: Path, name: str, text: str | bytes) -> None:
@@ -425,14 +410,14 @@ async def test_any_exception_while_loading_is_a_repair(
     error: Exception,
 ) -> None:
     """Whatever a backend raises for one model, the entry loads and says why."""
-    real = nilm_models.load_model
+    real = model_store.load_model
 
     def load_model(card_path: Path, preference: str) -> Any:
         if card_path.stem == "test_microwave":
             raise error
         return real(card_path, preference)
 
-    monkeypatch.setattr(nilm_models, "load_model", load_model)
+    monkeypatch.setattr(model_store, "load_model", load_model)
     hass.states.async_set(MAINS, "100", W_ATTRS)
     entry = await setup_entry(hass, make_entry())
     assert entry.state is ConfigEntryState.LOADED
@@ -456,23 +441,6 @@ async def test_unvetted_user_model_runs_on_numpy(
         assert runtime.model.backend.name == "numpy"
         assert await hass.config_entries.async_remove(entry.entry_id)
         await hass.async_block_till_done()
-
-
-async def test_diagnostics_show_no_absolute_config_paths(
-    hass: HomeAssistant, hass_client: ClientSessionGenerator, user_models: Path
-) -> None:
-    assert await async_setup_component(hass, "diagnostics", {})
-    (user_models / "test_microwave.tflite").unlink()  # the OSError quotes the full path
-    hass.states.async_set(MAINS, "100", W_ATTRS)
-    entry = await setup_entry(hass, make_entry())
-    assert hass.config.config_dir in entry.runtime_data.failures["test_microwave"].message
-    diag = await get_diagnostics_for_config_entry(hass, hass_client, entry)
-    message = diag["failed_models"]["test_microwave"]["message"]
-    assert "nilm/models/test_microwave.tflite" in message
-    assert hass.config.config_dir not in json.dumps(diag)
-
-
-# --- config entry versions ----------------------------------------------------------------
 
 
 async def test_entries_from_before_the_mains_type_are_migrated(
@@ -503,162 +471,11 @@ async def test_an_entry_of_a_newer_major_version_is_not_loaded(
     assert entry.state is ConfigEntryState.MIGRATION_ERROR
 
 
-# --- the mains sensors: renamed, removed ---------------------------------------------------
-
-
-def _register_sensor(hass: HomeAssistant, unique_id: str, object_id: str) -> str:
-    entity = er.async_get(hass).async_get_or_create(
-        "sensor", "meter", unique_id, suggested_object_id=object_id
-    )
-    hass.states.async_set(entity.entity_id, "100", W_ATTRS)
-    return entity.entity_id
-
-
-def _uids(hass: HomeAssistant, entry: MockConfigEntry) -> dict[str, str]:
-    return {
-        e.unique_id: e.entity_id
-        for e in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
-    }
-
-
-async def _rename(hass: HomeAssistant, old: str, new: str) -> None:
-    er.async_get(hass).async_update_entity(old, new_entity_id=new)
-    state = hass.states.get(old)
-    assert state is not None
-    hass.states.async_remove(old)  # what the sensor's platform does on a rename
-    hass.states.async_set(new, state.state, state.attributes)
-    await hass.async_block_till_done()
-
-
-async def test_a_renamed_mains_sensor_is_followed(hass: HomeAssistant, user_models: Path) -> None:
-    """The entry's data and unique id follow the new entity id and the entry reloads
-    subscribed to it; the NILM devices, entities and their ids stay."""
-    mains = _register_sensor(hass, "phase_1", "mains_power")
-    other = _register_sensor(hass, "phase_2", "phase_2_power")
-    entry = await setup_entry(hass, make_entry(["test_kettle"], mains=[mains, other]))
-    before = _uids(hass, entry)
-    devices = {d.id for d in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)}
-
-    await _rename(hass, mains, "sensor.house_power")
-    assert entry.data["mains_entities"] == ["sensor.house_power", other]
-    assert entry.unique_id == "sensor.house_power+sensor.phase_2_power"
-    assert entry.state is ConfigEntryState.LOADED
-    coordinator = entry.runtime_data.coordinator
-    assert coordinator.mains_entities == ["sensor.house_power", other]
-    assert _uids(hass, entry) == before
-    assert {
-        d.id for d in dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
-    } == devices
-    assert not [i for (d, i) in ir.async_get(hass).issues if d == DOMAIN]
-    # The renamed sensor feeds the entry: it is no longer waiting for it.
-    hass.states.async_set("sensor.house_power", "150", W_ATTRS)
-    await hass.async_block_till_done()
-    assert "sensor.house_power" not in coordinator.status()[1].get("missing_sensors", [])
-
-
-async def test_a_renamed_export_or_solar_sensor_is_followed(
-    hass: HomeAssistant, user_models: Path
-) -> None:
-    grid = _register_sensor(hass, "import", "grid_import")
-    export = _register_sensor(hass, "export", "grid_export")
-    solar = _register_sensor(hass, "solar", "solar_power")
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        version=1,
-        minor_version=2,
-        unique_id="+".join(sorted([grid, export, solar])),
-        data={
-            "mains_type": "import_export",
-            "mains_entities": [grid],
-            "export_entities": [export],
-            "solar_entities": [solar],
-            "appliances": ["test_kettle"],
-            "backend": "cpu",
-        },
-    )
-    await setup_entry(hass, entry)
-    await _rename(hass, export, "sensor.feed_in")
-    await _rename(hass, solar, "sensor.inverter")
-    assert entry.data["export_entities"] == ["sensor.feed_in"]
-    assert entry.data["solar_entities"] == ["sensor.inverter"]
-    assert entry.data["mains_entities"] == [grid]
-    assert entry.unique_id == "+".join(sorted([grid, "sensor.feed_in", "sensor.inverter"]))
-    assert set(entry.runtime_data.coordinator.mains_entities) == {
-        grid,
-        "sensor.feed_in",
-        "sensor.inverter",
-    }
-
-
-async def test_a_removed_mains_sensor_raises_a_repair_naming_it(
-    hass: HomeAssistant, user_models: Path
-) -> None:
-    mains = _register_sensor(hass, "phase_1", "mains_power")
-    entry = await setup_entry(hass, make_entry(["test_kettle"], mains=[mains]))
-    issue_id = f"{entry.entry_id}_mains_missing_{mains}"
-    er.async_get(hass).async_remove(mains)
-    hass.states.async_remove(mains)
-    await hass.async_block_till_done()
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
-    assert issue is not None
-    assert issue.translation_key == "mains_missing"
-    assert issue.severity is ir.IssueSeverity.ERROR
-    assert issue.translation_placeholders == {"sensor": mains, "entry": entry.title}
-    assert entry.data["mains_entities"] == [mains]  # nothing else guessed
-
-    # A model repair sync (a reload) leaves it; the sensor coming back clears it.
-    await hass.config_entries.async_reload(entry.entry_id)
-    await hass.async_block_till_done()
-    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
-    _register_sensor(hass, "phase_1", "mains_power")
-    await hass.async_block_till_done()
-    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
-    # Removing the entry removes it with the others.
-    er.async_get(hass).async_remove(mains)
-    await hass.async_block_till_done()
-    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
-    assert await hass.config_entries.async_remove(entry.entry_id)
-    await hass.async_block_till_done()
-    assert not [i for (d, i) in ir.async_get(hass).issues if d == DOMAIN]
-
-
-async def test_a_mains_sensor_absent_after_start_raises_a_repair(
-    hass: HomeAssistant, user_models: Path, freezer: Any
-) -> None:
-    """Gone while NILM was not running (no event to see): once Home Assistant has run
-    for the grace period without the sensor in the registry or the state machine."""
-    from datetime import timedelta
-
-    from homeassistant.util import dt as dt_util
-    from pytest_homeassistant_custom_component.common import async_fire_time_changed
-
-    from custom_components.nilm.const import MAINS_MISSING_GRACE_S
-
-    entry = await setup_entry(hass, make_entry(["test_kettle"], mains=["sensor.old_meter"]))
-    issue_id = f"{entry.entry_id}_mains_missing_sensor.old_meter"
-    registry = ir.async_get(hass)
-    assert registry.async_get_issue(DOMAIN, issue_id) is None  # not before the grace
-    freezer.tick(timedelta(seconds=MAINS_MISSING_GRACE_S + 1))
-    async_fire_time_changed(hass, dt_util.utcnow())
-    await hass.async_block_till_done()
-    issue = registry.async_get_issue(DOMAIN, issue_id)
-    assert issue is not None
-    assert (issue.translation_placeholders or {})["sensor"] == "sensor.old_meter"
-    hass.states.async_set("sensor.old_meter", "100", W_ATTRS)  # a YAML sensor, loaded late
-    await hass.async_block_till_done()
-    assert registry.async_get_issue(DOMAIN, issue_id) is None
-
-
-# --- a broken user card shadowing a valid bundled one --------------------------------------
-
-
 async def test_a_rejected_user_card_over_a_bundled_one_is_a_repair(
     hass: HomeAssistant, user_models: Path, no_bundled_models: Path
 ) -> None:
     """The bundled model of that name runs, and a repair says the user's model was
     rejected, why, and that the bundled one runs meanwhile (not only a log line)."""
-    from .test_models import install
-
     install(no_bundled_models, "test_microwave", "test_microwave")
     _edit_card(user_models, "test_microwave", _card_json("test_microwave", window_length=10**9))
     hass.states.async_set(MAINS, "100", W_ATTRS)
@@ -684,16 +501,43 @@ async def test_a_rejected_user_card_over_a_bundled_one_is_a_repair(
     assert entry.runtime_data.available["test_microwave"].user is True
 
 
-def test_every_repair_has_texts_with_the_placeholders_it_gets() -> None:
-    from custom_components.nilm import runtime
+def _uids(hass: HomeAssistant, entry: MockConfigEntry) -> set[str]:
+    return {
+        e.unique_id for e in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id)
+    }
 
-    en = json.loads(
-        (Path(runtime.__file__).parent / "translations" / "en.json").read_text(encoding="utf-8")
-    )
-    given = {key: {"model", "error", "folder"} for key in runtime.MODEL_REPAIRS}
-    given["mains_missing"] = {"sensor", "entry"}
-    for key, placeholders in given.items():
-        texts = en["issues"][key]
-        for part in ("title", "description"):
-            assert set(re.findall(r"{(\w+)}", texts[part])) <= placeholders, (key, part)
-    assert set(en["issues"]) == set(given)
+
+async def test_a_user_model_replaces_the_bundled_one_never_duplicates(
+    hass: HomeAssistant,
+    user_models: Path,
+    no_bundled_models: Path,
+    replayer: Replayer,
+    house20: dict[str, np.ndarray],
+) -> None:
+    """An entry made with the bundled kettle, then the user's own kettle model ticked as
+    well (before the flow refused that): one Kettle device running the user's model,
+    and the untracked power subtracts the kettle once."""
+    install(no_bundled_models, "kettle", "test_kettle")
+    install(user_models, "my_kettle", "test_kettle")
+    entry = await setup_entry(hass, make_entry(["kettle", "my_kettle", "test_microwave"]))
+    coordinator = entry.runtime_data.coordinator
+    assert list(coordinator.appliances) == ["kettle", "test_microwave"]
+    assert coordinator.appliances["kettle"].model.card.name == "my_kettle"
+    assert entry.runtime_data.duplicates == ["my_kettle"]
+    devices = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    assert sorted(d.name or "" for d in devices) == ["Kettle", "Microwave", "NILM"]
+    kettle = next(d for d in devices if d.name == "Kettle")
+    assert kettle.model_id == "my_kettle"
+    assert not any("my_kettle" in uid for uid in _uids(hass, entry))
+
+    ids = appliance_entities(hass, entry, "kettle")
+    microwave = appliance_entities(hass, entry, "test_microwave")
+    agg = house20["Aggregate"][700:860]  # a kettle boil at row 815
+    for i, watts in enumerate(agg):
+        await replayer.step(float(watts))
+        if i <= FIRST_VALID_STEP:
+            continue
+        power = float(state_of(hass, ids["power"]))
+        other = float(state_of(hass, microwave["power"]))
+        untracked = float(state_of(hass, ids["untracked"]))
+        assert untracked == pytest.approx(max(0.0, agg[i - LAG] - power - other), abs=0.2)

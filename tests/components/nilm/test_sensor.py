@@ -1,30 +1,54 @@
-"""The sensors a user sees: status, model facts, energy for the Energy dashboard, names."""
+"""The sensors a user sees: status, model facts, energy for the Energy dashboard, names;
+energy totals restored across restarts and reset at local midnight."""
 
 from __future__ import annotations
 
+import itertools
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components.recorder.statistics import async_list_statistic_ids
 from homeassistant.const import STATE_UNAVAILABLE
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_mock_restore_state_shutdown_restart,
+    mock_restore_cache_with_extra_data,
+)
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
 )
 
 from custom_components.nilm.const import DOMAIN, STATUSES
 
-from .conftest import MAINS, W_ATTRS, Replayer, make_entry, setup_entry
+from .conftest import (
+    MAINS,
+    REPLAY_START,
+    W_ATTRS,
+    Replayer,
+    appliance_entities,
+    make_entry,
+    setup_entry,
+    state_of,
+)
 from .test_facts import METRICS, TRAINING
+
+WINDOW = 99
+
+
+FIRST_VALID_STEP = WINDOW  # 99 closed slots are needed
+
 
 EN = json.loads(
     (Path(__file__).parents[3] / "custom_components/nilm/translations/en.json").read_text("utf-8")
 )
-WINDOW = 99
 
 
 def _entity_id(hass: HomeAssistant, entry: MockConfigEntry, suffix: str) -> str:
@@ -170,3 +194,100 @@ async def test_model_sensor_shows_what_the_card_measured(
     assert microwave is not None
     assert microwave.state != STATE_UNAVAILABLE
     assert not any(k.startswith("test_") for k in microwave.attributes)
+
+
+async def test_energy_is_restored_across_a_restart(
+    hass: HomeAssistant, user_models: Path, replayer: Replayer, house20: dict[str, np.ndarray]
+) -> None:
+    await hass.config.async_set_time_zone("UTC")
+    entry = await setup_entry(hass, make_entry(["test_kettle"]))
+    ids = appliance_entities(hass, entry, "test_kettle")
+    feed = iter(house20["Aggregate"][700:1100])
+    for _ in range(WINDOW + 30):  # covers the 06:47 boil
+        await replayer.step(float(next(feed)))
+    before = float(state_of(hass, ids["energy"]))
+    assert before > 0
+
+    await async_mock_restore_state_shutdown_restart(hass)
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    # Unavailable until a window is full again, then it continues from the restored total.
+    assert state_of(hass, ids["energy"]) == STATE_UNAVAILABLE
+    values = []
+    for _ in range(WINDOW + 60):
+        await replayer.step(float(next(feed)))
+        if (state := state_of(hass, ids["energy"])) != STATE_UNAVAILABLE:
+            values.append(float(state))
+    assert values[0] >= before
+    assert all(b >= a for a, b in itertools.pairwise(values))
+    assert float(state_of(hass, ids["energy_today"])) == pytest.approx(values[-1], abs=1e-6)
+
+
+async def test_energy_today_starts_at_zero_on_a_new_day_and_resets_at_midnight(
+    hass: HomeAssistant,
+    user_models: Path,
+    freezer: FrozenDateTimeFactory,
+    house20: dict[str, np.ndarray],
+) -> None:
+    # The replay's kettle boil (row 815) lands 10 minutes before local midnight.
+    tz = dt_util.get_default_time_zone()
+    local_midnight = (REPLAY_START.astimezone(tz) + timedelta(days=1)).replace(
+        hour=0, minute=0, second=0
+    )
+    start = local_midnight.astimezone(dt_util.UTC) - timedelta(seconds=30 * (815 - 700 + 20))
+    freezer.move_to(start - timedelta(seconds=20))
+    mock_restore_cache_with_extra_data(
+        hass,
+        [
+            (
+                State("sensor.kettle_energy", "5.0"),
+                {"native_value": 5.0, "native_unit_of_measurement": "kWh"},
+            ),
+            (
+                State(
+                    "sensor.kettle_energy_today",
+                    "1.5",
+                    last_updated=start - timedelta(days=1),
+                ),
+                {"native_value": 1.5, "native_unit_of_measurement": "kWh"},
+            ),
+        ],
+    )
+    entry = await setup_entry(hass, make_entry(["test_kettle"]))
+    ids = appliance_entities(hass, entry, "test_kettle")
+    assert ids["energy"] == "sensor.kettle_energy"
+    replayer = Replayer(hass, freezer, start)
+    before_midnight = after_midnight = None
+    for watts in house20["Aggregate"][700:900]:
+        await replayer.step(float(watts))
+        if replayer.now <= local_midnight:
+            before_midnight = state_of(hass, ids["energy_today"])
+        elif after_midnight is None:
+            after_midnight = state_of(hass, ids["energy_today"])
+    energy = float(state_of(hass, ids["energy"]))
+    assert before_midnight is not None and after_midnight is not None
+    # Yesterday's 1.5 kWh did not leak into today; the lifetime total kept its 5 kWh.
+    today = float(before_midnight)
+    assert 0 < today < 1.0
+    assert energy == pytest.approx(5.0 + today, abs=1e-3)
+    assert float(after_midnight) < today
+    assert float(state_of(hass, ids["energy_today"])) <= energy - 5.0
+
+
+async def test_unusable_restored_energy_starts_from_zero(
+    hass: HomeAssistant, user_models: Path, replayer: Replayer, house20: dict[str, np.ndarray]
+) -> None:
+    mock_restore_cache_with_extra_data(
+        hass,
+        [
+            (
+                State("sensor.kettle_energy", "abc"),
+                {"native_value": "abc", "native_unit_of_measurement": "kWh"},
+            )
+        ],
+    )
+    entry = await setup_entry(hass, make_entry(["test_kettle"]))
+    ids = appliance_entities(hass, entry, "test_kettle")
+    for watts in house20["Aggregate"][600 : 601 + WINDOW]:
+        await replayer.step(float(watts))
+    assert float(state_of(hass, ids["energy"])) < 0.1

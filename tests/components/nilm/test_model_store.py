@@ -1,30 +1,17 @@
-"""Which model runs for an appliance: a user model replaces the bundled one."""
+"""model_store.py: which model runs for an appliance: a user model replaces the bundled one."""
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
-from custom_components.nilm.models import (
+from custom_components.nilm.model_store import (
     discover_models,
     offered_models,
     one_per_appliance,
     replacement_for,
 )
 
-from .conftest import FIXTURE_MODELS
-
-
-def install(folder: Path, name: str, source: str, appliance: str | None = None) -> None:
-    """A copy of a fixture model under another name (and appliance)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(FIXTURE_MODELS / f"{source}.tflite", folder / f"{name}.tflite")
-    raw = json.loads((FIXTURE_MODELS / f"{source}.json").read_text(encoding="utf-8"))
-    raw.update(name=name, tflite_file=f"{name}.tflite")
-    if appliance is not None:
-        raw["appliance"] = appliance
-    (folder / f"{name}.json").write_text(json.dumps(raw), encoding="utf-8")
+from .conftest import install
 
 
 def test_a_user_model_replaces_the_bundled_one_of_its_appliance(

@@ -1,4 +1,5 @@
-"""Finding model cards (bundled and user) and loading them on an engine backend.
+"""The model store: finding model cards (bundled and user), choosing the one that runs
+for each configured appliance and loading it on an engine backend.
 
 Everything here does file I/O and must run in an executor, never in the event loop.
 """
@@ -6,7 +7,8 @@ Everything here does file I/O and must run in an executor, never in the event lo
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .const import (
@@ -260,6 +262,67 @@ def with_threshold(card: ModelCard, threshold: float) -> ModelCard:
     else:
         status = replace(card.status, on_power_threshold_w=threshold)
     return replace(card, status=status)
+
+
+@dataclass(slots=True)
+class LoadedModels:
+    """What :func:`load_all` found and loaded for one entry."""
+
+    available: dict[str, AvailableModel] = field(default_factory=dict)
+    models: dict[str, NilmModel] = field(default_factory=dict)
+    failures: dict[str, LoadFailure] = field(default_factory=dict)
+    duplicates: list[str] = field(default_factory=list)  # configured, same appliance again
+
+
+def load_all(
+    user_dir: Path, names: Sequence[str], backend: str, thresholds: Mapping[str, float]
+) -> LoadedModels:
+    """Load every configured model; nothing raised here may fail the whole entry.
+
+    Each configured name runs the model :func:`replacement_for` picks (a user model
+    replaces the bundled one of its appliance). An appliance is tracked once: a second
+    configured name for it is skipped, so it never gets a second device and the
+    untracked power never subtracts it twice. ``thresholds`` are keyed by appliance (or,
+    in older entries, by the configured name).
+    """
+    out = LoadedModels()
+    try:
+        out.available, rejected = scan_models(user_dir)
+    except Exception as err:  # the listing itself broke: every model says why
+        _LOGGER.exception("Listing the NILM models failed")
+        reason = f"the model folders cannot be listed: {type(err).__name__}: {err}"
+        out.failures = {n: LoadFailure(n, ISSUE_MODEL_CORRUPT, reason) for n in names}
+        return out
+    tracked: dict[str, str] = {}  # appliance -> configured name
+    for name in names:
+        chosen = replacement_for(out.available, name)
+        if chosen is not None:
+            appliance = chosen.card.appliance
+            if appliance in tracked:
+                _LOGGER.warning(
+                    "%s and %s both track the %s; only %s is used (remove %s in the options)",
+                    tracked[appliance],
+                    name,
+                    appliance,
+                    tracked[appliance],
+                    name,
+                )
+                out.duplicates.append(name)
+                continue
+            tracked[appliance] = name
+        threshold = thresholds.get(name)
+        if chosen is not None:
+            threshold = thresholds.get(chosen.card.appliance, threshold)
+        try:
+            model, failure = load_appliance(chosen, name, backend, threshold, rejected.get(name))
+        except Exception as err:
+            _LOGGER.exception("Loading model %s failed", name)
+            model, failure = None, LoadFailure(name, ISSUE_MODEL_CORRUPT, f"{err!r}"[:500])
+        if model is not None:
+            out.models[name] = model
+        if failure is not None:
+            out.failures[name] = failure
+    return out
 
 
 def _file_missing(available: AvailableModel) -> bool:

@@ -1,0 +1,48 @@
+"""issues.py: the repair issues and their texts."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
+
+from custom_components.nilm import issues
+from custom_components.nilm.const import DOMAIN
+
+from .conftest import make_entry, setup_entry
+
+
+def test_every_repair_has_texts_with_the_placeholders_it_gets() -> None:
+    en = json.loads(
+        (Path(issues.__file__).parent / "translations" / "en.json").read_text(encoding="utf-8")
+    )
+    given = {key: {"model", "error", "folder"} for key in issues.MODEL_REPAIRS}
+    given["mains_missing"] = {"sensor", "entry"}
+    for key, placeholders in given.items():
+        texts = en["issues"][key]
+        for part in ("title", "description"):
+            assert set(re.findall(r"{(\w+)}", texts[part])) <= placeholders, (key, part)
+    assert set(en["issues"]) == set(given)
+
+
+async def test_repair_texts_read_cleanly(hass: HomeAssistant, user_models: Path) -> None:
+    """The engine's message ends in "..." (a hash prefix): the repair's text must not add
+    a full stop to it ("e399191a8967.... Its file")."""
+    data = bytearray((user_models / "test_microwave.tflite").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (user_models / "test_microwave.tflite").write_bytes(bytes(data))
+    entry = await setup_entry(hass, make_entry())
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"{entry.entry_id}_test_microwave")
+    assert issue is not None
+    placeholders = issue.translation_placeholders or {}
+    assert placeholders["error"].endswith("...")
+    en = json.loads(
+        (Path(issues.__file__).parent / "translations" / "en.json").read_text(encoding="utf-8")
+    )
+    for key in issues.MODEL_REPAIRS:  # the repairs that get these placeholders
+        text = en["issues"][key]["description"].format(**placeholders)
+        assert "...." not in text, key
+        assert ".." not in text.replace(placeholders["error"], ""), key
