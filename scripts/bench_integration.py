@@ -29,13 +29,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from custom_components.nilm.const import BUNDLED_MODELS_DIR, WARM_START_MAX_WINDOWS  # noqa: E402
 from custom_components.nilm.appliance import ApplianceRuntime  # noqa: E402
-from custom_components.nilm.inference import InferenceJob, run_jobs  # noqa: E402
-from custom_components.nilm.mains import MainsCombiner  # noqa: E402
+from custom_components.nilm.const import BUNDLED_MODELS_DIR, WARM_START_MAX_WINDOWS  # noqa: E402
 from custom_components.nilm.engine.model import NilmModel, load_model  # noqa: E402
 from custom_components.nilm.engine.resample import ZohResampler  # noqa: E402
 from custom_components.nilm.engine.status import StatusTracker  # noqa: E402
+from custom_components.nilm.inference import InferenceJob, run_jobs  # noqa: E402
+from custom_components.nilm.mains import MainsCombiner  # noqa: E402
 
 DATA_DIR = Path(os.environ.get("NILM_DATA_DIR", ROOT.parent / "shared" / "data"))
 TEST_MODELS = ROOT / "tests" / "components" / "nilm" / "fixtures" / "models"

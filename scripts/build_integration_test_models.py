@@ -28,14 +28,17 @@ sys.path.insert(0, str(ROOT))
 
 from custom_components.nilm.engine.card import REFIT_ATTRIBUTION, ModelCard, StatusRule  # noqa: E402
 from trainer.appliances import get_appliance  # noqa: E402
+from trainer.config import PipelineConfig, default  # noqa: E402
 
 DATA_DIR = Path(os.environ.get("NILM_DATA_DIR", ROOT.parent / "shared" / "data"))
 OUT_DIR = ROOT / "tests" / "components" / "nilm" / "fixtures" / "models"
 TRAIN_MONTHS = ("2014-03", "2014-04", "2014-05", "2014-06")
 VAL_MONTH = "2014-07"
 COLUMNS = {"kettle": "Kettle", "microwave": "Microwave"}
-WINDOW = 99
-TARGET_INDEX = 96  # 2 samples (60 s) of look-ahead: entities lag real time by one minute
+# The pipeline's geometry: 99 samples, target 96 = 2 samples (60 s) of look-ahead, so
+# entities lag real time by one minute.
+WINDOW: int = default(PipelineConfig, "window_length")
+TARGET_INDEX: int = default(PipelineConfig, "target_index")
 PERIOD_S = 30.0
 INPUT_MEAN_W = 400.0
 INPUT_STD_W = 700.0

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from custom_components.nilm.engine.card import StatusRule
 
+from .errors import TrainerError
+
 
 @dataclass(frozen=True, slots=True)
 class ApplianceSpec:
@@ -47,6 +49,17 @@ APPLIANCES: dict[str, ApplianceSpec] = {
         ApplianceSpec("fridge", 50.0, 300.0, 60.0, 12.0, ("fridge", "Fridge", "fridge_freezer")),
     )
 }
+
+
+CANONICAL: tuple[str, ...] = tuple(APPLIANCES)
+
+
+def check_appliance(name: str) -> str:
+    """Validate an appliance name with a TrainerError listing the known ones."""
+    if name not in APPLIANCES:
+        known = ", ".join(CANONICAL)
+        raise TrainerError(f"unknown appliance {name!r} (known: {known})")
+    return name
 
 
 def get_appliance(name: str) -> ApplianceSpec:

@@ -19,9 +19,7 @@ The test house is read only by ``trainer.evaluate`` afterwards (see
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -35,11 +33,11 @@ from custom_components.nilm.engine.metrics import f1_score
 
 from .appliances import get_appliance, truth_rule
 from .errors import TrainerError
+from .files import CARD_JSON, CONFIG_JSON, MODEL_KERAS, jsonable, load_json, write_json
 from .recipes import TEST_HOUSE, Recipe, Source, load_recipes, load_split
 from .synthetic import (
     Activation,
     Background,
-    SyntheticConfig,
     extract_activations,
     generate,
     off_starts,
@@ -159,12 +157,7 @@ def training_data(recipe: Recipe, train: list[Source], seed: int, log: Any = pri
                 )
     synth_n = recipe.synthetic_windows if targets else 0
     if synth_n:
-        cfg = SyntheticConfig(
-            amplitude=recipe.synthetic.amplitude,
-            stretch=recipe.synthetic.stretch,
-            distractor_probability=recipe.synthetic.distractor_probability,
-            on_share=recipe.synthetic.on_share,
-        )
+        cfg = recipe.synthetic.synthetic_config()
         syn = generate(
             synth_n, length, t_idx, backgrounds=backgrounds, targets=targets,
             distractors=distractors, config=cfg, rng=rng,
@@ -306,7 +299,7 @@ def train_seed(
 
     from custom_components.nilm.engine.card import ModelCard, StatusRule
 
-    from .model_config import ModelConfig
+    from .config import ModelConfig
     from .models import build_model
 
     t0 = time.monotonic()
@@ -350,7 +343,7 @@ def train_seed(
         model, recipe, val_series, mean_w=data.mean_w, std_w=data.std_w, train_houses=train_houses
     )
     run_dir.mkdir(parents=True, exist_ok=True)
-    model.save(run_dir / "model.keras")
+    model.save(run_dir / MODEL_KERAS)
     card = ModelCard(
         name=recipe.appliance,
         appliance=recipe.appliance,
@@ -394,10 +387,10 @@ def train_seed(
         "attribution": ATTRIBUTION,
     }
     card = dataclasses.replace(card, training=training)
-    (run_dir / "card.json").write_text(card.to_json(), encoding="utf-8")
+    (run_dir / CARD_JSON).write_text(card.to_json(), encoding="utf-8")
     save_representative(recipe, data, spec.on_power_threshold_w, seed, run_dir)
-    _write_json(run_dir / "result.json", result)
-    _write_json(run_dir / "config.json", {"recipe": recipe.to_dict(), "seed": seed})
+    write_json(run_dir / "result.json", result)
+    write_json(run_dir / CONFIG_JSON, {"recipe": recipe.to_dict(), "seed": seed})
     log(
         f"{recipe.appliance} seed {seed}: best epoch {best_epoch}/{len(losses)}, val loss "
         f"{min(losses):.4f}, validation F1 {scores['f1']:.3f} at threshold "
@@ -405,23 +398,6 @@ def train_seed(
     )
     keras.backend.clear_session()
     return result
-
-
-def _clean(v: Any) -> Any:
-    """JSON-safe: NaN/inf -> null, numpy scalars -> Python numbers."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if isinstance(v, np.generic):
-        return _clean(v.item())
-    return v
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    path.write_text(json.dumps(_clean(payload), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def select_seed(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -436,7 +412,7 @@ def save_representative(
 ) -> None:
     """The calibration set of this seed (real training windows, normalised), kept beside
     its model so the export needs no second pass over the training data."""
-    from .quantize import build_representative_set
+    from .calibration import build_representative_set
 
     x = (data.x_w[: data.real] - np.float32(data.mean_w)) / np.float32(data.std_w)
     rep = build_representative_set(
@@ -446,14 +422,14 @@ def save_representative(
         seed=seed,
     )  # fmt: skip
     np.savez(run_dir / "representative.npz", windows=rep.windows, targets_w=rep.targets_w)
-    _write_json(run_dir / "representative.json", rep.summary())
+    write_json(run_dir / "representative.json", rep.summary())
 
 
 def load_representative(run_dir: Path) -> Any:
     """:func:`save_representative`'s set, as a :class:`trainer.quantize.RepresentativeSet`."""
-    from .quantize import RepresentativeSet, check_not_test_house
+    from .calibration import RepresentativeSet, check_not_test_house
 
-    meta = json.loads((run_dir / "representative.json").read_text("utf-8"))
+    meta = load_json(run_dir / "representative.json")
     check_not_test_house(meta["house"], meta["excluded_houses"])
     with np.load(run_dir / "representative.npz") as arrays:
         windows, targets = arrays["windows"], arrays["targets_w"]
@@ -473,8 +449,8 @@ def export_seed(recipe: Recipe, run_dir: Path, *, models_dir: Path, seed: int) -
     from .models import load_keras_model
     from .quantize import QuantizeConfig, convert
 
-    card = load_card(run_dir / "card.json", verify_hash=False)
-    model = load_keras_model(str(run_dir / "model.keras"))
+    card = load_card(run_dir / CARD_JSON, verify_hash=False)
+    model = load_keras_model(str(run_dir / MODEL_KERAS))
     rep = load_representative(run_dir)
     chosen = convert(model, QuantizeConfig(mode=recipe.export_mode, seed=seed), rep)
     tpu = convert(model, QuantizeConfig(mode="w8_a8", int8_io=True, seed=seed), rep)
@@ -535,72 +511,9 @@ def build(
         "recipe": recipe.to_dict(),
         "card": str(card_path) if card_path else None,
     }
-    _write_json(run_root / appliance / "selection.json", summary)
+    write_json(run_root / appliance / "selection.json", summary)
     log(f"{appliance}: seed {chosen['seed']} chosen; exported to {card_path}")
     return summary
-
-
-def add_cli(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "bundle",
-        help="build a bundled model from its recipe (trainer/bundled.json)",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
-    )
-    p.add_argument("appliance", help="kettle, microwave, dishwasher, washing_machine or fridge")
-    p.add_argument("--data-dir", type=Path, default=None, help="default: ../shared/data")
-    p.add_argument("--run-root", type=Path, default=Path("runs/bundled"), help="per-seed runs")
-    p.add_argument(
-        "--models-dir", type=Path, default=Path("custom_components/nilm/models"),
-        help="where the chosen int8 model and its card are written",
-    )  # fmt: skip
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the recipe's")
-    p.add_argument("--epochs", type=int, default=None, help="override the recipe's")
-    p.add_argument("--max-real-windows", type=int, default=None, help="override the recipe's")
-    p.add_argument("--synthetic-windows", type=int, default=None, help="override the recipe's")
-    p.add_argument("--arch", default=None, help="override the recipe's architecture (cnn)")
-    p.add_argument(
-        "--no-export", action="store_true", help="train and select only (comparison runs)"
-    )
-    p.add_argument(
-        "--reference-root", type=Path, default=None,
-        help="with --report: run root of a reference (cnn) build to report beside",
-    )  # fmt: skip
-    p.add_argument(
-        "--report", action="store_true",
-        help="no training: evaluate the recipe's seeds on its test split (after export)",
-    )  # fmt: skip
-    p.add_argument(
-        "--reports-dir", type=Path, default=None,
-        help="with --report: where seeds.json goes (default reports/bundled/<appliance>)",
-    )  # fmt: skip
-    p.set_defaults(func=_cli)
-
-
-def _cli(args: argparse.Namespace) -> int:
-    from .data import default_data_dir
-
-    data_dir = args.data_dir or default_data_dir()
-    if args.report:
-        reports = args.reports_dir or Path("reports/bundled") / args.appliance
-        report(args.appliance, data_dir, args.run_root, reports, args.reference_root)
-        return 0
-    overrides: dict[str, Any] = {}
-    if args.seeds is not None:
-        overrides["seeds"] = tuple(args.seeds)
-    if args.arch is not None:
-        overrides["architecture"] = args.arch
-    for name in ("epochs", "max_real_windows", "synthetic_windows"):
-        if getattr(args, name) is not None:
-            overrides[name] = getattr(args, name)
-    build(
-        args.appliance,
-        data_dir,
-        args.run_root,
-        args.models_dir,
-        overrides=overrides,
-        export=not args.no_export,
-    )
-    return 0
 
 
 def _seed_spread(
@@ -639,7 +552,7 @@ def report(
     for the fridge the shipped model on each unseen house. Nothing here feeds back into
     a choice: the seed was selected and exported before the test data was read."""
 
-    selection = json.loads((run_root / appliance / "selection.json").read_text("utf-8"))
+    selection = load_json(run_root / appliance / "selection.json")
     recipe = load_recipes()[appliance]
     tests = load_split(recipe, "test", data_dir)
     seeds = _seed_spread(selection, run_root, tests)
@@ -653,7 +566,7 @@ def report(
     }
     reference = reference_root / appliance / "selection.json" if reference_root else None
     if reference is not None and reference.is_file():
-        ref_sel = json.loads(reference.read_text("utf-8"))
+        ref_sel = load_json(reference)
         out["reference_cnn"] = {
             "architecture": ref_sel["recipe"]["architecture"],
             "epochs": ref_sel["recipe"]["epochs"],
@@ -661,17 +574,17 @@ def report(
             "seeds": _seed_spread(ref_sel, reference_root, tests),  # type: ignore[arg-type]
         }
     reports_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(reports_dir / "seeds.json", out)
-    _write_json(reports_dir / "selection.json", selection)
+    write_json(reports_dir / "seeds.json", out)
+    write_json(reports_dir / "selection.json", selection)
     card = Path(selection["card"])
     chosen = next(s for s in selection["seeds"] if s["seed"] == selection["selected_seed"])
     measured: dict[str, Any] = {"validation": chosen["validation"]}
     if len(tests) > 1:  # the fridge: shipped int8 model on every unseen house
         unseen = unseen_houses(card, tests)
-        _write_json(reports_dir / "unseen_houses.json", unseen)
+        write_json(reports_dir / "unseen_houses.json", unseen)
         measured["test_unseen_houses"] = unseen["pooled"]
     elif (reports_dir / "metrics.json").is_file():
-        shipped = json.loads((reports_dir / "metrics.json").read_text("utf-8"))
+        shipped = load_json(reports_dir / "metrics.json")
         measured[f"test_house_{TEST_HOUSE}"] = shipped["model"]
         measured[f"rule_house_{TEST_HOUSE}"] = shipped["rule"]
     stamp_card_metrics(card, measured)
@@ -721,6 +634,6 @@ def stamp_card_metrics(card_path: Path, measured: dict[str, Any]) -> None:
         if not path.is_file():
             continue
         card = load_card(path, verify_hash=True)
-        card = dataclasses.replace(card, metrics={**card.metrics, **_clean(measured)})
+        card = dataclasses.replace(card, metrics={**card.metrics, **jsonable(measured)})
         path.write_text(card.to_json(), encoding="utf-8")
         load_card(path, verify_hash=True)

@@ -1,34 +1,1117 @@
-"""``nilm-trainer``: one argparse sub-command per concern module.
+"""``nilm-trainer``: the one module that owns argparse.
 
-Each module in :data:`MODULES` exposes ``add_cli(subparsers)`` and sets ``func`` (returning
-an exit code) on its parser. User-facing problems (:class:`TrainerError`, unreadable files,
-malformed CSV, bad model files) become one line ``nilm-trainer: error: ...`` and exit
-status 2, like argparse's own usage errors; anything else is a bug and keeps its traceback.
+Every sub-command's options take their defaults from the configuration dataclasses
+(:mod:`trainer.config`, read through :func:`trainer.config.default`), and each ``_run_*``
+function turns the parsed options into those dataclasses and calls the library. User-facing
+problems (:class:`TrainerError`, unreadable files, malformed CSV, bad model files) become
+one line ``nilm-trainer: error: ...`` and exit status 2, like argparse's own usage errors;
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import dataclasses
+import functools
 import os
+import shlex
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from . import __version__
+from .appliances import CANONICAL
+from .config import (
+    ARCHITECTURES,
+    BACKENDS,
+    DEFAULT_EPOCHS,
+    DEFAULT_TEST_HOUSE,
+    MODES,
+    SOURCES,
+    STRATEGIES,
+    UNITS,
+    DataConfig,
+    EvalConfig,
+    InspectConfig,
+    ModelConfig,
+    PipelineConfig,
+    QuantizeConfig,
+    SourceConfig,
+    TrainConfig,
+    WindowConfig,
+    default,
+)
 from .errors import TrainerError
 
 PROG = "nilm-trainer"
-MODULES: tuple[str, ...] = (
-    "trainer.data",
-    "trainer.train",
-    "trainer.evaluate",
-    "trainer.quantize",
-    "trainer.inspect",
-    "trainer.export",
-    "trainer.pipeline",
-    "trainer.bundle",
+COMMANDS: tuple[str, ...] = (
+    "data",
+    "train",
+    "evaluate",
+    "quantize",
+    "inspect",
+    "export",
+    "pipeline",
+    "bundle",
 )
+Subparsers = Any  # argparse._SubParsersAction
+
+
+def _first_line(module: str) -> str:
+    import importlib
+
+    doc = importlib.import_module(module).__doc__ or ""
+    return doc.split("\n")[0]
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def add_data_arguments(
+    parser: argparse.ArgumentParser, *, default_house: int = default(SourceConfig, "house")
+) -> None:
+    """The data-selection options (a :class:`SourceConfig` and a :class:`DataConfig`),
+    shared by every sub-command that reads data."""
+    from .data import default_data_dir
+
+    g = parser.add_argument_group("data")
+    source = default(SourceConfig, "source")
+    g.add_argument(
+        "--source", choices=SOURCES, default=source, help=f"data layout (default: {source})"
+    )
+    g.add_argument(
+        "--house",
+        type=int,
+        default=default_house,
+        help=f"REFIT house number (default: {default_house})",
+    )
+    g.add_argument(
+        "--data-dir",
+        default=str(default_data_dir()),
+        help="shared data folder (default: $NILM_DATA_DIR or ../shared/data)",
+    )
+    g.add_argument("--path", help="file for refit-clean/csv/recorder/ukdale/refit8s sources")
+    g.add_argument(
+        "--months", nargs="+", metavar="YYYY-MM", help="refit30s: only these monthly files"
+    )
+    g.add_argument(
+        "--appliance",
+        action="append",
+        metavar="NAME",
+        help=f"keep only this appliance (repeatable; known: {', '.join(CANONICAL)})",
+    )
+    g.add_argument(
+        "--period",
+        type=float,
+        metavar="S",
+        help="resample to this period in seconds (default: native)",
+    )
+    g.add_argument(
+        "--max-zero-run",
+        type=float,
+        default=default(DataConfig, "max_zero_run_s"),
+        metavar="S",
+        help="mask zero-aggregate runs longer than this (default: %(default)s s)",
+    )
+    g.add_argument(
+        "--max-constant-run",
+        type=float,
+        default=default(DataConfig, "max_constant_run_s"),
+        metavar="S",
+        help="mask constant-aggregate runs longer than this (default: %(default)s s)",
+    )
+    g.add_argument(
+        "--clip",
+        type=float,
+        default=default(DataConfig, "clip_aggregate_w"),
+        metavar="W",
+        help="clip the aggregate at this power (default: %(default)s W, as REFIT 30 s)",
+    )
+    g.add_argument("--no-clip", action="store_true", help="do not clip the aggregate")
+    g.add_argument("--config", help="csv: JSON/TOML file with the column mapping")
+    g.add_argument(
+        "--timestamp-col", help="csv: timestamp column (ISO or unix seconds; naive = UTC)"
+    )
+    g.add_argument("--mains-col", help="csv: mains power column")
+    g.add_argument(
+        "--map",
+        action="append",
+        metavar="APPLIANCE=COLUMN",
+        help="csv: appliance column, recorder: appliance entity (repeatable)",
+    )
+    unit = default(SourceConfig, "unit")
+    g.add_argument("--unit", choices=UNITS, default=unit, help=f"csv: power unit (default: {unit})")
+    g.add_argument(
+        "--timezone",
+        metavar="ZONE",
+        help="csv: naive timestamps are local time in ZONE, e.g. Europe/London (default: UTC)",
+    )
+    g.add_argument("--mains-entity", help="recorder: mains power entity id")
+
+
+def data_config_from_args(args: argparse.Namespace) -> DataConfig:
+    """DataConfig from the options of :func:`add_data_arguments`."""
+    return DataConfig(
+        period_s=args.period,
+        max_zero_run_s=args.max_zero_run,
+        max_constant_run_s=args.max_constant_run,
+        clip_aggregate_w=None if args.no_clip else args.clip,
+        appliances=tuple(dict.fromkeys(args.appliance)) if args.appliance else None,
+    )
+
+
+def source_from_args(args: argparse.Namespace) -> SourceConfig:
+    """SourceConfig from the options of :func:`add_data_arguments`."""
+    return SourceConfig(
+        source=args.source,
+        house=args.house,
+        data_dir=args.data_dir,
+        path=args.path,
+        months=tuple(args.months) if args.months else None,
+        config=args.config,
+        timestamp_col=args.timestamp_col,
+        mains_col=args.mains_col,
+        mapping=tuple(args.map or ()),
+        unit=args.unit,
+        timezone=args.timezone,
+        mains_entity=args.mains_entity,
+    )
+
+
+def load_source(args: argparse.Namespace) -> Any:
+    """Load the data selected by the options of :func:`add_data_arguments`."""
+    from .sources import load_selected
+
+    return load_selected(source_from_args(args), data_config_from_args(args))
+
+
+def _run_data(args: argparse.Namespace) -> int:
+    if args.list_entities:
+        from .recorder import list_entities
+
+        if not args.path:
+            raise TrainerError("--list-entities needs --path home-assistant_v2.db")
+        for entity, count, unit in list_entities(args.path):
+            print(f"{entity}\t{count} states\t{unit or ''}")
+        return 0
+    house = load_source(args)
+    print(house.report())
+    return 0
+
+
+def add_data_cli(subparsers: Subparsers) -> None:
+    """``nilm-trainer data``: load a source and print its masking report."""
+    parser = subparsers.add_parser(
+        "data",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  nilm-trainer data --source refit30s --house 2\n"
+            "  nilm-trainer data --source refit30s --house 20 --months 2014-03 2014-04\n"
+            "  nilm-trainer data --source refit-clean --path CLEAN_House5.csv --period 30\n"
+            "  nilm-trainer data --source csv --config my_house.toml\n"
+            "  nilm-trainer data --source csv --path house.csv --timestamp-col time \\\n"
+            "      --mains-col mains_kw --unit kW --map kettle=kettle_kw\n"
+            "  nilm-trainer data --source recorder --path home-assistant_v2.db --list-entities\n"
+            "  nilm-trainer data --source recorder --path home-assistant_v2.db \\\n"
+            "      --mains-entity sensor.grid_power --map kettle=sensor.kettle_plug_power \\\n"
+            "      --map dishwasher=binary_sensor.dishwasher_running"
+        ),
+        help="load a data source and report how much is masked and why",
+        description=(
+            "Load REFIT, UK-DALE, a household CSV or a Home Assistant recorder database, "
+            "resample it, mask gaps (zero/constant runs, missing data) and print one line: "
+            "rows, period, span, masked share by reason and the appliances found."
+        ),
+    )
+    add_data_arguments(parser)
+    parser.add_argument(
+        "--list-entities",
+        action="store_true",
+        help="recorder: list the power and on/off entities of --path and exit",
+    )
+    parser.set_defaults(func=_run_data)
+
+
+# ---------------------------------------------------------------------------- train
+
+_TRAIN_WINDOWS: WindowConfig = default(TrainConfig, "windows")
+
+
+def _target(value: str) -> float | int:
+    try:
+        return int(value)
+    except ValueError:
+        try:
+            return float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+
+
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    if not args.appliance or len(args.appliance) != 1:
+        raise TrainerError("train needs exactly one --appliance")
+    model = ModelConfig(
+        architecture=args.arch,
+        window_length=args.window,
+        dropout=args.dropout,
+        d_model=args.d_model,
+        width=args.width,
+    )
+    windows = WindowConfig(
+        window_length=args.window,
+        target_position=args.target,
+        stride=args.stride,
+        on_share=None if args.on_share == 0 else args.on_share,
+        seed=args.seed,
+        validation_fraction=args.validation_fraction,
+        max_windows=args.max_windows,
+    )
+    data = {
+        k: getattr(args, k)
+        for k in ("source", "house", "path", "months", "period", "data_dir")
+        if getattr(args, k, None) is not None
+    }
+    return TrainConfig(
+        appliance=args.appliance[0],
+        model=model,
+        windows=windows,
+        epochs=args.epochs or DEFAULT_EPOCHS,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        patience=args.patience,
+        mae_weight=args.mae_weight,
+        seed=args.seed,
+        steps_per_epoch=args.steps_per_epoch,
+        max_validation_windows=args.max_validation_windows,
+        strategy=args.strategy,
+        logical_cpus=args.logical_cpus,
+        deterministic=not args.nondeterministic,
+        data=data,
+    )
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .files import CONFIG_JSON, load_json
+    from .train import make_strategy, train
+
+    config = train_config_from_args(args)
+    if args.resume and args.epochs is None:
+        saved = Path(args.run_dir) / CONFIG_JSON
+        if saved.is_file():
+            epochs = load_json(saved).get("epochs", config.epochs)
+            config = dataclasses.replace(config, epochs=int(epochs))
+    if config.logical_cpus > 1:
+        make_strategy("default", config.logical_cpus)  # before TF starts working
+    house = load_source(args)
+    print(house.report())
+    result = train(
+        house, config, Path(args.run_dir), resume=args.resume, progress=not args.no_progress
+    )
+    print(f"run directory: {result.run_dir}")
+    return 0
+
+
+def add_train_cli(subparsers: Subparsers) -> None:
+    """``nilm-trainer train``."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train a seq2point model for one appliance",
+        description=(
+            "Train a two-headed seq2point model (power + on-probability) for one appliance "
+            "on one house, split by time into training and validation blocks. Writes a run "
+            "directory (config.json, checkpoint/, history.json, best.weights.h5, model.keras, "
+            "metrics.json, card.json); --resume continues an interrupted run. The status "
+            "threshold is chosen on the validation block of the training house."
+        ),
+        epilog=(
+            "example: nilm-trainer train --house 2 --appliance kettle --arch compact "
+            "--run-dir runs/kettle"
+        ),
+    )
+    add_data_arguments(parser, default_house=default(SourceConfig, "house"))
+    m = parser.add_argument_group("model and windows")
+    m.add_argument(
+        "--arch",
+        choices=ARCHITECTURES,
+        default=default(ModelConfig, "architecture"),
+        help="architecture (default: %(default)s)",
+    )
+    m.add_argument(
+        "--window",
+        type=int,
+        default=default(ModelConfig, "window_length"),
+        metavar="N",
+        help="window length in samples (default: %(default)s)",
+    )
+    m.add_argument(
+        "--target",
+        type=_target,
+        default=_TRAIN_WINDOWS.target_position,
+        metavar="POS",
+        help="target position: fraction of the window (0.5 = midpoint) or index "
+        "(-1 = last sample) (default: %(default)s)",
+    )
+    m.add_argument(
+        "--stride",
+        type=int,
+        default=_TRAIN_WINDOWS.stride,
+        metavar="N",
+        help="keep every N-th window start (default: %(default)s)",
+    )
+    m.add_argument(
+        "--on-share",
+        type=float,
+        default=_TRAIN_WINDOWS.on_share,
+        metavar="F",
+        help="share of training windows with the appliance on; 0 keeps the "
+        "natural mix (default: %(default)s)",
+    )
+    m.add_argument(
+        "--max-windows", type=int, metavar="N", help="cap on the balanced training windows"
+    )
+    m.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=_TRAIN_WINDOWS.validation_fraction,
+        metavar="F",
+        help="last share of the house (by time) used for validation (default: %(default)s)",
+    )
+    m.add_argument(
+        "--max-validation-windows",
+        type=int,
+        default=default(TrainConfig, "max_validation_windows"),
+        metavar="N",
+        help="evenly thin the validation block to N windows (default: %(default)s)",
+    )
+    m.add_argument(
+        "--dropout",
+        type=float,
+        default=default(ModelConfig, "dropout"),
+        help="dropout rate (default: %(default)s)",
+    )
+    m.add_argument(
+        "--d-model",
+        type=int,
+        default=default(ModelConfig, "d_model"),
+        metavar="N",
+        help="transformer width (default: %(default)s)",
+    )
+    m.add_argument(
+        "--width",
+        type=float,
+        default=default(ModelConfig, "width"),
+        metavar="F",
+        help="compact CNN channel multiplier (default: %(default)s)",
+    )
+    t = parser.add_argument_group("optimisation")
+    t.add_argument(
+        "--epochs",
+        type=int,
+        help=f"maximum epochs (default: {DEFAULT_EPOCHS}; with --resume: the run's own)",
+    )
+    t.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        metavar="N",
+        help="batches per epoch (default: one pass over the training windows)",
+    )
+    t.add_argument(
+        "--batch-size",
+        type=int,
+        default=default(TrainConfig, "batch_size"),
+        metavar="N",
+        help="batch size per replica (default: %(default)s)",
+    )
+    t.add_argument(
+        "--lr",
+        type=float,
+        default=default(TrainConfig, "learning_rate"),
+        help="Adam learning rate (default: %(default)s)",
+    )
+    t.add_argument(
+        "--patience",
+        type=int,
+        default=default(TrainConfig, "patience"),
+        help="early-stopping patience in epochs (default: %(default)s)",
+    )
+    t.add_argument(
+        "--mae-weight",
+        type=float,
+        default=default(TrainConfig, "mae_weight"),
+        metavar="LAMBDA",
+        help="weight of the MAE term on relevant samples (default: %(default)s)",
+    )
+    t.add_argument(
+        "--seed",
+        type=int,
+        default=default(TrainConfig, "seed"),
+        help="random seed (default: %(default)s)",
+    )
+    t.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default=default(TrainConfig, "strategy"),
+        help="tf.distribute strategy: mirrored = all local GPUs (or logical "
+        "CPUs), multi-worker = TF_CONFIG cluster (default: %(default)s)",
+    )
+    t.add_argument(
+        "--logical-cpus",
+        type=int,
+        default=default(TrainConfig, "logical_cpus"),
+        metavar="N",
+        help="split the CPU into N logical devices (for --strategy mirrored without GPUs)",
+    )
+    t.add_argument(
+        "--nondeterministic",
+        action="store_true",
+        help="allow non-deterministic TF ops (faster on some GPUs; runs no longer repeat)",
+    )
+    o = parser.add_argument_group("output")
+    o.add_argument("--run-dir", required=True, help="run directory (created)")
+    o.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run-dir with its saved configuration (--epochs may "
+        "extend or shorten it)",
+    )
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_run_train)
+
+
+# ---------------------------------------------------------------------------- evaluate
+
+
+def command_line(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """The ``nilm-trainer evaluate`` command that repeats this run: every option whose
+    value differs from its default, in the parser's order (machine-independent when the
+    defaults, e.g. the data folder, were used)."""
+    words = ["nilm-trainer", "evaluate"]
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "func"):
+            continue
+        value = getattr(args, action.dest, action.default)
+        if value == action.default or value is None:
+            continue
+        flag = max(action.option_strings, key=len)
+        if action.nargs == 0:  # a switch such as --no-plots
+            words.append(flag)
+        elif isinstance(value, list) and action.nargs is None:  # action="append"
+            for item in value:
+                words += [flag, str(item)]
+        elif isinstance(value, (list, tuple)):
+            words += [flag, *map(str, value)]
+        else:
+            words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return shlex.join(words)
+
+
+def _run_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
+    from .evaluate import evaluate, markdown_table, resolve_model, write_report
+
+    command = command_line(args, parser) if parser is not None else None
+    config = EvalConfig(
+        model=args.model,
+        backend=args.backend,
+        batch_size=args.batch_size,
+        delay_tolerance_s=args.delay_tolerance,
+        day=args.day,
+        plots=not args.no_plots,
+    )
+    _, card, _ = resolve_model(config.model)
+    if args.appliance and args.appliance != [card.appliance]:
+        raise TrainerError(f"the model is for {card.appliance}, not {', '.join(args.appliance)}")
+    if args.period is None:
+        # The model's own period: the loaders resample (e.g. REFIT's 30 s to 60 s).
+        args.period = card.sample_period_s
+    house = load_source(args)
+    print(house.report())
+    ev = evaluate(house, config)
+    write_report(ev, config, house, Path(args.out), command=command)
+    print(markdown_table(ev.metrics, f"{card.appliance} on {house.source}", ev.rule_metrics))
+    print(f"report: {args.out}")
+    return 0
+
+
+def add_evaluate_cli(subparsers: Subparsers) -> None:
+    """``nilm-trainer evaluate``."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score a model on the unseen test house, next to a rule baseline",
+        description=(
+            "Run a model (a training run directory, a model.keras, or an exported .tflite "
+            "with its card) over every complete window of a test house (default: all of "
+            "REFIT House 20, loaded at the card's sample period) on the engine users run "
+            "(default: numpy), and score it and a non-learned rule baseline with the same "
+            "metrics: MAE, SAE, NDE, energy-per-day error, accuracy, F1, MCC, event recall "
+            "and precision, energy predicted vs metered, and the on/off delays of the "
+            "'Running' entity (the streaming tracker, with the model's latency). Truth is "
+            "the appliance's own definition of running; predictions use the card's rule. "
+            "Writes metrics.json, metrics.md, day.png and errors.png."
+        ),
+        epilog=(
+            "example: nilm-trainer evaluate --model custom_components/nilm/models/kettle.json "
+            "--out reports/bundled/kettle"
+        ),
+    )
+    parser.add_argument(
+        "--model", required=True, help="run directory, model.keras, model .tflite or its card .json"
+    )
+    parser.add_argument("--out", required=True, help="report directory (created)")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=default(EvalConfig, "backend"),
+        help=".tflite backend (default: %(default)s, what Home Assistant OS runs)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=default(EvalConfig, "batch_size"),
+        metavar="N",
+        help="windows per inference batch (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--delay-tolerance",
+        type=float,
+        default=default(EvalConfig, "delay_tolerance_s"),
+        metavar="S",
+        help="max seconds between a true and a predicted switch-on to pair "
+        "them (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--day", metavar="YYYY-MM-DD", help="day to plot (default: the one with most switch-ons)"
+    )
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    add_data_arguments(parser, default_house=DEFAULT_TEST_HOUSE)
+    parser.set_defaults(func=functools.partial(_run_evaluate, parser=parser))
+
+
+# ---------------------------------------------------------------------------- quantize
+
+
+def add_calibration_args(parser: argparse.ArgumentParser) -> None:
+    """Calibration options shared by quantize and inspect."""
+    parser.add_argument("--data-dir", default=None, help="shared data folder")
+    parser.add_argument(
+        "--test-house",
+        default=str(DEFAULT_TEST_HOUSE),
+        help=f"house never used for calibration (default: {DEFAULT_TEST_HOUSE})",
+    )
+    parser.add_argument(
+        "--representative-size", type=int, default=default(QuantizeConfig, "representative_size")
+    )
+    parser.add_argument("--seed", type=int, default=default(QuantizeConfig, "seed"))
+
+
+def _run_quantize(args: argparse.Namespace) -> int:
+    from .files import beside_path, write_json
+    from .quantize import convert
+    from .runs import TrainedRun
+
+    run = TrainedRun.load(args.train_run, args.data_dir)
+    rep = run.representative(args.representative_size, args.seed, [f"house {args.test_house}"])
+    modes = list(MODES) if args.mode == "all" else [args.mode]
+    args.out.mkdir(parents=True, exist_ok=True)
+    failed: dict[str, str] = {}
+    for mode in modes:
+        cfg = QuantizeConfig(
+            mode=mode,
+            int8_io=args.int8_io and mode == "w8_a8",
+            representative_size=args.representative_size,
+            seed=args.seed,
+        )
+        try:
+            converted = convert(run.model, cfg, rep if cfg.needs_calibration else None)
+        except TrainerError as err:
+            failed[cfg.label] = str(err)
+            print(f"{cfg.label}: FAILED: {err}")
+            continue
+        path = args.out / f"{cfg.label}.tflite"
+        path.write_bytes(converted.data)
+        meta = {
+            "config": cfg.to_dict(),
+            "train_run": str(args.train_run),
+            "representative": rep.summary(),
+            "output_order": list(converted.output_order),
+        }
+        write_json(beside_path(path), meta, sort_keys=False, strict=False)
+        print(f"{cfg.label}: {path} ({len(converted.data):,} bytes)")
+    return 1 if len(failed) == len(modes) else 0
+
+
+def add_quantize_cli(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "quantize",
+        help="convert a trained model to .tflite in one or all quantization modes",
+        description=_first_line("trainer.quantize"),
+    )
+    parser.add_argument("train_run", type=Path, help="run directory written by `train`")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--mode", choices=[*MODES, "all"], default="all")
+    parser.add_argument("--int8-io", action="store_true", help="w8_a8 with int8 I/O (Edge TPU)")
+    add_calibration_args(parser)
+    parser.set_defaults(func=_run_quantize)
+
+
+# ---------------------------------------------------------------------------- inspect
+
+
+def add_inspect_cli(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "inspect",
+        help="per-layer quantization error, ops per backend, size, memory and latency",
+        description=_first_line("trainer.inspection"),
+    )
+    parser.add_argument("tflite", type=Path, nargs="+", help="converted model(s)")
+    parser.add_argument("--out", type=Path, default=None, help="write inspection.md/.json here")
+    parser.add_argument(
+        "--train-run", type=Path, default=None, help="training run: per-layer error (w8_a8)"
+    )
+    parser.add_argument(
+        "--suspect-ratio", type=float, default=default(InspectConfig, "suspect_ratio")
+    )
+    parser.add_argument("--no-selective", action="store_true")
+    parser.add_argument("--runs", type=int, default=default(InspectConfig, "latency_runs"))
+    add_calibration_args(parser)
+    parser.set_defaults(func=_run_inspect)
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from . import inspection as insp
+    from .files import write_json
+
+    config = InspectConfig(
+        suspect_ratio=args.suspect_ratio, selective=not args.no_selective, latency_runs=args.runs
+    )
+    layers: tuple[insp.LayerError, ...] = ()
+    selective: insp.SelectiveResult | None = None
+    window: Any = None
+    if args.train_run is not None:
+        from .runs import TrainedRun
+
+        run = TrainedRun.load(args.train_run, args.data_dir)
+        rep = run.representative(args.representative_size, args.seed, [f"house {args.test_house}"])
+        found, selective = insp.layer_errors(
+            run.model, rep, config, eval_windows=run.validation_inputs(256)
+        )
+        layers = tuple(found)
+        window = rep.windows[0]
+    sections: list[str] = ["# Inspection", ""]
+    payload: list[dict[str, Any]] = []
+    for path in args.tflite:
+        data = path.read_bytes()
+        insp.check_format(data, path)
+        if window is None:
+            # Latency of these ops does not depend on the values; a fixed pattern will do.
+            size = int(np.prod(insp.input_shape_of(data)))
+            window = np.sin(np.arange(size, dtype=np.float32) / 7.0)
+        int8 = insp.is_full_int8(data)
+        ins = insp.inspect_model(
+            path.stem, data, "w8_a8" if int8 else path.stem, window, config,
+            layers=layers if int8 else (), selective=selective if int8 else None,
+        )  # fmt: skip
+        sections.append(ins.markdown())
+        payload.append(ins.to_dict())
+    text = "\n".join(sections)
+    print(text)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "inspection.md").write_text(text)
+        write_json(args.out / "inspection.json", payload, sort_keys=False, strict=False)
+        write_json(
+            args.out / "inspection.config.json", config.to_dict(), sort_keys=False, strict=False
+        )
+    return 0
+
+
+# ---------------------------------------------------------------------------- export
+
+
+def add_export_cli(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="copy a converted model + card from a pipeline run into a models folder",
+        description=_first_line("trainer.export"),
+    )
+    parser.add_argument("run_dir", type=Path, nargs="?", help="pipeline run directory")
+    parser.add_argument("--mode", choices=MODES, default=None, help="default: the run's choice")
+    parser.add_argument("--name", default=None, help="model name (default: the run's)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="models folder (default: the run's export/)"
+    )
+    parser.add_argument(
+        "--edgetpu-card",
+        type=Path,
+        default=None,
+        metavar="COMPILED",
+        help="write the card of a compiled <name>_edgetpu.tflite and exit",
+    )
+    parser.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    if args.edgetpu_card is not None:
+        from .export import write_edgetpu_card
+
+        print(write_edgetpu_card(args.edgetpu_card))
+        return 0
+    if args.run_dir is None:
+        raise TrainerError("export needs a pipeline run directory (or --edgetpu-card)")
+    from .pipeline import export_from_run
+
+    result = export_from_run(args.run_dir, mode=args.mode, name=args.name, out_dir=args.out)
+    print(f"wrote {result.model_path} and {result.card_path}")
+    if result.compiler_command:
+        print(f"Edge TPU: {result.compiler_command}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- pipeline
+
+
+def _pipeline_default(name: str) -> Any:
+    return default(PipelineConfig, name)
+
+
+def add_pipeline_cli(subparsers: Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "pipeline",
+        help="train -> quantize -> inspect -> evaluate -> export for one appliance",
+        description=_first_line("trainer.pipeline"),
+    )
+    d = _pipeline_default
+    parser.add_argument(
+        "--appliance",
+        required=True,
+        help="appliance to train, e.g. kettle, microwave, dishwasher, washing_machine (required)",
+    )
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        required=True,
+        help="run directory for the model, reports, plots and export (required; created)",
+    )
+    parser.add_argument(
+        "--name", default=d("name"), help="exported model name (default: the appliance)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=d("data_dir"),
+        help="shared data folder (default: $NILM_DATA_DIR or ../shared/data)",
+    )
+    parser.add_argument(
+        "--train-house",
+        type=int,
+        default=d("train_house"),
+        help="REFIT house trained and calibrated on (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--test-house",
+        type=int,
+        default=d("test_house"),
+        help="REFIT house only evaluated on, never trained, calibrated or tuned on "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--train-months",
+        nargs="+",
+        default=d("train_months"),
+        metavar="YYYY-MM",
+        help="only these monthly files of the training house (default: all)",
+    )
+    parser.add_argument(
+        "--test-months",
+        nargs="+",
+        default=d("test_months"),
+        metavar="YYYY-MM",
+        help="only these monthly files of the test house (default: all)",
+    )
+    parser.add_argument(
+        "--arch", default=d("architecture"), help="model architecture (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=d("window_length"),
+        metavar="N",
+        help="input window length in samples (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--target-index",
+        type=int,
+        default=d("target_index"),
+        metavar="I",
+        help="index in the window of the sample the model predicts; the window's end "
+        "minus this is the model's delay (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--width",
+        type=float,
+        default=d("width"),
+        metavar="F",
+        help="compact CNN channel multiplier (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--dropout", type=float, default=d("dropout"), help="dropout rate (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=d("epochs"), help="maximum epochs (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=d("batch_size"),
+        help="training batch size (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=d("learning_rate"),
+        help="Adam learning rate (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=d("patience"),
+        help="epochs without a better validation loss before stopping (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=d("steps_per_epoch"),
+        metavar="N",
+        help="batches per epoch (default: one pass over the training windows)",
+    )
+    parser.add_argument(
+        "--max-windows",
+        type=int,
+        default=d("max_windows"),
+        metavar="N",
+        help="cap on the balanced training windows (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--on-share",
+        type=float,
+        default=d("on_share"),
+        metavar="F",
+        help="share of training windows whose target is on; 0 keeps the natural mix "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-validation-windows",
+        type=int,
+        default=d("max_validation_windows"),
+        metavar="N",
+        help="evenly thin the validation block to N windows (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=d("seed"),
+        help="random seed for training, window sampling and calibration (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=MODES,
+        default=list(d("modes")),
+        help="conversions to make and compare: float TFLite, int8 weights, int8 weights + "
+        "int8 or int16 activations (default: all: %(choices)s)",
+    )
+    parser.add_argument(
+        "--export-mode",
+        choices=MODES,
+        default=d("export_mode"),
+        help="the conversion exported for the integration; must be among --modes "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--representative-size",
+        type=int,
+        default=d("representative_size"),
+        metavar="N",
+        help="calibration windows, drawn from the training house (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--eval-max-windows",
+        type=int,
+        default=d("eval_max_windows"),
+        metavar="N",
+        help="evaluate the first N windows (in time order) of the validation block and "
+        "of the test house; 0 = every window "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--suspect-ratio",
+        type=float,
+        default=d("suspect_ratio"),
+        metavar="R",
+        help="flag a layer whose quantization RMSE/scale exceeds R x 0.289 (ideal "
+        "rounding) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-selective",
+        action="store_true",
+        help="skip the selective model that keeps flagged layers in float (default: made)",
+    )
+    parser.add_argument(
+        "--latency-runs",
+        type=int,
+        default=d("latency_runs"),
+        metavar="N",
+        help="timed inferences per backend in the inspection (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--export-dir",
+        default=d("export_dir"),
+        help="models folder to export into (default: RUN_DIR/export)",
+    )
+    parser.add_argument(
+        "--no-plots", action="store_true", help="write no plots (default: plots in RUN_DIR/plots)"
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (default: shown)"
+    )
+    parser.set_defaults(func=_run_pipeline)
+
+
+def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    return PipelineConfig(
+        appliance=args.appliance,
+        name=args.name,
+        data_dir=args.data_dir,
+        train_house=args.train_house,
+        test_house=args.test_house,
+        train_months=tuple(args.train_months) if args.train_months else None,
+        test_months=tuple(args.test_months) if args.test_months else None,
+        architecture=args.arch,
+        window_length=args.window,
+        target_index=args.target_index,
+        width=args.width,
+        dropout=args.dropout,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        patience=args.patience,
+        steps_per_epoch=args.steps_per_epoch,
+        max_windows=args.max_windows,
+        on_share=args.on_share or None,
+        max_validation_windows=args.max_validation_windows,
+        seed=args.seed,
+        modes=tuple(args.modes),
+        export_mode=args.export_mode,
+        representative_size=args.representative_size,
+        eval_max_windows=args.eval_max_windows or None,
+        suspect_ratio=args.suspect_ratio,
+        selective=not args.no_selective,
+        latency_runs=args.latency_runs,
+        export_dir=args.export_dir,
+        plots=not args.no_plots,
+    )
+
+
+def _run_pipeline(args: argparse.Namespace) -> int:
+    from .pipeline import run_pipeline
+
+    result = run_pipeline(
+        pipeline_config_from_args(args), args.run_dir, progress=not args.no_progress
+    )
+    print(f"report: {result.run_dir / 'report.md'}")
+    print(f"exported: {result.export.model_path} + {result.export.card_path}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- bundle
+
+BUNDLE_RUN_ROOT = Path("runs/bundled")
+BUNDLE_MODELS_DIR = Path("custom_components/nilm/models")
+BUNDLE_REPORTS_DIR = Path("reports/bundled")
+
+
+def add_bundle_cli(subparsers: Subparsers) -> None:
+    import importlib
+
+    doc = importlib.import_module("trainer.bundle").__doc__
+    p = subparsers.add_parser(
+        "bundle",
+        help="build a bundled model from its recipe (trainer/bundled.json)",
+        description=doc.split("\n\n")[0] if doc else None,
+    )
+    p.add_argument("appliance", help="kettle, microwave, dishwasher, washing_machine or fridge")
+    p.add_argument("--data-dir", type=Path, default=None, help="default: ../shared/data")
+    p.add_argument("--run-root", type=Path, default=BUNDLE_RUN_ROOT, help="per-seed runs")
+    p.add_argument(
+        "--models-dir", type=Path, default=BUNDLE_MODELS_DIR,
+        help="where the chosen int8 model and its card are written",
+    )  # fmt: skip
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the recipe's")
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's")
+    p.add_argument("--max-real-windows", type=int, default=None, help="override the recipe's")
+    p.add_argument("--synthetic-windows", type=int, default=None, help="override the recipe's")
+    p.add_argument("--arch", default=None, help="override the recipe's architecture (cnn)")
+    p.add_argument(
+        "--no-export", action="store_true", help="train and select only (comparison runs)"
+    )
+    p.add_argument(
+        "--reference-root", type=Path, default=None,
+        help="with --report: run root of a reference (cnn) build to report beside",
+    )  # fmt: skip
+    p.add_argument(
+        "--report", action="store_true",
+        help="no training: evaluate the recipe's seeds on its test split (after export)",
+    )  # fmt: skip
+    p.add_argument(
+        "--reports-dir", type=Path, default=None,
+        help="with --report: where seeds.json goes (default reports/bundled/<appliance>)",
+    )  # fmt: skip
+    p.set_defaults(func=_run_bundle)
+
+
+def _run_bundle(args: argparse.Namespace) -> int:
+    from .bundle import build, report
+    from .data import default_data_dir
+
+    data_dir = args.data_dir or default_data_dir()
+    if args.report:
+        reports = args.reports_dir or BUNDLE_REPORTS_DIR / args.appliance
+        report(args.appliance, data_dir, args.run_root, reports, args.reference_root)
+        return 0
+    overrides: dict[str, Any] = {}
+    if args.seeds is not None:
+        overrides["seeds"] = tuple(args.seeds)
+    if args.arch is not None:
+        overrides["architecture"] = args.arch
+    for name in ("epochs", "max_real_windows", "synthetic_windows"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    build(
+        args.appliance,
+        data_dir,
+        args.run_root,
+        args.models_dir,
+        overrides=overrides,
+        export=not args.no_export,
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------- main
+
+REGISTER: dict[str, Callable[[Subparsers], None]] = {
+    "data": add_data_cli,
+    "train": add_train_cli,
+    "evaluate": add_evaluate_cli,
+    "quantize": add_quantize_cli,
+    "inspect": add_inspect_cli,
+    "export": add_export_cli,
+    "pipeline": add_pipeline_cli,
+    "bundle": add_bundle_cli,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,8 +1126,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name in MODULES:
-        importlib.import_module(name).add_cli(subparsers)
+    for name in COMMANDS:
+        REGISTER[name](subparsers)
     return parser
 
 

@@ -23,8 +23,6 @@ that contains any masked sample is masked as a whole (never half-trusted).
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import gzip
 import io
 import json
@@ -34,20 +32,48 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from .appliances import APPLIANCES
+from .appliances import APPLIANCES, CANONICAL, check_appliance
+from .config import (
+    DEFAULT_DATA_CONFIG,
+    MAX_PERIOD_S,
+    MIN_PERIOD_S,
+    SOURCES,
+    DataConfig,
+    Unit,
+)
 from .errors import TrainerError
+
+__all__ = [
+    "CANONICAL",
+    "MAX_PERIOD_S",
+    "MIN_PERIOD_S",
+    "SOURCES",
+    "DataConfig",
+    "HouseData",
+    "UserCsvSpec",
+    "build_house",
+    "canonical_name",
+    "check_appliance",
+    "check_units",
+    "default_data_dir",
+    "load_refit_8s",
+    "load_refit_30s",
+    "load_refit_clean",
+    "load_refit_day",
+    "load_ukdale",
+    "load_user_csv",
+    "parse_mapping",
+    "read_user_spec",
+]  # fmt: skip
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-Unit = Literal["W", "kW", "auto"]
-
-CANONICAL: tuple[str, ...] = tuple(APPLIANCES)
 
 # Mask reasons, in precedence order (a row masked for several reasons counts once, under
 # the first).
@@ -125,46 +151,10 @@ MAX_PLAUSIBLE_MAINS_W = 75_000.0
 # year in a 400-row CSV would otherwise build a 100 M-row grid of NaN).
 MAX_GRID_ROWS = 30_000_000
 MAX_GRID_ROWS_PER_SAMPLE = 100
-# Periods the grid may use (a 1e-6 s period is a typo, not a measurement).
-MIN_PERIOD_S = 0.1
-MAX_PERIOD_S = 3600.0
 # Decompressed size of one CSV (a small .gz can expand without bound).
 MAX_CSV_BYTES = 4 * 1024**3
 # Epoch timestamps above this many seconds are milliseconds (year 5138 in seconds).
 _MAX_EPOCH_S = 1e11
-
-
-@dataclass(frozen=True, slots=True)
-class DataConfig:
-    """How raw samples become the training grid.
-
-    ``period_s`` None keeps each source's native period (30 s, 8 s, 6 s).
-    ``fill_gap_s`` holds the last value across short gaps (as the integration's streaming
-    resampler does); longer gaps are masked as missing.
-    ``appliance_spike_factor`` masks sub-meter readings above factor x the appliance's
-    ``max_power_w`` (REFIT's 8 s files contain 32768 W glitches).
-    """
-
-    period_s: float | None = None
-    max_zero_run_s: float = 300.0
-    max_constant_run_s: float = 1800.0
-    fill_gap_s: float = 60.0
-    clip_aggregate_w: float | None = 6000.0
-    appliance_spike_factor: float | None = 4.0
-    appliances: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if self.period_s is not None and not MIN_PERIOD_S <= self.period_s <= MAX_PERIOD_S:
-            raise TrainerError(
-                f"period must be between {MIN_PERIOD_S:g} and {MAX_PERIOD_S:g} s, "
-                f"got {self.period_s}"
-            )
-        for name in ("max_zero_run_s", "max_constant_run_s", "fill_gap_s"):
-            if getattr(self, name) < 0:
-                raise TrainerError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.appliances is not None:
-            for name in self.appliances:
-                check_appliance(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,14 +228,6 @@ class HouseData:
         )
 
 
-def check_appliance(name: str) -> str:
-    """Validate an appliance name with a TrainerError listing the known ones."""
-    if name not in APPLIANCES:
-        known = ", ".join(CANONICAL)
-        raise TrainerError(f"unknown appliance {name!r} (known: {known})")
-    return name
-
-
 def canonical_name(column: str) -> str | None:
     """Map a dataset's column name to a canonical appliance (None when not modelled)."""
     if column in APPLIANCES:
@@ -307,7 +289,7 @@ def _check_unit_mix(aggregate_w: FloatArray, what: str, parts: int = 10) -> None
         )
 
 
-def _check_units(aggregate_w: FloatArray, unit: Unit, what: str, *, hint: bool = True) -> float:
+def check_units(aggregate_w: FloatArray, unit: Unit, what: str, *, hint: bool = True) -> float:
     """Return the factor to watts; refuse units that make the mains implausible."""
     finite = aggregate_w[np.isfinite(aggregate_w) & (aggregate_w != 0)]
     if finite.size == 0:
@@ -685,7 +667,7 @@ def _frame_to_house(
         frame = frame.loc[times != NAT_NS]
         times = times[times != NAT_NS]
     agg = _numeric(frame, mains_col, path)
-    factor = _check_units(agg, unit, str(path))
+    factor = check_units(agg, unit, str(path))
     apps = {name: _numeric(frame, col, path) * factor for name, col in appliance_cols.items()}
     issues = _numeric(frame, issues_col, path) if issues_col else None
     return build_house(
@@ -713,7 +695,7 @@ def load_refit_30s(
     root: str | Path,
     house: int,
     months: Iterable[str] | None = None,
-    config: DataConfig = DataConfig(),
+    config: DataConfig = DEFAULT_DATA_CONFIG,
 ) -> HouseData:
     """REFIT 30 s monthly files ``REFIT_House<N>_YYYY-MM.csv.gz``.
 
@@ -775,7 +757,7 @@ def _refit_map_columns(house: int, mapping: Sequence[str] | None) -> dict[str, s
 def load_refit_clean(
     path: str | Path,
     house: int | None = None,
-    config: DataConfig = DataConfig(),
+    config: DataConfig = DEFAULT_DATA_CONFIG,
     appliance_map: Sequence[str] | None = None,
 ) -> HouseData:
     """A REFIT CLEAN release file ``CLEAN_House<N>.csv`` (8 s; Issues == 1 rows masked).
@@ -805,7 +787,7 @@ def load_refit_clean(
     )
 
 
-def load_refit_8s(path: str | Path, config: DataConfig = DataConfig()) -> HouseData:
+def load_refit_8s(path: str | Path, config: DataConfig = DEFAULT_DATA_CONFIG) -> HouseData:
     """REFIT House 2 at 8 s: one ``REFIT_HF_*.csv.gz`` file, or a folder (all of them)."""
     p = Path(path)
     files = sorted(p.glob("REFIT_HF_*.csv.gz")) if p.is_dir() else [p]
@@ -831,7 +813,7 @@ def load_refit_8s(path: str | Path, config: DataConfig = DataConfig()) -> HouseD
 def load_refit_day(
     root: str | Path,
     house: int,
-    config: DataConfig = DataConfig(),
+    config: DataConfig = DEFAULT_DATA_CONFIG,
     appliance_map: Sequence[str] | None = None,
 ) -> HouseData:
     """One day of the 2015 REFIT release (``house_<N>_day.csv.gz``, ~7 s irregular),
@@ -857,7 +839,7 @@ def load_refit_day(
     )
 
 
-def load_ukdale(path: str | Path, config: DataConfig = DataConfig()) -> HouseData:
+def load_ukdale(path: str | Path, config: DataConfig = DEFAULT_DATA_CONFIG) -> HouseData:
     """UK-DALE house 1 at 6 s (``timestamp, aggregate, <appliance>...``)."""
     p = Path(path)
     if p.is_dir():
@@ -902,7 +884,7 @@ def load_user_csv(
     appliance_cols: Mapping[str, str],
     *,
     unit: Unit = "W",
-    config: DataConfig = DataConfig(),
+    config: DataConfig = DEFAULT_DATA_CONFIG,
     native_period_s: float | None = None,
     timezone: str | None = None,
 ) -> HouseData:
@@ -997,251 +979,7 @@ def parse_mapping(items: Iterable[str]) -> dict[str, str]:
     return out
 
 
-# ---------------------------------------------------------------------------- CLI
-
-SOURCES: tuple[str, ...] = (
-    "refit30s",
-    "refit8s",
-    "refit-day",
-    "refit-clean",
-    "ukdale",
-    "csv",
-    "recorder",
-)
-
-
-def load(
-    source: str,
-    *,
-    house: int = 2,
-    data_dir: str | Path | None = None,
-    path: str | Path | None = None,
-    months: Iterable[str] | None = None,
-    config: DataConfig = DataConfig(),
-    user_csv: UserCsvSpec | None = None,
-    mains_entity: str | None = None,
-    entities: Mapping[str, str] | None = None,
-) -> HouseData:
-    """One entry point for every source in :data:`SOURCES` (used by train/evaluate).
-
-    ``data_dir`` defaults to :func:`default_data_dir`; ``path`` is the file for
-    refit-clean, recorder (and optionally refit8s/ukdale); ``user_csv`` the mapping for
-    csv; ``mains_entity``/``entities`` the recorder entities.
-    """
-    root = Path(data_dir) if data_dir is not None else default_data_dir()
-    if source == "refit30s":
-        return load_refit_30s(root, house, months, config)
-    if source == "refit8s":
-        return load_refit_8s(path or root / "refit_8s_house2", config)
-    if source == "refit-day":
-        return load_refit_day(root, house, config)
-    if source == "refit-clean":
-        if path is None:
-            raise TrainerError("source refit-clean needs the path of a CLEAN_House<N>.csv")
-        return load_refit_clean(path, house, config)
-    if source == "ukdale":
-        return load_ukdale(path or root / "ukdale_house1_6s", config)
-    if source == "csv":
-        if user_csv is None:
-            raise TrainerError(
-                "source csv needs --config FILE, or --path, --timestamp-col, --mains-col "
-                "and --map appliance=COLUMN"
-            )
-        if user_csv.period_s is not None and config.period_s is None:
-            config = dataclasses.replace(config, period_s=user_csv.period_s)
-        return load_user_csv(
-            user_csv.path,
-            user_csv.timestamp_col,
-            user_csv.mains_col,
-            user_csv.appliance_cols,
-            unit=user_csv.unit,
-            config=config,
-            timezone=user_csv.timezone,
-        )
-    if source == "recorder":
-        from .recorder import load_recorder
-
-        if path is None or not mains_entity:
-            raise TrainerError(
-                "source recorder needs --path home-assistant_v2.db and --mains-entity"
-            )
-        return load_recorder(path, mains_entity, entities or {}, config)
-    raise TrainerError(f"unknown source {source!r} (known: {', '.join(SOURCES)})")
-
-
-def config_from_args(args: argparse.Namespace) -> DataConfig:
-    """DataConfig from the options of :func:`add_data_arguments`."""
-    return DataConfig(
-        period_s=args.period,
-        max_zero_run_s=args.max_zero_run,
-        max_constant_run_s=args.max_constant_run,
-        clip_aggregate_w=None if args.no_clip else args.clip,
-        appliances=tuple(dict.fromkeys(args.appliance)) if args.appliance else None,
-    )
-
-
-def load_source(args: argparse.Namespace) -> HouseData:
-    """Load the data selected by the options of :func:`add_data_arguments`."""
-    user_csv = None
-    entities = None
-    if args.source == "csv":
-        if args.config:
-            user_csv = read_user_spec(args.config)
-        elif args.path and args.timestamp_col and args.mains_col:
-            user_csv = UserCsvSpec(
-                path=Path(args.path),
-                timestamp_col=args.timestamp_col,
-                mains_col=args.mains_col,
-                appliance_cols=parse_mapping(args.map or []),
-                unit=args.unit,
-                timezone=args.timezone,
-            )
-    elif args.source == "recorder":
-        from .recorder import parse_entity_mapping
-
-        entities = parse_entity_mapping(args.map or [])
-    return load(
-        args.source,
-        house=args.house,
-        data_dir=args.data_dir,
-        path=args.path,
-        months=args.months,
-        config=config_from_args(args),
-        user_csv=user_csv,
-        mains_entity=args.mains_entity,
-        entities=entities,
-    )
-
-
-_DEFAULTS = DataConfig()
-
-
 def default_data_dir() -> Path:
     """``$NILM_DATA_DIR`` or ``../shared/data`` beside the project root."""
     env = os.environ.get("NILM_DATA_DIR")
     return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def add_data_arguments(parser: argparse.ArgumentParser, *, default_house: int = 2) -> None:
-    """The data-selection options, shared by every sub-command that reads data."""
-    g = parser.add_argument_group("data")
-    g.add_argument(
-        "--source", choices=SOURCES, default="refit30s", help="data layout (default: refit30s)"
-    )
-    g.add_argument(
-        "--house",
-        type=int,
-        default=default_house,
-        help=f"REFIT house number (default: {default_house})",
-    )
-    g.add_argument(
-        "--data-dir",
-        default=str(default_data_dir()),
-        help="shared data folder (default: $NILM_DATA_DIR or ../shared/data)",
-    )
-    g.add_argument("--path", help="file for refit-clean/csv/recorder/ukdale/refit8s sources")
-    g.add_argument(
-        "--months", nargs="+", metavar="YYYY-MM", help="refit30s: only these monthly files"
-    )
-    g.add_argument(
-        "--appliance",
-        action="append",
-        metavar="NAME",
-        help=f"keep only this appliance (repeatable; known: {', '.join(CANONICAL)})",
-    )
-    g.add_argument(
-        "--period",
-        type=float,
-        metavar="S",
-        help="resample to this period in seconds (default: native)",
-    )
-    g.add_argument(
-        "--max-zero-run",
-        type=float,
-        default=_DEFAULTS.max_zero_run_s,
-        metavar="S",
-        help="mask zero-aggregate runs longer than this (default: %(default)s s)",
-    )
-    g.add_argument(
-        "--max-constant-run",
-        type=float,
-        default=_DEFAULTS.max_constant_run_s,
-        metavar="S",
-        help="mask constant-aggregate runs longer than this (default: %(default)s s)",
-    )
-    g.add_argument(
-        "--clip",
-        type=float,
-        default=_DEFAULTS.clip_aggregate_w,
-        metavar="W",
-        help="clip the aggregate at this power (default: %(default)s W, as REFIT 30 s)",
-    )
-    g.add_argument("--no-clip", action="store_true", help="do not clip the aggregate")
-    g.add_argument("--config", help="csv: JSON/TOML file with the column mapping")
-    g.add_argument(
-        "--timestamp-col", help="csv: timestamp column (ISO or unix seconds; naive = UTC)"
-    )
-    g.add_argument("--mains-col", help="csv: mains power column")
-    g.add_argument(
-        "--map",
-        action="append",
-        metavar="APPLIANCE=COLUMN",
-        help="csv: appliance column, recorder: appliance entity (repeatable)",
-    )
-    g.add_argument(
-        "--unit", choices=("W", "kW", "auto"), default="W", help="csv: power unit (default: W)"
-    )
-    g.add_argument(
-        "--timezone",
-        metavar="ZONE",
-        help="csv: naive timestamps are local time in ZONE, e.g. Europe/London (default: UTC)",
-    )
-    g.add_argument("--mains-entity", help="recorder: mains power entity id")
-
-
-def _run_data(args: argparse.Namespace) -> int:
-    if args.list_entities:
-        from .recorder import list_entities
-
-        if not args.path:
-            raise TrainerError("--list-entities needs --path home-assistant_v2.db")
-        for entity, count, unit in list_entities(args.path):
-            print(f"{entity}\t{count} states\t{unit or ''}")
-        return 0
-    house = load_source(args)
-    print(house.report())
-    return 0
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``nilm-trainer data``: load a source and print its masking report."""
-    parser = subparsers.add_parser(
-        "data",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=(
-            "examples:\n"
-            "  nilm-trainer data --source refit30s --house 2\n"
-            "  nilm-trainer data --source refit30s --house 20 --months 2014-03 2014-04\n"
-            "  nilm-trainer data --source refit-clean --path CLEAN_House5.csv --period 30\n"
-            "  nilm-trainer data --source csv --config my_house.toml\n"
-            "  nilm-trainer data --source csv --path house.csv --timestamp-col time \\\n"
-            "      --mains-col mains_kw --unit kW --map kettle=kettle_kw\n"
-            "  nilm-trainer data --source recorder --path home-assistant_v2.db --list-entities\n"
-            "  nilm-trainer data --source recorder --path home-assistant_v2.db \\\n"
-            "      --mains-entity sensor.grid_power --map kettle=sensor.kettle_plug_power \\\n"
-            "      --map dishwasher=binary_sensor.dishwasher_running"
-        ),
-        help="load a data source and report how much is masked and why",
-        description=(
-            "Load REFIT, UK-DALE, a household CSV or a Home Assistant recorder database, "
-            "resample it, mask gaps (zero/constant runs, missing data) and print one line: "
-            "rows, period, span, masked share by reason and the appliances found."
-        ),
-    )
-    add_data_arguments(parser)
-    parser.add_argument(
-        "--list-entities",
-        action="store_true",
-        help="recorder: list the power and on/off entities of --path and exit",
-    )
-    parser.set_defaults(func=_run_data)

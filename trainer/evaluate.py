@@ -27,11 +27,7 @@ users install.
 
 from __future__ import annotations
 
-import argparse
-import functools
-import json
 import math
-import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,9 +37,17 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .config import BACKENDS, DEFAULT_BACKEND, DEFAULT_DELAY_TOLERANCE_S, EvalConfig
 from .data import HouseData
 from .errors import TrainerError
+from .files import CARD_JSON, MODEL_KERAS, write_json
 from .windows import valid_starts
+
+__all__ = [
+    "BACKENDS", "DEFAULT_BACKEND", "DEFAULT_DELAY_TOLERANCE_S", "METRIC_ROWS", "EvalConfig",
+    "Evaluation", "card_summary", "evaluate", "markdown_table", "predict_series",
+    "resolve_model", "write_report",
+]  # fmt: skip
 
 if TYPE_CHECKING:
     # The engine is imported inside functions: importing it loads the integration
@@ -56,9 +60,6 @@ if TYPE_CHECKING:
 FloatArray = npt.NDArray[np.float32]
 Predictor = Callable[[FloatArray], tuple[FloatArray, FloatArray | None]]
 
-BACKENDS = ("auto", "numpy", "litert", "litert_ref", "edgetpu")  # = engine.backends.BACKENDS
-DEFAULT_BACKEND = "numpy"  # what Home Assistant OS (Alpine, no LiteRT wheel) runs
-DEFAULT_DELAY_TOLERANCE_S = 300.0  # = engine.metrics.DEFAULT_DELAY_TOLERANCE_S (tested)
 METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
     ("mae_w", "MAE", "{:.1f} W"),
     ("sae", "SAE", "{:.3f}"),
@@ -85,27 +86,6 @@ METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
     ("tracker_energy_kwh", "Energy counted by the tracker", "{:.1f} kWh"),
     ("raw_mae_w", "MAE without status gating", "{:.1f} W"),
 )
-
-
-@dataclass(frozen=True, slots=True)
-class EvalConfig:
-    """``backend`` applies to .tflite models; ``day`` (YYYY-MM-DD) picks the plotted day,
-    default the day with the most true switch-ons. ``rule_baseline`` also scores the
-    appliance's rule from :mod:`trainer.baselines` on the same samples."""
-
-    model: str
-    backend: str = DEFAULT_BACKEND
-    batch_size: int = 2048
-    delay_tolerance_s: float = DEFAULT_DELAY_TOLERANCE_S
-    day: str | None = None
-    plots: bool = True
-    rule_baseline: bool = True
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise TrainerError("batch size must be at least 1")
-        if not self.delay_tolerance_s > 0:
-            raise TrainerError("delay tolerance must be positive seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,11 +121,11 @@ def resolve_model(path: str | Path) -> tuple[Path, ModelCard, str]:
 
     p = Path(path)
     if p.is_dir():
-        p = p / "model.keras"
+        p = p / MODEL_KERAS
     if not p.exists():
         raise TrainerError(f"model {p} not found")
     if p.suffix == ".keras":
-        card_path = p.with_name("card.json")
+        card_path = p.with_name(CARD_JSON)
         if not card_path.is_file():
             raise TrainerError(f"{p} has no card.json beside it (written by 'train')")
         return p, load_card(card_path, verify_hash=False), "keras"
@@ -161,43 +141,29 @@ def resolve_model(path: str | Path) -> tuple[Path, ModelCard, str]:
     raise TrainerError(f"{p}: expected a run directory, .keras, .tflite or card .json")
 
 
-def keras_predictor(model_path: Path, card: ModelCard, batch_size: int) -> Predictor:
-    """Windows in watts -> (raw power W, probability) with the card's normalisation."""
-    import tensorflow as tf
-
-    from .models import load_keras_model
-
-    model = load_keras_model(str(model_path))
-
-    # A compiled call per batch: model.predict would build a tf.data pipeline per chunk.
-    @tf.function(autograph=False, reduce_retracing=True)
-    def run(x: tf.Tensor) -> list[tf.Tensor]:
-        return list(model(x, training=False))
+def model_predictor(model: Any) -> Predictor:
+    """An ``engine.model.NilmModel``'s raw power and probability: the integration's own
+    post-processing, whether the model runs on Keras or on one of the engine's backends."""
 
     def predict(windows_w: FloatArray) -> tuple[FloatArray, FloatArray | None]:
-        x = (windows_w - np.float32(card.input_mean_w)) / np.float32(card.input_std_w)
-        batches = [run(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-        outputs = [np.concatenate([b[k].numpy() for b in batches]) for k in range(len(batches[0]))]
-        power = np.maximum(outputs[card.power_output].reshape(-1), 0.0)
-        prob = None
-        if card.status_output is not None:
-            prob = outputs[card.status_output].reshape(-1).astype(np.float32)
-        return (power * card.power_scale_w).astype(np.float32), prob
+        out = model.predict(windows_w)
+        return out.raw_power_w, out.probability
 
     return predict
+
+
+def keras_predictor(model_path: Path, card: ModelCard, batch_size: int) -> Predictor:
+    """A float Keras run through the engine's ``NilmModel`` (see :mod:`trainer.keras_backend`)."""
+    from .keras_backend import keras_model
+
+    return model_predictor(keras_model(str(model_path), card, batch_size))
 
 
 def tflite_predictor(card_path: Path, backend: str) -> Predictor:
     """The engine's own model loader: what the integration will run."""
     from custom_components.nilm.engine.model import load_model
 
-    nilm_model = load_model(card_path, backend)
-
-    def predict(windows_w: FloatArray) -> tuple[FloatArray, FloatArray | None]:
-        out = nilm_model.predict(windows_w)
-        return out.raw_power_w, out.probability
-
-    return predict
+    return model_predictor(load_model(card_path, backend))
 
 
 def predict_series(
@@ -495,7 +461,6 @@ def write_report(
     ``plotted_day``). NaN is written as null.
     """
     from .appliances import truth_rule
-    from .train import _jsonable
 
     out_dir.mkdir(parents=True, exist_ok=True)
     plotted = None
@@ -521,12 +486,8 @@ def write_report(
         "rule_baseline": ev.rule.rule.to_dict() if ev.rule is not None else None,
         "plotted_day": plotted,
     }
-    (out_dir / "metrics.json").write_text(
-        json.dumps(_jsonable(report), indent=2, sort_keys=True) + "\n", "utf-8"
-    )
-    (out_dir / "config.json").write_text(
-        json.dumps(_jsonable(asdict(config)), indent=2, sort_keys=True) + "\n", "utf-8"
-    )
+    write_json(out_dir / "metrics.json", report)
+    write_json(out_dir / "config.json", asdict(config))
     title = f"{ev.card.appliance} ({ev.card.architecture}) on {house.source}"
     lines = [
         f"{house.report()}",
@@ -543,113 +504,3 @@ def write_report(
     body = markdown_table(ev.metrics, title, ev.rule_metrics)
     (out_dir / "metrics.md").write_text(body + "\n" + "\n".join(lines) + "\n", "utf-8")
     return report
-
-
-def command_line(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
-    """The ``nilm-trainer evaluate`` command that repeats this run: every option whose
-    value differs from its default, in the parser's order (machine-independent when the
-    defaults, e.g. the data folder, were used)."""
-    words = ["nilm-trainer", "evaluate"]
-    for action in parser._actions:
-        if not action.option_strings or action.dest in ("help", "func"):
-            continue
-        value = getattr(args, action.dest, action.default)
-        if value == action.default or value is None:
-            continue
-        flag = max(action.option_strings, key=len)
-        if action.nargs == 0:  # a switch such as --no-plots
-            words.append(flag)
-        elif isinstance(value, list) and action.nargs is None:  # action="append"
-            for item in value:
-                words += [flag, str(item)]
-        elif isinstance(value, (list, tuple)):
-            words += [flag, *map(str, value)]
-        else:
-            words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-    return shlex.join(words)
-
-
-# ---------------------------------------------------------------------------- CLI
-
-
-def _run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
-    from .data import load_source
-
-    command = command_line(args, parser) if parser is not None else None
-    config = EvalConfig(
-        model=args.model,
-        backend=args.backend,
-        batch_size=args.batch_size,
-        delay_tolerance_s=args.delay_tolerance,
-        day=args.day,
-        plots=not args.no_plots,
-    )
-    _, card, _ = resolve_model(config.model)
-    if args.appliance and args.appliance != [card.appliance]:
-        raise TrainerError(f"the model is for {card.appliance}, not {', '.join(args.appliance)}")
-    if args.period is None:
-        # The model's own period: the loaders resample (e.g. REFIT's 30 s to 60 s).
-        args.period = card.sample_period_s
-    house = load_source(args)
-    print(house.report())
-    ev = evaluate(house, config)
-    write_report(ev, config, house, Path(args.out), command=command)
-    print(markdown_table(ev.metrics, f"{card.appliance} on {house.source}", ev.rule_metrics))
-    print(f"report: {args.out}")
-    return 0
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``nilm-trainer evaluate``."""
-    from .data import add_data_arguments
-
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="score a model on the unseen test house, next to a rule baseline",
-        description=(
-            "Run a model (a training run directory, a model.keras, or an exported .tflite "
-            "with its card) over every complete window of a test house (default: all of "
-            "REFIT House 20, loaded at the card's sample period) on the engine users run "
-            "(default: numpy), and score it and a non-learned rule baseline with the same "
-            "metrics: MAE, SAE, NDE, energy-per-day error, accuracy, F1, MCC, event recall "
-            "and precision, energy predicted vs metered, and the on/off delays of the "
-            "'Running' entity (the streaming tracker, with the model's latency). Truth is "
-            "the appliance's own definition of running; predictions use the card's rule. "
-            "Writes metrics.json, metrics.md, day.png and errors.png."
-        ),
-        epilog=(
-            "example: nilm-trainer evaluate --model custom_components/nilm/models/kettle.json "
-            "--out reports/bundled/kettle"
-        ),
-    )
-    parser.add_argument(
-        "--model", required=True, help="run directory, model.keras, model .tflite or its card .json"
-    )
-    parser.add_argument("--out", required=True, help="report directory (created)")
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default=DEFAULT_BACKEND,
-        help=".tflite backend (default: %(default)s, what Home Assistant OS runs)",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=2048,
-        metavar="N",
-        help="windows per inference batch (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--delay-tolerance",
-        type=float,
-        default=DEFAULT_DELAY_TOLERANCE_S,
-        metavar="S",
-        help="max seconds between a true and a predicted switch-on to pair "
-        "them (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--day", metavar="YYYY-MM-DD", help="day to plot (default: the one with most switch-ons)"
-    )
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    add_data_arguments(parser, default_house=20)
-    parser.set_defaults(func=functools.partial(_run, parser=parser))

@@ -17,9 +17,7 @@ and the CPU model of that name stays the fallback when no Coral is plugged in.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +25,20 @@ from typing import Any
 
 from custom_components.nilm.engine.card import (
     REFIT_ATTRIBUTION,
+    UKDALE_ATTRIBUTION,
     ModelCard,
     load_card,
 )
 
 from . import __version__
 from .errors import TrainerError
-from .quantize import MODES, ConvertedModel
+from .files import load_json
+from .quantize import ConvertedModel
+
+__all__ = [
+    "EDGETPU_DIR", "EDGETPU_SUFFIX", "README_SUFFIX", "ExportResult", "attribution_for",
+    "card_for", "edgetpu_compiler_command", "export_model", "load_json", "write_edgetpu_card",
+]  # fmt: skip
 
 EDGETPU_DIR = "edgetpu"
 EDGETPU_SUFFIX = "_edgetpu.tflite"
@@ -60,6 +65,18 @@ def edgetpu_compiler_command(input_path: Path) -> str:
     return f"edgetpu_compiler -s -o {shlex.quote(str(out_dir))} {shlex.quote(str(input_path))}"
 
 
+def attribution_for(source: str) -> str:
+    """The dataset credit a model trained on ``source`` (a ``HouseData.source`` label)
+    owes: REFIT, UK-DALE, both, or none (a household's own CSV or recorder)."""
+    text = source.lower()
+    credits = []
+    if "refit" in text:
+        credits.append(REFIT_ATTRIBUTION)
+    if "uk-dale" in text or "ukdale" in text:
+        credits.append(UKDALE_ATTRIBUTION)
+    return " ".join(credits)
+
+
 def card_for(
     template: ModelCard,
     converted: ConvertedModel,
@@ -75,7 +92,10 @@ def card_for(
         status_output = converted.tflite_output_index(status_output)
     io_dtype = "int8" if converted.config.int8_io else "float32"
     merged_training = {**template.training, **(training or {})}
-    merged_training.setdefault("attribution", REFIT_ATTRIBUTION)
+    if "attribution" not in merged_training:
+        credit = attribution_for(str(merged_training.get("source", "")))
+        if credit:
+            merged_training["attribution"] = credit
     merged_training["quantization"] = converted.config.to_dict()
     merged_training["delay_s"] = template.delay_s
     return dataclasses.replace(
@@ -160,9 +180,10 @@ def _readme(
         f"- trainer version: {__version__}",
         f"- training data: {card.training.get('source', 'unknown')}",
         "",
-        "Data: " + REFIT_ATTRIBUTION,
-        "",
     ]
+    credit = card.training.get("attribution")
+    if credit:
+        lines += ["Data: " + str(credit), ""]
     if tpu_input is not None and command is not None:
         rel = tpu_input.relative_to(out_dir)
         lines += [
@@ -207,50 +228,3 @@ def write_edgetpu_card(compiled: Path) -> Path:
     out = compiled.with_suffix(".json")
     out.write_text(card.with_file(compiled).to_json(), encoding="utf-8")
     return out
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def add_cli(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "export",
-        help="copy a converted model + card from a pipeline run into a models folder",
-        description=__doc__.split("\n")[0],
-    )
-    parser.add_argument("run_dir", type=Path, nargs="?", help="pipeline run directory")
-    parser.add_argument("--mode", choices=MODES, default=None, help="default: the run's choice")
-    parser.add_argument("--name", default=None, help="model name (default: the run's)")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="models folder (default: the run's export/)"
-    )
-    parser.add_argument(
-        "--edgetpu-card",
-        type=Path,
-        default=None,
-        metavar="COMPILED",
-        help="write the card of a compiled <name>_edgetpu.tflite and exit",
-    )
-    parser.set_defaults(func=_cli_export)
-
-
-def _cli_export(args: argparse.Namespace) -> int:
-    if args.edgetpu_card is not None:
-        print(write_edgetpu_card(args.edgetpu_card))
-        return 0
-    if args.run_dir is None:
-        raise TrainerError("export needs a pipeline run directory (or --edgetpu-card)")
-    from .pipeline import export_from_run
-
-    result = export_from_run(args.run_dir, mode=args.mode, name=args.name, out_dir=args.out)
-    print(f"wrote {result.model_path} and {result.card_path}")
-    if result.compiler_command:
-        print(f"Edge TPU: {result.compiler_command}")
-    return 0
-
-
-def load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise TrainerError(f"cannot read {path}: {err}") from err

@@ -1,7 +1,7 @@
 """Seq2point architectures: the reference CNN, a BERT-style transformer, a compact edge CNN.
 
 Every model takes ``(batch, window_length)`` float32 normalised mains and returns two
-outputs, in this order (``to_tflite`` exports a dict, whose outputs TFLite orders by key,
+outputs, in this order (:mod:`trainer.quantize` exports a dict, whose outputs TFLite orders by key,
 and "power" < "status", so output 0 is power and 1 status, as the model card says):
 
 * ``power``: appliance power at the window's target index divided by ``max_power_w``;
@@ -21,10 +21,10 @@ from typing import Any
 import keras
 from keras import layers, ops
 
+from .config import ARCHITECTURES, POWER_OUTPUT, STATUS_OUTPUT, ModelConfig
 from .errors import TrainerError
-from .model_config import ARCHITECTURES, POWER_OUTPUT, STATUS_OUTPUT, ModelConfig
 
-__all__ = ["ARCHITECTURES", "MODELS", "ModelConfig", "build_model", "to_tflite"]
+__all__ = ["ARCHITECTURES", "MODELS", "ModelConfig", "build_model", "load_keras_model"]
 
 
 def _heads(features: Any, dropout: float, hidden: int) -> list[Any]:
@@ -247,27 +247,3 @@ def build_model(config: ModelConfig) -> keras.Model:
 def load_keras_model(path: str) -> keras.Model:
     """Load a saved ``model.keras`` with this module's layers registered."""
     return keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=False)
-
-
-def to_tflite(model: keras.Model, *, optimizations: bool = False) -> bytes:
-    """Float TFLite with a static batch-1 input and builtin ops only (the contract the
-    engine relies on); quantization lives in trainer.quantize.
-
-    Converting a bare concrete function (no trackable object) freezes the weights into
-    constants; a dict output, sorted by key, puts ``power`` at output 0 and ``status`` at 1.
-    """
-    import tensorflow as tf
-
-    length = int(model.inputs[0].shape[1])
-    spec = tf.TensorSpec((1, length), tf.float32, name="mains")
-
-    @tf.function(input_signature=[spec])
-    def serve(mains: tf.Tensor) -> dict[str, tf.Tensor]:
-        power, status = model(mains, training=False)
-        return {POWER_OUTPUT: power, STATUS_OUTPUT: status}
-
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if optimizations:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    return bytes(converter.convert())

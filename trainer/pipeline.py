@@ -18,13 +18,11 @@ evaluated: calibration, thresholds and the exported mode never depend on it.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +30,17 @@ import numpy as np
 import numpy.typing as npt
 
 from . import __version__
+from .calibration import RepresentativeSet, check_not_test_house
+from .config import PipelineConfig, QuantizeConfig
 from .errors import TrainerError
-from .quantize import MODES, ConvertedModel, RepresentativeSet, check_not_test_house
+from .files import CARD_JSON, beside, beside_path, jsonable, load_json, write_json
+from .quantize import ConvertedModel
+from .runs import TrainedRun
+
+__all__ = [
+    "METRIC_COLUMNS", "PipelineConfig", "PipelineResult", "TrainedRun", "export_from_run",
+    "house_slice", "run_pipeline", "write_variant",
+]  # fmt: skip
 
 FloatArray = npt.NDArray[np.float32]
 METRIC_COLUMNS = (
@@ -45,162 +52,6 @@ METRIC_COLUMNS = (
     "mcc",
     "detection_delay_s",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineConfig:
-    """Everything the one-shot pipeline needs; written to ``config.json``.
-
-    ``target_index`` None puts the target at the window's midpoint. ``eval_max_windows``
-    bounds each evaluation (the first N valid windows in time order: a contiguous stretch,
-    so onsets and delays stay meaningful); None evaluates every window.
-    """
-
-    appliance: str
-    name: str = ""
-    data_dir: str = ""
-    train_house: int = 2
-    test_house: int = 20
-    train_months: tuple[str, ...] | None = None
-    test_months: tuple[str, ...] | None = None
-    architecture: str = "compact"
-    window_length: int = 99
-    target_index: int | None = 96
-    width: float = 1.0
-    dropout: float = 0.1
-    epochs: int = 20
-    batch_size: int = 512
-    learning_rate: float = 1e-3
-    patience: int = 4
-    steps_per_epoch: int | None = None
-    max_windows: int | None = 200_000
-    on_share: float | None = 0.2
-    max_validation_windows: int | None = 50_000
-    validation_fraction: float = 0.2
-    seed: int = 0
-    modes: tuple[str, ...] = MODES
-    export_mode: str = "w8_a8"
-    representative_size: int = 256
-    eval_max_windows: int | None = 100_000
-    suspect_ratio: float = 2.5
-    selective: bool = True
-    latency_runs: int = 30
-    export_dir: str = ""
-    plots: bool = True
-
-    def __post_init__(self) -> None:
-        from .data import check_appliance
-
-        check_appliance(self.appliance)
-        if self.train_house == self.test_house:
-            raise TrainerError("the test house must differ from the training house")
-        unknown = sorted(set(self.modes) - set(MODES))
-        if unknown:
-            raise TrainerError(f"unknown mode(s) {unknown}; known: {', '.join(MODES)}")
-        if self.export_mode not in self.modes:
-            raise TrainerError(f"export mode {self.export_mode} is not among the modes run")
-
-    @property
-    def model_name(self) -> str:
-        return self.name or self.appliance
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_json_safe(payload), indent=2, sort_keys=True) + "\n", "utf-8")
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, (np.floating, np.integer)):
-        return _json_safe(value.item())
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _beside(artifact: Path, config: dict[str, Any]) -> None:
-    """The resolved configuration next to an artifact, so a file found alone explains itself."""
-    _write_json(artifact.with_name(artifact.stem + ".config.json"), config)
-
-
-# --------------------------------------------------------------------------- trained runs
-
-
-@dataclass(slots=True)
-class TrainedRun:
-    """A trainer.train run directory reloaded: model, card template, data and windows."""
-
-    run_dir: Path
-    model: Any
-    card: Any
-    train_config: Any
-    house: Any
-    split: Any
-
-    @classmethod
-    def load(cls, run_dir: Path, data_dir: str | None = None, house: Any = None) -> TrainedRun:
-        from custom_components.nilm.engine.card import ModelCard
-
-        from .data import add_data_arguments, load_source
-        from .models import load_keras_model
-        from .train import TrainConfig
-        from .windows import make_windows
-
-        run_dir = Path(run_dir)
-        for needed in ("model.keras", "config.json", "card.json"):
-            if not (run_dir / needed).is_file():
-                raise TrainerError(f"{run_dir} is not a finished training run (no {needed})")
-        config = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text("utf-8")))
-        if house is None:
-            parser = argparse.ArgumentParser()
-            add_data_arguments(parser)
-            args = parser.parse_args([])
-            for key, value in dict(config.data).items():
-                if value is not None:  # None means "the default" (e.g. the data folder)
-                    setattr(args, key, value)
-            if data_dir:
-                args.data_dir = data_dir
-            args.appliance = [config.appliance]
-            house = load_source(args)
-        card = ModelCard.from_dict(json.loads((run_dir / "card.json").read_text("utf-8")))
-        return cls(
-            run_dir=run_dir,
-            model=load_keras_model(str(run_dir / "model.keras")),
-            card=card,
-            train_config=config,
-            house=house,
-            split=make_windows(house, config.appliance, config.windows),
-        )
-
-    def representative(
-        self, size: int, seed: int, test_houses: Sequence[str | int]
-    ) -> RepresentativeSet:
-        """Balanced calibration windows from this run's training and validation blocks."""
-        from .quantize import representative_from_windows
-
-        return representative_from_windows(
-            [self.split.train, self.split.validation],
-            house=self.house.source,
-            test_houses=test_houses,
-            source=f"{self.house.source}: training + validation blocks",
-            size=size,
-            seed=seed,
-        )
-
-    def validation_inputs(self, limit: int) -> FloatArray:
-        from .train import thin
-
-        pick = thin(len(self.split.validation), limit)
-        return self.split.validation.inputs(pick)  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -252,44 +103,6 @@ def _load_house(cfg: PipelineConfig, house: int, months: tuple[str, ...] | None)
     )
 
 
-def _train_config(cfg: PipelineConfig) -> Any:
-    from .models import ModelConfig
-    from .train import TrainConfig
-    from .windows import WindowConfig
-
-    target: float | int = 0.5 if cfg.target_index is None else cfg.target_index
-    return TrainConfig(
-        appliance=cfg.appliance,
-        model=ModelConfig(
-            architecture=cfg.architecture,
-            window_length=cfg.window_length,
-            dropout=cfg.dropout,
-            width=cfg.width,
-        ),
-        windows=WindowConfig(
-            window_length=cfg.window_length,
-            target_position=target,
-            seed=cfg.seed,
-            validation_fraction=cfg.validation_fraction,
-            max_windows=cfg.max_windows,
-            on_share=cfg.on_share,
-        ),
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        patience=cfg.patience,
-        seed=cfg.seed,
-        steps_per_epoch=cfg.steps_per_epoch,
-        max_validation_windows=cfg.max_validation_windows,
-        data={
-            "source": "refit30s",
-            "house": cfg.train_house,
-            "months": list(cfg.train_months) if cfg.train_months else None,
-            "data_dir": cfg.data_dir or None,
-        },
-    )
-
-
 def run_pipeline(
     cfg: PipelineConfig,
     run_dir: Path,
@@ -299,14 +112,14 @@ def run_pipeline(
     train_run: TrainedRun | None = None,
 ) -> PipelineResult:
     """Run every step into ``run_dir``; ``train_run`` skips training (tests, re-runs)."""
-    from . import inspect as insp
+    from . import inspection as insp
     from .export import export_model
     from .quantize import convert_all
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = cfg.to_dict()
-    _write_json(run_dir / "config.json", resolved)
+    write_json(run_dir / "config.json", resolved)
     steps = ["train", "quantize", "inspect", "evaluate", "plots", "export", "report"]
     bar = _progress(len(steps), progress)
     timings: dict[str, float] = {}
@@ -325,7 +138,7 @@ def run_pipeline(
         from .train import train
 
         house = _load_house(cfg, cfg.train_house, cfg.train_months)
-        train(house, _train_config(cfg), run_dir / "train", progress=False, log=log)
+        train(house, cfg.train_config(), run_dir / "train", progress=False, log=log)
         train_run = TrainedRun.load(run_dir / "train", house=house)
     tr = train_run
     test_label = f"REFIT house {cfg.test_house}"
@@ -339,7 +152,7 @@ def run_pipeline(
     models_dir.mkdir(exist_ok=True)
     for label, conv in converted.items():
         path = write_variant(models_dir, label, conv, tr.card)
-        _beside(path, {"pipeline": resolved, "quantize": conv.config.to_dict(),
+        beside(path, {"pipeline": resolved, "quantize": conv.config.to_dict(),
                        "representative": rep.summary(),
                        "output_order": list(conv.output_order)})  # fmt: skip
     if cfg.export_mode not in converted:
@@ -363,7 +176,7 @@ def run_pipeline(
     if selective is not None:
         sel_path = models_dir / "w8_a8_selective.tflite"
         sel_path.write_bytes(selective.data)
-        _beside(sel_path, {"pipeline": resolved, "inspect": inspect_cfg.to_dict(),
+        beside(sel_path, {"pipeline": resolved, "inspect": inspect_cfg.to_dict(),
                            "denylisted_nodes": list(selective.denylisted)})  # fmt: skip
     inspections: dict[str, insp.Inspection] = {}
     for label, conv in converted.items():
@@ -436,7 +249,7 @@ def run_pipeline(
     summary_md = _accuracy_table(accuracy, cfg.test_house)
     exported = export_model(
         export_dir, cfg.model_name, chosen, tr.card, edgetpu=edgetpu,
-        metrics=_json_safe(metrics), training=_json_safe(training), report=summary_md,
+        metrics=jsonable(metrics), training=jsonable(training), report=summary_md,
     )  # fmt: skip
     # No .config.json in the models folder: the integration reads every *.json there as a
     # card. The resolved configuration travels inside the card (training.pipeline).
@@ -463,10 +276,10 @@ def run_pipeline(
         },
         "timings_s": timings,
     }  # fmt: skip
-    _write_json(run_dir / "report.json", report)
+    write_json(run_dir / "report.json", report)
     md = _report_markdown(cfg, report, inspections, summary_md, rep, delay_s=tr.card.delay_s)
     (run_dir / "report.md").write_text(md, "utf-8")
-    _beside(run_dir / "report.md", resolved)
+    beside(run_dir / "report.md", resolved)
     step("report")
     bar.close()
     return PipelineResult(run_dir, report, exported, converted)
@@ -478,19 +291,6 @@ _LAYER_NOTES = {
     "w8_a16": "No per-layer table: the quantization debugger instruments int8 activations "
     "only; the accuracy table shows this mode's cost.",
 }
-
-
-def _variant_card(template: Any, conv: ConvertedModel | None) -> Any:
-    """The card a converted variant would ship with (output indices may move)."""
-    if conv is None:
-        return template
-    return dataclasses.replace(
-        template,
-        power_output=conv.tflite_output_index(template.power_output),
-        status_output=None
-        if template.status_output is None
-        else conv.tflite_output_index(template.status_output),
-    )
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -534,7 +334,7 @@ def _report_markdown(
     *,
     delay_s: float,
 ) -> str:
-    from .inspect import BACKEND_LABELS
+    from .inspection import BACKEND_LABELS
 
     s = rep.summary()
     lines = [
@@ -629,7 +429,7 @@ def _plots(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .inspect import BACKEND_LABELS, IDEAL_RMSE_OVER_SCALE
+    from .inspection import BACKEND_LABELS, IDEAL_RMSE_OVER_SCALE
 
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, str] = {}
@@ -696,7 +496,7 @@ def _save(fig: Any, path: Path, resolved: dict[str, Any]) -> str:
 
     fig.savefig(path, dpi=110)
     plt.close(fig)
-    _beside(path, resolved)
+    beside(path, resolved)
     return f"plots/{path.name}"
 
 
@@ -709,8 +509,7 @@ def export_from_run(
     """Re-export a variant of a finished pipeline run (e.g. another mode)."""
     from custom_components.nilm.engine.card import ModelCard
 
-    from .export import export_model, load_json
-    from .quantize import QuantizeConfig
+    from .export import export_model
 
     run_dir = Path(run_dir)
     report = load_json(run_dir / "report.json")
@@ -721,7 +520,7 @@ def export_from_run(
         raise TrainerError(f"{run_dir} has no converted {mode} model")
 
     def converted(p: Path, label_cfg: QuantizeConfig) -> ConvertedModel:
-        meta = load_json(p.with_name(p.stem + ".config.json"))
+        meta = load_json(beside_path(p))
         return ConvertedModel(
             p.read_bytes(), label_cfg, tuple(meta["output_order"]), (1, cfg["window_length"])
         )
@@ -733,7 +532,7 @@ def export_from_run(
         if tpu_path.is_file()
         else None
     )
-    template = ModelCard.from_dict(load_json(Path(report["train_run"]) / "card.json"))
+    template = ModelCard.from_dict(load_json(Path(report["train_run"]) / CARD_JSON))
     test_key = f"test_house_{cfg['test_house']}"
     return export_model(
         out_dir or run_dir / "export",
@@ -747,243 +546,3 @@ def export_from_run(
         },
         training={"representative": report["representative"], "pipeline": cfg},
     )
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def add_cli(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "pipeline",
-        help="train -> quantize -> inspect -> evaluate -> export for one appliance",
-        description=__doc__.split("\n")[0],
-    )
-    d = PipelineConfig(appliance="kettle")
-    parser.add_argument(
-        "--appliance",
-        required=True,
-        help="appliance to train, e.g. kettle, microwave, dishwasher, washing_machine (required)",
-    )
-    parser.add_argument(
-        "--run-dir",
-        type=Path,
-        required=True,
-        help="run directory for the model, reports, plots and export (required; created)",
-    )
-    parser.add_argument("--name", default="", help="exported model name (default: the appliance)")
-    parser.add_argument(
-        "--data-dir",
-        default="",
-        help="shared data folder (default: $NILM_DATA_DIR or ../shared/data)",
-    )
-    parser.add_argument(
-        "--train-house",
-        type=int,
-        default=d.train_house,
-        help="REFIT house trained and calibrated on (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--test-house",
-        type=int,
-        default=d.test_house,
-        help="REFIT house only evaluated on, never trained, calibrated or tuned on "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--train-months",
-        nargs="+",
-        default=None,
-        metavar="YYYY-MM",
-        help="only these monthly files of the training house (default: all)",
-    )
-    parser.add_argument(
-        "--test-months",
-        nargs="+",
-        default=None,
-        metavar="YYYY-MM",
-        help="only these monthly files of the test house (default: all)",
-    )
-    parser.add_argument(
-        "--arch", default=d.architecture, help="model architecture (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--window",
-        type=int,
-        default=d.window_length,
-        metavar="N",
-        help="input window length in samples (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--target-index",
-        type=int,
-        default=d.target_index,
-        metavar="I",
-        help="index in the window of the sample the model predicts; the window's end "
-        "minus this is the model's delay (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--width",
-        type=float,
-        default=d.width,
-        metavar="F",
-        help="compact CNN channel multiplier (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--dropout", type=float, default=d.dropout, help="dropout rate (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--epochs", type=int, default=d.epochs, help="maximum epochs (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=d.batch_size,
-        help="training batch size (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--lr",
-        type=float,
-        default=d.learning_rate,
-        help="Adam learning rate (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--patience",
-        type=int,
-        default=d.patience,
-        help="epochs without a better validation loss before stopping (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--steps-per-epoch",
-        type=int,
-        default=None,
-        metavar="N",
-        help="batches per epoch (default: one pass over the training windows)",
-    )
-    parser.add_argument(
-        "--max-windows",
-        type=int,
-        default=d.max_windows,
-        metavar="N",
-        help="cap on the balanced training windows (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--on-share",
-        type=float,
-        default=d.on_share,
-        metavar="F",
-        help="share of training windows whose target is on; 0 keeps the natural mix "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-validation-windows",
-        type=int,
-        default=d.max_validation_windows,
-        metavar="N",
-        help="evenly thin the validation block to N windows (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=d.seed,
-        help="random seed for training, window sampling and calibration (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--modes",
-        nargs="+",
-        choices=MODES,
-        default=list(MODES),
-        help="conversions to make and compare: float TFLite, int8 weights, int8 weights + "
-        "int8 or int16 activations (default: all: %(choices)s)",
-    )
-    parser.add_argument(
-        "--export-mode",
-        choices=MODES,
-        default=d.export_mode,
-        help="the conversion exported for the integration; must be among --modes "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--representative-size",
-        type=int,
-        default=d.representative_size,
-        metavar="N",
-        help="calibration windows, drawn from the training house (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--eval-max-windows",
-        type=int,
-        default=d.eval_max_windows,
-        metavar="N",
-        help="evaluate the first N windows (in time order) of the validation block and "
-        "of the test house; 0 = every window "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--suspect-ratio",
-        type=float,
-        default=d.suspect_ratio,
-        metavar="R",
-        help="flag a layer whose quantization RMSE/scale exceeds R x 0.289 (ideal "
-        "rounding) (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--no-selective",
-        action="store_true",
-        help="skip the selective model that keeps flagged layers in float (default: made)",
-    )
-    parser.add_argument(
-        "--latency-runs",
-        type=int,
-        default=d.latency_runs,
-        metavar="N",
-        help="timed inferences per backend in the inspection (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--export-dir", default="", help="models folder to export into (default: RUN_DIR/export)"
-    )
-    parser.add_argument(
-        "--no-plots", action="store_true", help="write no plots (default: plots in RUN_DIR/plots)"
-    )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bars (default: shown)"
-    )
-    parser.set_defaults(func=_cli_pipeline)
-
-
-def _cli_pipeline(args: argparse.Namespace) -> int:
-    cfg = PipelineConfig(
-        appliance=args.appliance,
-        name=args.name,
-        data_dir=args.data_dir,
-        train_house=args.train_house,
-        test_house=args.test_house,
-        train_months=tuple(args.train_months) if args.train_months else None,
-        test_months=tuple(args.test_months) if args.test_months else None,
-        architecture=args.arch,
-        window_length=args.window,
-        target_index=args.target_index,
-        width=args.width,
-        dropout=args.dropout,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        patience=args.patience,
-        steps_per_epoch=args.steps_per_epoch,
-        max_windows=args.max_windows,
-        on_share=args.on_share or None,
-        max_validation_windows=args.max_validation_windows,
-        seed=args.seed,
-        modes=tuple(args.modes),
-        export_mode=args.export_mode,
-        representative_size=args.representative_size,
-        eval_max_windows=args.eval_max_windows or None,
-        suspect_ratio=args.suspect_ratio,
-        selective=not args.no_selective,
-        latency_runs=args.latency_runs,
-        export_dir=args.export_dir,
-        plots=not args.no_plots,
-    )
-    result = run_pipeline(cfg, args.run_dir, progress=not args.no_progress)
-    print(f"report: {result.run_dir / 'report.md'}")
-    print(f"exported: {result.export.model_path} + {result.export.card_path}")
-    return 0

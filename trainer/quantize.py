@@ -12,238 +12,25 @@ from the training house only: calibrating on the test house would leak it into t
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from .calibration import RepresentativeSet, check_not_test_house
+from .config import MODES, QuantizeConfig
 from .errors import TrainerError
 
-MODES = ("convert_only", "w8", "w8_a8", "w8_a16")
+__all__ = [
+    "MODES", "ConvertedModel", "LiteRT", "QuantizeConfig", "convert", "convert_all",
+    "failing_op", "input_shape", "make_converter", "open_litert", "output_names",
+    "output_order", "run_litert", "to_tflite",
+]  # fmt: skip
+
 FloatArray = npt.NDArray[np.float32]
-
-
-@dataclass(frozen=True, slots=True)
-class QuantizeConfig:
-    """How to convert one model.
-
-    ``int8_io`` only applies to ``w8_a8``: int8 input/output tensors, as the Edge TPU
-    compiler needs (the default float I/O keeps QUANTIZE/DEQUANTIZE inside the model so
-    callers need not know the scales). ``representative_size`` windows are drawn with
-    ``seed``; ``on_fraction`` of them with the appliance on.
-    """
-
-    mode: str = "w8_a8"
-    int8_io: bool = False
-    representative_size: int = 256
-    on_fraction: float = 0.5
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise TrainerError(f"quantization mode {self.mode!r} is not one of {', '.join(MODES)}")
-        if self.int8_io and self.mode != "w8_a8":
-            raise TrainerError("int8 input/output is only available for mode w8_a8")
-        if self.representative_size < 1:
-            raise TrainerError("representative_size must be at least 1")
-        if not 0.0 <= self.on_fraction <= 1.0:
-            raise TrainerError("on_fraction must be between 0 and 1")
-
-    @property
-    def needs_calibration(self) -> bool:
-        return self.mode in ("w8_a8", "w8_a16")
-
-    @property
-    def label(self) -> str:
-        """Unique name of the variant (the int8-I/O Edge TPU input differs from w8_a8)."""
-        return f"{self.mode}_int8io" if self.int8_io else self.mode
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
-class RepresentativeSet:
-    """Calibration windows (already normalised) and where they came from.
-
-    ``house`` is recorded so every consumer can re-check that it is not the test house.
-    """
-
-    windows: FloatArray
-    targets_w: FloatArray
-    on: npt.NDArray[np.bool_]
-    house: str
-    source: str
-    seed: int
-    on_threshold_w: float
-    excluded_houses: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def on_fraction(self) -> float:
-        return float(np.mean(self.on)) if self.on.size else float("nan")
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "size": int(self.windows.shape[0]),
-            "on": int(np.count_nonzero(self.on)),
-            "off": int(np.count_nonzero(~self.on)),
-            "on_fraction": self.on_fraction,
-            "on_threshold_w": self.on_threshold_w,
-            "house": self.house,
-            "source": self.source,
-            "seed": self.seed,
-            "excluded_houses": list(self.excluded_houses),
-            "notes": list(self.notes),
-        }
-
-
-def _house_key(house: str | int) -> tuple[str, str]:
-    """'House 20', 'REFIT house 20 (2014-03)', 'house_20' and 20 name the same house."""
-    text = str(house).strip().lower()
-    dataset = "ukdale" if re.search(r"uk-?dale", text) else "refit"
-    match = re.search(r"house[\s_-]*(\d+)", text) or re.fullmatch(r"\s*(\d+)\s*", text)
-    return dataset, (str(int(match.group(1))) if match else text)
-
-
-def check_not_test_house(house: str | int, test_houses: Sequence[str | int]) -> None:
-    """Refuse calibration data from a test house: it would leak into the quantization."""
-    key = _house_key(house)
-    for test in test_houses:
-        if _house_key(test) == key:
-            raise TrainerError(
-                f"representative data comes from house {house!r}, which is a test house; "
-                "calibrate on the training house's training/validation data only"
-            )
-
-
-def _choose(
-    targets_w: npt.NDArray[np.float32],
-    *,
-    valid: npt.NDArray[np.bool_],
-    on_threshold_w: float,
-    size: int,
-    on_fraction: float,
-    seed: int,
-) -> tuple[npt.NDArray[np.int64], list[str]]:
-    """Indices of a seeded draw with ``on_fraction`` on windows (on: target >= threshold,
-    as engine.status); when one state is too rare the other fills up, and a note says so."""
-    on_idx = np.flatnonzero(valid & (targets_w >= on_threshold_w))
-    off_idx = np.flatnonzero(valid & (targets_w < on_threshold_w))
-    if on_idx.size + off_idx.size == 0:
-        raise TrainerError("no unmasked windows to calibrate on")
-    size = min(size, on_idx.size + off_idx.size)
-    want_on = round(size * on_fraction)
-    n_on = min(want_on, on_idx.size)
-    n_off = min(size - n_on, off_idx.size)
-    n_on = min(size - n_off, on_idx.size)  # off windows too rare: fill with on ones
-    notes: list[str] = []
-    if n_on != want_on:
-        notes.append(
-            f"asked for {want_on} 'on' windows, the data holds {on_idx.size}: "
-            f"using {n_on} on / {n_off} off"
-        )
-    rng = np.random.default_rng(seed)
-    chosen = np.concatenate(
-        [rng.choice(on_idx, n_on, replace=False), rng.choice(off_idx, n_off, replace=False)]
-    ).astype(np.int64)
-    rng.shuffle(chosen)
-    return chosen, notes
-
-
-def build_representative_set(
-    windows: npt.ArrayLike,
-    targets_w: npt.ArrayLike,
-    *,
-    on_threshold_w: float,
-    house: str | int,
-    test_houses: Sequence[str | int],
-    source: str,
-    size: int = 256,
-    on_fraction: float = 0.5,
-    seed: int = 0,
-) -> RepresentativeSet:
-    """Calibration set from in-memory windows.
-
-    ``windows`` are normalised model inputs (N, L) or (N, L, 1) from the training or
-    validation split of the training house; ``targets_w`` their target power in watts.
-    """
-    check_not_test_house(house, test_houses)
-    x = np.asarray(windows, dtype=np.float32)
-    y = np.asarray(targets_w, dtype=np.float32).reshape(-1)
-    if x.ndim < 2 or x.shape[0] != y.size:
-        raise TrainerError(
-            f"windows {x.shape} and targets {y.shape} do not describe the same samples"
-        )
-    valid = np.isfinite(y) & np.all(np.isfinite(x.reshape(len(x), -1)), axis=1)
-    chosen, notes = _choose(
-        y, valid=valid, on_threshold_w=on_threshold_w, size=size, on_fraction=on_fraction, seed=seed
-    )
-    return _make_set(
-        x[chosen], y[chosen], threshold=on_threshold_w, house=house, test_houses=test_houses,
-        source=source, seed=seed, notes=notes,
-    )  # fmt: skip
-
-
-def representative_from_windows(
-    window_sets: Sequence[Any],
-    *,
-    house: str | int,
-    test_houses: Sequence[str | int],
-    source: str,
-    size: int = 256,
-    on_fraction: float = 0.5,
-    seed: int = 0,
-) -> RepresentativeSet:
-    """Calibration set from :class:`trainer.windows.WindowSet` objects (train and/or
-    validation of the training house), materialising only the chosen windows."""
-    check_not_test_house(house, test_houses)
-    sets = [ws for ws in window_sets if len(ws)]
-    if not sets:
-        raise TrainerError("no windows to calibrate on")
-    threshold = float(sets[0].norm.on_threshold_w)
-    targets = np.concatenate([ws.targets_w() for ws in sets]).astype(np.float32)
-    owner = np.concatenate([np.full(len(ws), i) for i, ws in enumerate(sets)])
-    offset = np.concatenate([np.arange(len(ws)) for ws in sets])
-    chosen, notes = _choose(
-        targets, valid=np.isfinite(targets), on_threshold_w=threshold, size=size,
-        on_fraction=on_fraction, seed=seed,
-    )  # fmt: skip
-    x = np.stack([sets[owner[i]].inputs([offset[i]])[0] for i in chosen]).astype(np.float32)
-    return _make_set(
-        x, targets[chosen], threshold=threshold, house=house, test_houses=test_houses,
-        source=source, seed=seed, notes=notes,
-    )  # fmt: skip
-
-
-def _make_set(
-    x: FloatArray,
-    y: FloatArray,
-    *,
-    threshold: float,
-    house: str | int,
-    test_houses: Sequence[str | int],
-    source: str,
-    seed: int,
-    notes: list[str],
-) -> RepresentativeSet:
-    return RepresentativeSet(
-        windows=x,
-        targets_w=y,
-        on=y >= threshold,
-        house=str(house),
-        source=source,
-        seed=seed,
-        on_threshold_w=float(threshold),
-        excluded_houses=tuple(str(h) for h in test_houses),
-        notes=tuple(notes),
-    )
 
 
 # --------------------------------------------------------------------------- conversion
@@ -320,13 +107,7 @@ def _converter(model: Any, config: QuantizeConfig, rep: RepresentativeSet | None
         return converter
     if rep is None:
         raise TrainerError(f"mode {config.mode} needs a representative dataset")
-    windows = rep.windows.reshape(-1, *shape[1:])  # (N, L) or (N, L, 1)
-
-    def representative() -> Iterator[list[FloatArray]]:
-        for w in windows:
-            yield [w[np.newaxis].astype(np.float32)]
-
-    converter.representative_dataset = representative
+    converter.representative_dataset = rep.dataset(shape)  # (N, L) or (N, L, 1) windows
     if config.mode == "w8_a8":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if config.int8_io:
@@ -411,92 +192,61 @@ def convert_all(
     return done, failed
 
 
-def run_litert(data: bytes, windows: npt.ArrayLike, *, reference: bool = False) -> list[FloatArray]:
-    """Run a converted model window by window with LiteRT, (de)quantizing int I/O.
+def to_tflite(model: Any, *, optimizations: bool = False) -> bytes:
+    """Float TFLite (``convert_only``; ``optimizations``: int8 weights, ``w8``) with a
+    static batch-1 input and builtin ops only, the contract the engine relies on."""
+    return convert(model, QuantizeConfig(mode="w8" if optimizations else "convert_only")).data
 
-    ``reference`` selects LiteRT's reference kernels instead of the default (XNNPACK):
+
+@dataclass(slots=True)
+class LiteRT:
+    """A LiteRT interpreter with tensors allocated and the engine's I/O (de)quantization
+    of its input and outputs, so LiteRT is fed exactly what the engine feeds."""
+
+    interpreter: Any
+    input: dict[str, Any]
+    outputs: list[dict[str, Any]]
+    input_io: Any  # engine.backends.TensorIO
+    output_io: list[Any]
+
+    def set_input(self, window: npt.ArrayLike) -> None:
+        x = np.asarray(window, dtype=np.float32).reshape(self.input["shape"])
+        self.interpreter.set_tensor(self.input["index"], self.input_io.to_model(x))
+
+    def output(self, k: int) -> FloatArray:
+        raw = self.interpreter.get_tensor(self.outputs[k]["index"])
+        return self.output_io[k].from_model(raw)  # type: ignore[no-any-return]
+
+
+def open_litert(data: bytes, *, reference: bool = False, num_threads: int | None = None) -> LiteRT:
+    """``reference`` selects LiteRT's reference kernels instead of the default (XNNPACK):
     XNNPACK's int8 requantization rounds differently, so the two may differ by a few
-    output steps on int8 models.
-    """
+    output steps on int8 models."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     from custom_components.nilm.engine.backends import TensorIO
 
     resolver = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
-    interp = Interpreter(model_content=data, experimental_op_resolver_type=resolver)
+    interp = Interpreter(
+        model_content=data, experimental_op_resolver_type=resolver, num_threads=num_threads
+    )
     interp.allocate_tensors()
     inp = interp.get_input_details()[0]
     outs = interp.get_output_details()
-    # The engine's I/O (de)quantization, so LiteRT is fed exactly what the engine feeds.
-    inp_io = TensorIO.from_details(inp)
-    out_io = [TensorIO.from_details(out) for out in outs]
-    x = np.asarray(windows, dtype=np.float32).reshape(-1, *inp["shape"][1:])
-    results: list[list[FloatArray]] = [[] for _ in outs]
+    return LiteRT(
+        interp, inp, outs, TensorIO.from_details(inp), [TensorIO.from_details(o) for o in outs]
+    )
+
+
+def run_litert(data: bytes, windows: npt.ArrayLike, *, reference: bool = False) -> list[FloatArray]:
+    """Run a converted model window by window with LiteRT, (de)quantizing int I/O
+    (``reference``: see :func:`open_litert`)."""
+    lite = open_litert(data, reference=reference)
+    x = np.asarray(windows, dtype=np.float32).reshape(-1, *lite.input["shape"][1:])
+    results: list[list[FloatArray]] = [[] for _ in lite.outputs]
     for row in x:
-        interp.set_tensor(inp["index"], inp_io.to_model(row[np.newaxis]))
-        interp.invoke()
-        for k, out in enumerate(outs):
-            y = out_io[k].from_model(interp.get_tensor(out["index"]))
-            results[k].append(y.reshape(-1))
+        lite.set_input(row[np.newaxis])
+        lite.interpreter.invoke()
+        for k in range(len(lite.outputs)):
+            results[k].append(lite.output(k).reshape(-1))
     return [np.stack(r).astype(np.float32) for r in results]
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def add_cli(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "quantize",
-        help="convert a trained model to .tflite in one or all quantization modes",
-        description=__doc__.split("\n")[0],
-    )
-    parser.add_argument("train_run", type=Path, help="run directory written by `train`")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--mode", choices=[*MODES, "all"], default="all")
-    parser.add_argument("--int8-io", action="store_true", help="w8_a8 with int8 I/O (Edge TPU)")
-    add_calibration_args(parser)
-    parser.set_defaults(func=_cli_quantize)
-
-
-def add_calibration_args(parser: argparse.ArgumentParser) -> None:
-    """Calibration options shared by quantize and inspect."""
-    parser.add_argument("--data-dir", default=None, help="shared data folder")
-    parser.add_argument(
-        "--test-house", default="20", help="house never used for calibration (default: 20)"
-    )
-    parser.add_argument("--representative-size", type=int, default=256)
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def _cli_quantize(args: argparse.Namespace) -> int:
-    from .pipeline import TrainedRun
-
-    run = TrainedRun.load(args.train_run, args.data_dir)
-    rep = run.representative(args.representative_size, args.seed, [f"house {args.test_house}"])
-    modes = list(MODES) if args.mode == "all" else [args.mode]
-    args.out.mkdir(parents=True, exist_ok=True)
-    failed: dict[str, str] = {}
-    for mode in modes:
-        cfg = QuantizeConfig(
-            mode=mode,
-            int8_io=args.int8_io and mode == "w8_a8",
-            representative_size=args.representative_size,
-            seed=args.seed,
-        )
-        try:
-            converted = convert(run.model, cfg, rep if cfg.needs_calibration else None)
-        except TrainerError as err:
-            failed[cfg.label] = str(err)
-            print(f"{cfg.label}: FAILED: {err}")
-            continue
-        path = args.out / f"{cfg.label}.tflite"
-        path.write_bytes(converted.data)
-        meta = {
-            "config": cfg.to_dict(),
-            "train_run": str(args.train_run),
-            "representative": rep.summary(),
-            "output_order": list(converted.output_order),
-        }
-        path.with_name(path.stem + ".config.json").write_text(json.dumps(meta, indent=2) + "\n")
-        print(f"{cfg.label}: {path} ({len(converted.data):,} bytes)")
-    return 1 if len(failed) == len(modes) else 0

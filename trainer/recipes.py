@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .config import Recipe, SyntheticSettings
 from .data import (
     DataConfig,
     HouseData,
@@ -31,72 +31,6 @@ from .errors import TrainerError
 RECIPES_PATH = Path(__file__).with_name("bundled.json")
 TEST_HOUSE = 20  # REFIT House 20: the unseen test house of record
 PARTS = ("train", "validation", "test")
-
-
-@dataclass(frozen=True, slots=True)
-class SyntheticSettings:
-    """How synthetic aggregates are made (see :mod:`trainer.synthetic`)."""
-
-    amplitude: float = 0.15
-    stretch: float = 0.0
-    distractor_probability: float = 0.5
-    on_share: float = 0.5
-
-
-@dataclass(frozen=True, slots=True)
-class Recipe:
-    """Everything that defines one bundled model, apart from the seed."""
-
-    appliance: str
-    period_s: float
-    window_length: int
-    target_index: int
-    min_on_s: float
-    min_off_s: float
-    split: Mapping[str, tuple[str, ...]]
-    architecture: str = "compact"
-    seeds: tuple[int, ...] = (0, 1, 2)
-    epochs: int = 8
-    patience: int = 2
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    max_real_windows: int = 60_000
-    synthetic_windows: int = 40_000
-    on_share: float = 0.3
-    synthetic: SyntheticSettings = field(default_factory=SyntheticSettings)
-    distractors: tuple[str, ...] = ()
-    representative_size: int = 256
-    export_mode: str = "w8_a8"
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.target_index < self.window_length:
-            raise TrainerError(f"{self.appliance}: target index outside the window")
-        if not self.period_s > 0:
-            raise TrainerError(f"{self.appliance}: period must be positive")
-
-    @property
-    def delay_s(self) -> float:
-        """How far the prediction lags real time."""
-        return (self.window_length - 1 - self.target_index) * self.period_s
-
-    def with_overrides(self, **changes: Any) -> Recipe:
-        """A copy with some fields replaced (smoke runs, sweeps)."""
-        raw = {f.name: getattr(self, f.name) for f in fields(self)}
-        raw.update(changes)
-        return Recipe(**raw)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, SyntheticSettings):
-                value = {g.name: getattr(value, g.name) for g in fields(value)}
-            elif isinstance(value, Mapping):
-                value = {k: list(v) for k, v in value.items()}
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[f.name] = value
-        return out
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from .data import DataConfig, HouseData, _check_units, build_house, check_appliance
+from .data import DataConfig, HouseData, build_house, check_appliance, check_units
 from .errors import TrainerError
 
 FloatArray = npt.NDArray[np.float64]
@@ -262,7 +262,7 @@ def load_recorder(
                 f"give a {period:g} s period (use --period 300 or a database with states)"
             )
     # The mains must be plausible watts after unit conversion.
-    _check_units(
+    check_units(
         mains.values, "W", f"{mains_entity} ({mains.unit or 'no unit, taken as W'})", hint=False
     )
 

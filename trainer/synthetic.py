@@ -22,6 +22,7 @@ import numpy.typing as npt
 from custom_components.nilm.engine.card import StatusRule
 from custom_components.nilm.engine.status import run_bounds, status_from_power
 
+from .config import SyntheticConfig
 from .errors import TrainerError
 
 FloatArray = npt.NDArray[np.float32]
@@ -98,24 +99,6 @@ class Background:
     aggregate_w: FloatArray
     starts: IntArray
     source: str
-
-
-@dataclass(frozen=True, slots=True)
-class SyntheticConfig:
-    """``on_share`` of the windows have the target on at the target index; the others
-    hold a target activation elsewhere in the window with probability 1/2."""
-
-    amplitude: float = 0.15
-    stretch: float = 0.0
-    distractor_probability: float = 0.5
-    on_share: float = 0.5
-    clip_w: float | None = 6000.0
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.amplitude < 1 or not 0 <= self.stretch < 1:
-            raise TrainerError("amplitude and stretch jitter must be in [0, 1)")
-        if not 0 <= self.on_share <= 1 or not 0 <= self.distractor_probability <= 1:
-            raise TrainerError("shares and probabilities must be in [0, 1]")
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,13 +20,11 @@ validation block; the test house is never looked at here.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,10 +33,27 @@ import numpy.typing as npt
 
 from . import __version__
 from .appliances import get_appliance
-from .data import HouseData, check_appliance
+from .config import DEFAULT_EPOCHS, STRATEGIES, ModelConfig, TrainConfig, WindowConfig
+from .data import HouseData
 from .errors import TrainerError
-from .model_config import ARCHITECTURES, ModelConfig
-from .windows import WindowConfig, WindowSet, WindowSplit, make_windows
+from .files import (
+    BEST_WEIGHTS,
+    CARD_JSON,
+    CHECKPOINT,
+    CONFIG_JSON,
+    HISTORY_JSON,
+    METRICS_JSON,
+    MODEL_KERAS,
+    STATE_JSON,
+    write_json,
+)
+from .windows import WindowSet, WindowSplit, make_windows
+
+__all__ = [
+    "DEFAULT_EPOCHS", "STRATEGIES", "THRESHOLD_GRID", "ModelConfig", "TrainConfig",
+    "TrainResult", "WindowConfig", "choose_threshold", "loss_terms", "make_strategy",
+    "status_labels", "status_rule", "thin", "train",
+]  # fmt: skip
 
 if TYPE_CHECKING:
     # Importing the engine loads the integration package (and Home Assistant) today, so
@@ -49,74 +64,11 @@ if TYPE_CHECKING:
 
 FloatArray = npt.NDArray[np.float32]
 
-STRATEGIES = ("default", "mirrored", "multi-worker")
-DEFAULT_EPOCHS = 50
 THRESHOLD_GRID: tuple[float, ...] = (
     *(round(float(t), 2) for t in np.arange(0.05, 0.96, 0.05)),
     0.97,
     0.99,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class TrainConfig:
-    """Everything that determines a training run (written to ``config.json``).
-
-    ``steps_per_epoch`` None makes an epoch one pass over the balanced training windows.
-    ``max_validation_windows`` evenly thins the validation block (natural on/off mix) to
-    bound the cost of an epoch. ``logical_cpus`` splits the CPU into that many logical
-    devices for the ``mirrored`` strategy (tests and CPU-only hosts).
-    """
-
-    appliance: str
-    model: ModelConfig = field(default_factory=ModelConfig)
-    windows: WindowConfig = field(default_factory=lambda: WindowConfig(on_share=0.2))
-    epochs: int = DEFAULT_EPOCHS
-    batch_size: int = 512
-    learning_rate: float = 1e-4
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-8
-    patience: int = 6
-    mae_weight: float = 1.0
-    seed: int = 0
-    steps_per_epoch: int | None = None
-    max_validation_windows: int | None = 50_000
-    strategy: str = "default"
-    logical_cpus: int = 0
-    deterministic: bool = True
-    data: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        check_appliance(self.appliance)
-        if self.model.window_length != self.windows.window_length:
-            raise TrainerError(
-                f"model window {self.model.window_length} != data window "
-                f"{self.windows.window_length}"
-            )
-        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
-            raise TrainerError("epochs, batch size and patience must be at least 1")
-        if not self.learning_rate > 0:
-            raise TrainerError("learning rate must be positive")
-        if self.strategy not in STRATEGIES:
-            raise TrainerError(
-                f"unknown strategy {self.strategy!r} (known: {', '.join(STRATEGIES)})"
-            )
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise TrainerError("steps per epoch must be at least 1")
-
-    def to_dict(self) -> dict[str, Any]:
-        raw = dataclasses.asdict(self)
-        raw["data"] = dict(self.data)
-        return raw
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> TrainConfig:
-        values = dict(raw)
-        values["model"] = ModelConfig.from_dict(values.get("model", {}))
-        values["windows"] = WindowConfig(**values.get("windows", {}))
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,27 +344,6 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="batch", leave=False, disable=not enabled)
 
 
-def _write_json(path: Path, payload: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(payload), indent=2, sort_keys=True) + "\n", "utf-8")
-    tmp.replace(path)
-
-
-def _jsonable(value: Any) -> Any:
-    """NaN/inf become null: strict JSON readers reject the tokens ``json`` writes."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def train(
     house: HouseData,
     config: TrainConfig,
@@ -429,13 +360,13 @@ def train(
     from custom_components.nilm.engine.card import ModelCard
 
     run_dir = Path(run_dir)
-    state_path = run_dir / "state.json"
+    state_path = run_dir / STATE_JSON
     if resume:
         if not state_path.is_file():
             raise TrainerError(f"{run_dir} has no state.json to resume from")
         # The run's own configuration wins (same windows, model, seed); only the epoch
         # budget is the caller's, to extend a finished run or end one early.
-        saved = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text("utf-8")))
+        saved = TrainConfig.from_dict(json.loads((run_dir / CONFIG_JSON).read_text("utf-8")))
         config = dataclasses.replace(saved, epochs=config.epochs)
     elif state_path.exists():
         raise TrainerError(f"{run_dir} already holds a run; use --resume or another --run-dir")
@@ -474,11 +405,11 @@ def train(
     history: list[dict[str, float]] = []
     if resume:
         state = json.loads(state_path.read_text("utf-8"))
-        history = json.loads((run_dir / "history.json").read_text("utf-8"))
-        runner.checkpoint.read(str(run_dir / "checkpoint" / "last")).expect_partial()
+        history = json.loads((run_dir / HISTORY_JSON).read_text("utf-8"))
+        runner.checkpoint.read(str(run_dir / CHECKPOINT)).expect_partial()
         log(f"resumed {run_dir} after epoch {state['epoch']}")
     else:
-        _write_json(run_dir / "config.json", config.to_dict())
+        write_json(run_dir / CONFIG_JSON, config.to_dict())
 
     rng_order = np.random.default_rng
     start = int(state["epoch"])
@@ -514,7 +445,7 @@ def train(
         best = state["best_val_loss"]
         if best is None or val_loss < best:
             state.update(best_val_loss=val_loss, best_epoch=epoch + 1, wait=0)
-            runner.model.save_weights(run_dir / "best.weights.h5")
+            runner.model.save_weights(run_dir / BEST_WEIGHTS)
         else:
             state["wait"] += 1
         state["epoch"] = epoch + 1
@@ -522,9 +453,9 @@ def train(
             state["stopped"] = True
             stopped = True
         runner.epoch.assign(epoch + 1)
-        runner.checkpoint.write(str(run_dir / "checkpoint" / "last"))
-        _write_json(run_dir / "history.json", history)
-        _write_json(state_path, state)
+        runner.checkpoint.write(str(run_dir / CHECKPOINT))
+        write_json(run_dir / HISTORY_JSON, history)
+        write_json(state_path, state)
         log(
             f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, val_loss {val_loss:.4f} "
             f"(constant predictor {record['val_zero_loss']:.4f})"
@@ -533,7 +464,7 @@ def train(
         )
 
     # Best-checkpoint restore, then pick the status threshold on validation only.
-    runner.model.load_weights(run_dir / "best.weights.h5")
+    runner.model.load_weights(run_dir / BEST_WEIGHTS)
     power_scaled, prob = runner.predict(val_ds)
     truth_on = val_labels_all[val_pick] > 0.5
     threshold, f1 = choose_threshold(prob, truth_on)
@@ -547,7 +478,7 @@ def train(
         "val_windows": float(val_pick.size),
         "probability_threshold": threshold,
     }
-    runner.model.save(run_dir / "model.keras")
+    runner.model.save(run_dir / MODEL_KERAS)
     card = ModelCard(
         name=f"{config.appliance}_{config.model.architecture}",
         appliance=config.appliance,
@@ -574,8 +505,8 @@ def train(
         metrics={"validation": validation},
         trainer_version=__version__,
     )
-    (run_dir / "card.json").write_text(card.to_json(), "utf-8")
-    _write_json(run_dir / "metrics.json", {"validation": validation})
+    (run_dir / CARD_JSON).write_text(card.to_json(), "utf-8")
+    write_json(run_dir / METRICS_JSON, {"validation": validation})
     log(
         f"best epoch {state['best_epoch']}: threshold {threshold:.2f} (validation F1 {f1:.3f}, "
         f"MAE {validation['val_mae_w']:.1f} W vs all-zero {validation['val_zero_mae_w']:.1f} W)"
@@ -588,235 +519,3 @@ def train(
         validation=validation,
         history=history,
     )
-
-
-# ---------------------------------------------------------------------------- CLI
-
-
-def _target(value: str) -> float | int:
-    try:
-        return int(value)
-    except ValueError:
-        try:
-            return float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    if not args.appliance or len(args.appliance) != 1:
-        raise TrainerError("train needs exactly one --appliance")
-    model = ModelConfig(
-        architecture=args.arch,
-        window_length=args.window,
-        dropout=args.dropout,
-        d_model=args.d_model,
-        width=args.width,
-    )
-    windows = WindowConfig(
-        window_length=args.window,
-        target_position=args.target,
-        stride=args.stride,
-        on_share=None if args.on_share == 0 else args.on_share,
-        seed=args.seed,
-        validation_fraction=args.validation_fraction,
-        max_windows=args.max_windows,
-    )
-    data = {
-        k: getattr(args, k)
-        for k in ("source", "house", "path", "months", "period", "data_dir")
-        if getattr(args, k, None) is not None
-    }
-    return TrainConfig(
-        appliance=args.appliance[0],
-        model=model,
-        windows=windows,
-        epochs=args.epochs or DEFAULT_EPOCHS,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        patience=args.patience,
-        mae_weight=args.mae_weight,
-        seed=args.seed,
-        steps_per_epoch=args.steps_per_epoch,
-        max_validation_windows=args.max_validation_windows,
-        strategy=args.strategy,
-        logical_cpus=args.logical_cpus,
-        deterministic=not args.nondeterministic,
-        data=data,
-    )
-
-
-def _run(args: argparse.Namespace) -> int:
-    from .data import load_source
-
-    config = config_from_args(args)
-    if args.resume and args.epochs is None:
-        saved = Path(args.run_dir) / "config.json"
-        if saved.is_file():
-            epochs = json.loads(saved.read_text("utf-8")).get("epochs", config.epochs)
-            config = dataclasses.replace(config, epochs=int(epochs))
-    if config.logical_cpus > 1:
-        make_strategy("default", config.logical_cpus)  # before TF starts working
-    house = load_source(args)
-    print(house.report())
-    result = train(
-        house, config, Path(args.run_dir), resume=args.resume, progress=not args.no_progress
-    )
-    print(f"run directory: {result.run_dir}")
-    return 0
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``nilm-trainer train``."""
-    from .data import add_data_arguments
-
-    parser = subparsers.add_parser(
-        "train",
-        help="train a seq2point model for one appliance",
-        description=(
-            "Train a two-headed seq2point model (power + on-probability) for one appliance "
-            "on one house, split by time into training and validation blocks. Writes a run "
-            "directory (config.json, checkpoint/, history.json, best.weights.h5, model.keras, "
-            "metrics.json, card.json); --resume continues an interrupted run. The status "
-            "threshold is chosen on the validation block of the training house."
-        ),
-        epilog=(
-            "example: nilm-trainer train --house 2 --appliance kettle --arch compact "
-            "--run-dir runs/kettle"
-        ),
-    )
-    add_data_arguments(parser, default_house=2)
-    m = parser.add_argument_group("model and windows")
-    m.add_argument(
-        "--arch",
-        choices=ARCHITECTURES,
-        default="compact",
-        help="architecture (default: %(default)s)",
-    )
-    m.add_argument(
-        "--window",
-        type=int,
-        default=599,
-        metavar="N",
-        help="window length in samples (default: %(default)s)",
-    )
-    m.add_argument(
-        "--target",
-        type=_target,
-        default=0.5,
-        metavar="POS",
-        help="target position: fraction of the window (0.5 = midpoint) or index "
-        "(-1 = last sample) (default: %(default)s)",
-    )
-    m.add_argument(
-        "--stride",
-        type=int,
-        default=1,
-        metavar="N",
-        help="keep every N-th window start (default: %(default)s)",
-    )
-    m.add_argument(
-        "--on-share",
-        type=float,
-        default=0.2,
-        metavar="F",
-        help="share of training windows with the appliance on; 0 keeps the "
-        "natural mix (default: %(default)s)",
-    )
-    m.add_argument(
-        "--max-windows", type=int, metavar="N", help="cap on the balanced training windows"
-    )
-    m.add_argument(
-        "--validation-fraction",
-        type=float,
-        default=0.2,
-        metavar="F",
-        help="last share of the house (by time) used for validation (default: %(default)s)",
-    )
-    m.add_argument(
-        "--max-validation-windows",
-        type=int,
-        default=50_000,
-        metavar="N",
-        help="evenly thin the validation block to N windows (default: %(default)s)",
-    )
-    m.add_argument("--dropout", type=float, default=0.1, help="dropout rate (default: %(default)s)")
-    m.add_argument(
-        "--d-model",
-        type=int,
-        default=256,
-        metavar="N",
-        help="transformer width (default: %(default)s)",
-    )
-    m.add_argument(
-        "--width",
-        type=float,
-        default=1.0,
-        metavar="F",
-        help="compact CNN channel multiplier (default: %(default)s)",
-    )
-    t = parser.add_argument_group("optimisation")
-    t.add_argument(
-        "--epochs",
-        type=int,
-        help=f"maximum epochs (default: {DEFAULT_EPOCHS}; with --resume: the run's own)",
-    )
-    t.add_argument(
-        "--steps-per-epoch",
-        type=int,
-        metavar="N",
-        help="batches per epoch (default: one pass over the training windows)",
-    )
-    t.add_argument(
-        "--batch-size",
-        type=int,
-        default=512,
-        metavar="N",
-        help="batch size per replica (default: %(default)s)",
-    )
-    t.add_argument(
-        "--lr", type=float, default=1e-4, help="Adam learning rate (default: %(default)s)"
-    )
-    t.add_argument(
-        "--patience",
-        type=int,
-        default=6,
-        help="early-stopping patience in epochs (default: %(default)s)",
-    )
-    t.add_argument(
-        "--mae-weight",
-        type=float,
-        default=1.0,
-        metavar="LAMBDA",
-        help="weight of the MAE term on relevant samples (default: %(default)s)",
-    )
-    t.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    t.add_argument(
-        "--strategy",
-        choices=STRATEGIES,
-        default="default",
-        help="tf.distribute strategy: mirrored = all local GPUs (or logical "
-        "CPUs), multi-worker = TF_CONFIG cluster (default: %(default)s)",
-    )
-    t.add_argument(
-        "--logical-cpus",
-        type=int,
-        default=0,
-        metavar="N",
-        help="split the CPU into N logical devices (for --strategy mirrored without GPUs)",
-    )
-    t.add_argument(
-        "--nondeterministic",
-        action="store_true",
-        help="allow non-deterministic TF ops (faster on some GPUs; runs no longer repeat)",
-    )
-    o = parser.add_argument_group("output")
-    o.add_argument("--run-dir", required=True, help="run directory (created)")
-    o.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --run-dir with its saved configuration (--epochs may "
-        "extend or shorten it)",
-    )
-    o.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(func=_run)

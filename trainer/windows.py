@@ -20,66 +20,28 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .appliances import APPLIANCES
-from .data import HouseData, check_appliance
+from .appliances import APPLIANCES, check_appliance
+from .config import WindowConfig
+from .data import HouseData
 from .errors import TrainerError
+
+__all__ = [
+    "Normalisation",
+    "WindowConfig",
+    "WindowSet",
+    "WindowSplit",
+    "balance",
+    "draw_balanced",
+    "evaluation_windows",
+    "make_windows",
+    "sliding_windows",
+    "split_by_time",
+    "valid_starts",
+]  # fmt: skip
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-
-
-@dataclass(frozen=True, slots=True)
-class WindowConfig:
-    """Window geometry and sampling.
-
-    ``target_position``: a float in [0, 1] is a fraction of the window (0.5 = midpoint,
-    classic seq2point; 1.0 = last sample, lowest latency); an int is an index (negative
-    counts from the end, -1 = last sample).
-    ``stride`` keeps every stride-th window start (in samples of the grid).
-    ``on_share``: share of training windows whose target is on; None keeps the natural mix.
-    ``max_windows`` caps the sampled training windows (memory/time), keeping the on share.
-    """
-
-    window_length: int = 599
-    target_position: float | int = 0.5
-    stride: int = 1
-    on_share: float | None = 0.5
-    seed: int = 0
-    validation_fraction: float = 0.2
-    max_windows: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.window_length < 1:
-            raise TrainerError(f"window length must be >= 1, got {self.window_length}")
-        if self.stride < 1:
-            raise TrainerError(f"stride must be >= 1, got {self.stride}")
-        if self.on_share is not None and not 0.0 < self.on_share < 1.0:
-            raise TrainerError(f"on share must be between 0 and 1 (exclusive), got {self.on_share}")
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise TrainerError(
-                f"validation fraction must be in [0, 1), got {self.validation_fraction}"
-            )
-        if self.max_windows is not None and self.max_windows < 1:
-            raise TrainerError(f"max windows must be >= 1, got {self.max_windows}")
-        self.target_index  # noqa: B018  # validates target_position
-
-    @property
-    def target_index(self) -> int:
-        """Index of the target sample inside the window (0 .. L-1)."""
-        length = self.window_length
-        pos = self.target_position
-        if isinstance(pos, bool):
-            raise TrainerError("target position must be a number, not a bool")
-        if isinstance(pos, int):
-            index = pos + length if pos < 0 else pos
-        else:
-            if not 0.0 <= pos <= 1.0:
-                raise TrainerError(f"target fraction must be in [0, 1], got {pos}")
-            index = round(pos * (length - 1))
-        if not 0 <= index < length:
-            raise TrainerError(f"target index {pos} is outside a window of {length} samples")
-        return int(index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,10 +119,6 @@ class WindowSet:
     def on_share(self) -> float:
         """Share of windows whose target is on."""
         return float(self.status().mean()) if len(self) else 0.0
-
-    def materialise(self) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """(inputs, scaled targets, status) for all windows - only for small sets."""
-        return self.inputs(), self.targets(), self.status()
 
     def batches(
         self, batch_size: int, *, shuffle: bool = True, seed: int = 0
@@ -255,9 +213,30 @@ def balance(
     if max_windows is not None and total > max_windows:
         n_on = max(1, round(n_on * max_windows / total)) if n_on else 0
         n_off = max_windows - n_on
-    pick_on = rng.choice(on_idx, size=n_on, replace=False) if n_on < on_idx.size else on_idx
-    pick_off = rng.choice(off_idx, size=n_off, replace=False) if n_off < off_idx.size else off_idx
-    return np.sort(np.concatenate((pick_on, pick_off))).astype(np.int64)
+    picked = draw_balanced(on_idx, off_idx, n_on, n_off, rng, keep_whole=True)
+    return np.sort(picked).astype(np.int64)
+
+
+def draw_balanced(
+    on_idx: npt.NDArray[np.integer],
+    off_idx: npt.NDArray[np.integer],
+    n_on: int,
+    n_off: int,
+    rng: np.random.Generator,
+    *,
+    keep_whole: bool = False,
+) -> npt.NDArray[np.integer]:
+    """``n_on`` of ``on_idx`` then ``n_off`` of ``off_idx``, drawn without replacement:
+    the one balanced draw behind training windows (:func:`balance`) and calibration sets
+    (:mod:`trainer.calibration`). ``keep_whole`` keeps a class asked for entirely as it
+    is, without drawing (no random numbers used for it)."""
+
+    def draw(idx: npt.NDArray[np.integer], n: int) -> npt.NDArray[np.integer]:
+        if keep_whole and n >= idx.size:
+            return idx
+        return rng.choice(idx, size=n, replace=False)
+
+    return np.concatenate((draw(on_idx, n_on), draw(off_idx, n_off)))
 
 
 def split_by_time(

@@ -58,7 +58,7 @@ def test_trainer_imports_without_home_assistant() -> None:
         ("homeassistant",),
         """
         import trainer.cli, trainer.data, trainer.windows, trainer.evaluate, trainer.pipeline
-        import trainer.recorder, trainer.export, trainer.quantize, trainer.inspect
+        import trainer.recorder, trainer.export, trainer.quantize, trainer.inspection
         import custom_components.nilm.engine.metrics
         print("ok")
         """,

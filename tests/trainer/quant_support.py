@@ -20,7 +20,7 @@ _CACHE: dict[str, Any] = {}
 
 def pipeline_config(data_dir: Path, **overrides: Any) -> Any:
     """The tiny configuration every test trains with (kettle, 99 samples, 60 s delay)."""
-    from trainer.pipeline import PipelineConfig
+    from trainer.config import PipelineConfig
 
     values: dict[str, Any] = {
         "appliance": APPLIANCE,
@@ -48,13 +48,14 @@ def pipeline_config(data_dir: Path, **overrides: Any) -> Any:
 def trained_run(data_dir: Path, root: Path) -> Any:
     """trainer.train on two months of House 2, reloaded as a TrainedRun (cached)."""
     if "run" not in _CACHE:
-        from trainer.pipeline import TrainedRun, _load_house, _train_config
+        from trainer.pipeline import _load_house
+        from trainer.runs import TrainedRun
         from trainer.train import train
 
         cfg = pipeline_config(data_dir)
         house = _load_house(cfg, cfg.train_house, cfg.train_months)
         run_dir = root / "train"
-        train(house, _train_config(cfg), run_dir, progress=False, log=lambda *_: None)
+        train(house, cfg.train_config(), run_dir, progress=False, log=lambda *_: None)
         _CACHE["run"] = TrainedRun.load(run_dir, house=house)
     return _CACHE["run"]
 

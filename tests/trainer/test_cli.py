@@ -68,7 +68,7 @@ def test_modules_all_register_a_handler() -> None:
     parser = cli.build_parser()
     args = parser.parse_args(["train", "--appliance", "kettle", "--run-dir", "x"])
     assert callable(args.func)
-    assert "trainer.train" in cli.MODULES and "trainer.evaluate" in cli.MODULES
+    assert "train" in cli.COMMANDS and "evaluate" in cli.COMMANDS
 
 
 def test_unknown_appliance_is_one_line(tmp_path: Path) -> None:

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from trainer.cli import add_data_cli
 from trainer.data import (
     REFIT_APPLIANCE_MAP,
     DataConfig,
     HouseData,
-    add_cli,
     load_refit_8s,
     load_refit_30s,
     load_refit_clean,
@@ -391,7 +391,7 @@ def test_gzip_csv_and_unix_timestamps(data_dir: Path, tmp_path: Path) -> None:
 
 def test_cli_prints_the_report(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser(prog="nilm-trainer")
-    add_cli(parser.add_subparsers(dest="command"))
+    add_data_cli(parser.add_subparsers(dest="command"))
     args = parser.parse_args(
         [
             "data",

@@ -104,7 +104,8 @@ def test_markdown_marks_undefined_values() -> None:
 def test_exported_tflite_scores_like_the_keras_model(
     kettle_run: TrainResult, house20_month: HouseData, keras_eval: Evaluation, tmp_path: Path
 ) -> None:
-    from trainer.models import load_keras_model, to_tflite
+    from trainer.models import load_keras_model
+    from trainer.quantize import to_tflite
 
     model = load_keras_model(str(kettle_run.run_dir / "model.keras"))
     tflite_path = tmp_path / "kettle.tflite"
@@ -270,7 +271,7 @@ def _card_at(tmp_path: Path, period_s: float) -> Path:
 def test_cli_defaults_whole_test_house_at_the_card_period(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from trainer import cli, data
+    from trainer import cli
 
     class Loaded(Exception):
         pass
@@ -281,7 +282,7 @@ def test_cli_defaults_whole_test_house_at_the_card_period(
         seen.update(vars(args))
         raise Loaded
 
-    monkeypatch.setattr(data, "load_source", fake_load)
+    monkeypatch.setattr(cli, "load_source", fake_load)
     card = _card_at(tmp_path, 60.0)
     args = cli.build_parser().parse_args(["evaluate", "--model", str(card), "--out", "o"])
     with pytest.raises(Loaded):
@@ -298,7 +299,7 @@ def test_command_line_names_what_differs_from_defaults() -> None:
     argv = ["evaluate", "--model", "m.json", "--out", "r", "--months", "2014-05", "--no-plots"]
     args = parser.parse_args(argv)
     sub = args.func.keywords["parser"]
-    assert ev_mod.command_line(args, sub) == (
+    assert cli.command_line(args, sub) == (
         "nilm-trainer evaluate --model m.json --out r --no-plots --months 2014-05"
     )
 

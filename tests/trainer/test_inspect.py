@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.trainer import quant_support as qs
-from trainer import inspect as insp
+from trainer import inspection as insp
 from trainer.errors import TrainerError
 
 

@@ -16,8 +16,8 @@ from trainer.models import (
     PositionEmbedding,
     build_model,
     load_keras_model,
-    to_tflite,
 )
+from trainer.quantize import to_tflite
 
 # goruck/nilm's cnn at window 599: convs 96 + 1,568 + 6,208 + 24,704 + 98,560, then
 # 38 x 256 = 9,728 features -> Dense 1024 (9,962,496) -> Dense 512 (524,800) -> 1 (513)

@@ -26,14 +26,16 @@ import numpy as np
 import pytest
 
 from tests.trainer import quant_support as qs
-from trainer.errors import TrainerError
-from trainer.inspect import opcodes
-from trainer.quantize import (
-    MODES,
-    QuantizeConfig,
+from trainer.calibration import (
     RepresentativeSet,
     build_representative_set,
     check_not_test_house,
+)
+from trainer.errors import TrainerError
+from trainer.inspection import opcodes
+from trainer.quantize import (
+    MODES,
+    QuantizeConfig,
     convert,
     convert_all,
     failing_op,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from trainer.config import ModelConfig
 from trainer.data import HouseData, load_refit_30s
-from trainer.model_config import ModelConfig
 from trainer.train import TrainConfig, TrainResult, train
 from trainer.windows import WindowConfig
 

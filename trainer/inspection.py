@@ -10,7 +10,6 @@ and reference kernels) and the numpy engine, with the numpy engine's per-operato
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import io
@@ -27,15 +26,30 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .calibration import RepresentativeSet
+from .config import (
+    BACKEND_LABELS,
+    DEFAULT_INSPECT_CONFIG,
+    IDEAL_RMSE_OVER_SCALE,
+    InspectConfig,
+    QuantizeConfig,
+)
 from .errors import TrainerError
-from .quantize import QuantizeConfig, RepresentativeSet, make_converter, run_litert
+from .files import jsonable
+from .quantize import (
+    input_shape,
+    make_converter,
+    open_litert,
+    output_names,
+    output_order,
+    run_litert,
+)
 
-IDEAL_RMSE_OVER_SCALE = 1.0 / math.sqrt(12.0)  # uniform rounding error of one step
-BACKEND_LABELS = {
-    "litert": "LiteRT (XNNPACK)",
-    "litert_ref": "LiteRT (reference kernels)",
-    "numpy": "numpy engine",
-}
+__all__ = [
+    "BACKEND_LABELS", "EDGETPU_OPS", "IDEAL_RMSE_OVER_SCALE", "BackendRun", "InspectConfig",
+    "Inspection", "LayerError", "OpRow", "SelectiveResult", "check_format", "input_shape_of",
+    "inspect_model", "is_full_int8", "layer_errors", "numpy_engine_support", "opcodes",
+]  # fmt: skip
 # Documented Edge TPU operations (coral.ai "TensorFlow models on the Edge TPU"); only a
 # hint: the compiler decides, and maps everything after the first unsupported op to CPU.
 EDGETPU_OPS = frozenset(
@@ -49,40 +63,6 @@ EDGETPU_OPS = frozenset(
         "SQUARED_DIFFERENCE", "TANH", "TRANSPOSE", "TRANSPOSE_CONV",
     }
 )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class InspectConfig:
-    """``suspect_ratio`` flags a layer whose RMSE/scale exceeds ratio x 0.289.
-
-    The TFLite debugging guide treats ~0.7 (2.4 x ideal) as clearly suspicious; 2.5 keeps
-    the flag for layers whose error is dominated by clipping or outliers, not rounding.
-    """
-
-    suspect_ratio: float = 2.5
-    selective: bool = True
-    latency_runs: int = 30
-    warmup_runs: int = 3
-    debug_samples: int = 64
-    backends: tuple[str, ...] = ("litert", "litert_ref", "numpy")
-
-    def __post_init__(self) -> None:
-        if self.suspect_ratio <= 0:
-            raise TrainerError("suspect_ratio must be positive")
-        if self.latency_runs < 1 or self.warmup_runs < 0:
-            raise TrainerError("latency_runs must be >= 1 and warmup_runs >= 0")
-        unknown = set(self.backends) - set(BACKEND_LABELS)
-        if unknown:
-            raise TrainerError(
-                f"unknown backend(s) {sorted(unknown)}; known: {list(BACKEND_LABELS)}"
-            )
-
-    @property
-    def suspect_threshold(self) -> float:
-        return self.suspect_ratio * IDEAL_RMSE_OVER_SCALE
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,41 +136,20 @@ class Inspection:
             out["selective"].pop("data", None)
         out["ideal_rmse_over_scale"] = IDEAL_RMSE_OVER_SCALE
         out["suspect_threshold"] = self.config.suspect_threshold
-        safe: dict[str, Any] = _json_safe(out)
+        safe: dict[str, Any] = jsonable(out)
         return safe
 
     def markdown(self) -> str:
         return "\n".join(_markdown(self)) + "\n"
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN/inf -> None: ``json`` would otherwise write the invalid token NaN."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 # --------------------------------------------------------------------------- layer errors
-
-
-def _debug_dataset(rep: RepresentativeSet, shape: tuple[int, ...], n: int) -> Callable[[], Any]:
-    windows = rep.windows[:n].reshape(-1, *shape[1:])
-
-    def gen() -> Iterator[list[npt.NDArray[np.float32]]]:
-        for w in windows:
-            yield [w[np.newaxis].astype(np.float32)]
-
-    return gen
 
 
 def layer_errors(
     model: Any,
     rep: RepresentativeSet,
-    config: InspectConfig = InspectConfig(),
+    config: InspectConfig = DEFAULT_INSPECT_CONFIG,
     *,
     eval_windows: npt.NDArray[np.float32] | None = None,
 ) -> tuple[list[LayerError], SelectiveResult | None]:
@@ -203,11 +162,9 @@ def layer_errors(
     """
     import tensorflow as tf
 
-    from .quantize import input_shape
-
     shape = input_shape(model)
     converter = make_converter(model, QuantizeConfig(mode="w8_a8"), rep)
-    dataset = _debug_dataset(rep, shape, config.debug_samples)
+    dataset = rep.dataset(shape, config.debug_samples)
     try:
         with _debugger_runs_litert():
             debugger = tf.lite.experimental.QuantizationDebugger(
@@ -278,8 +235,6 @@ def _debugger_runs_litert() -> Iterator[None]:
 
 def _power_rmse(model: Any, data: bytes, windows: npt.NDArray[np.float32]) -> float:
     """RMSE of Keras output 0 (power, scaled) between the float model and ``data``."""
-    from .quantize import output_names, output_order
-
     reference = model.predict(windows, verbose=0)
     reference = reference[0] if isinstance(reference, (list, tuple)) else reference
     order = output_order(data, output_names(model))
@@ -415,17 +370,10 @@ def _time_runs(fn: Callable[[], Any], runs: int, warmup: int) -> tuple[float, fl
 def _litert_run(
     data: bytes, x: npt.NDArray[np.float32], ref: bool, cfg: InspectConfig
 ) -> BackendRun:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    from custom_components.nilm.engine.backends import TensorIO
-
     name = "litert_ref" if ref else "litert"
-    resolver = OpResolverType.BUILTIN_REF if ref else OpResolverType.AUTO
-    interp = Interpreter(model_content=data, experimental_op_resolver_type=resolver, num_threads=1)
-    interp.allocate_tensors()
-    inp = interp.get_input_details()[0]
-    value = TensorIO.from_details(inp).to_model(x.reshape(inp["shape"]))
-    interp.set_tensor(inp["index"], value)
+    lite = open_litert(data, reference=ref, num_threads=1)
+    lite.set_input(x)
+    interp = lite.interpreter
     interp.invoke()
     median, p90 = _time_runs(interp.invoke, cfg.latency_runs, cfg.warmup_runs)
     return BackendRun(
@@ -485,7 +433,7 @@ def _numpy_op_times(interp: Any, arr: npt.NDArray[Any], cfg: InspectConfig) -> d
 
 
 def measure_backends(
-    data: bytes, window: npt.NDArray[np.float32], config: InspectConfig = InspectConfig()
+    data: bytes, window: npt.NDArray[np.float32], config: InspectConfig = DEFAULT_INSPECT_CONFIG
 ) -> list[BackendRun]:
     """Latency and memory of each configured backend on the same window, same process."""
     x = np.asarray(window, dtype=np.float32)
@@ -506,7 +454,7 @@ def inspect_model(
     data: bytes,
     mode: str,
     window: npt.NDArray[np.float32],
-    config: InspectConfig = InspectConfig(),
+    config: InspectConfig = DEFAULT_INSPECT_CONFIG,
     *,
     layers: tuple[LayerError, ...] = (),
     layer_note: str = "",
@@ -602,78 +550,10 @@ def _markdown(ins: Inspection) -> list[str]:
     return lines
 
 
-# --------------------------------------------------------------------------- CLI
+# --------------------------------------------------------------------------- file checks
 
 
-_DEFAULTS = InspectConfig()
-
-
-def add_cli(subparsers: Any) -> None:
-    from .quantize import add_calibration_args
-
-    parser = subparsers.add_parser(
-        "inspect",
-        help="per-layer quantization error, ops per backend, size, memory and latency",
-        description=__doc__.split("\n")[0],
-    )
-    parser.add_argument("tflite", type=Path, nargs="+", help="converted model(s)")
-    parser.add_argument("--out", type=Path, default=None, help="write inspection.md/.json here")
-    parser.add_argument(
-        "--train-run", type=Path, default=None, help="training run: per-layer error (w8_a8)"
-    )
-    parser.add_argument("--suspect-ratio", type=float, default=_DEFAULTS.suspect_ratio)
-    parser.add_argument("--no-selective", action="store_true")
-    parser.add_argument("--runs", type=int, default=_DEFAULTS.latency_runs)
-    add_calibration_args(parser)
-    parser.set_defaults(func=_cli_inspect)
-
-
-def _cli_inspect(args: argparse.Namespace) -> int:
-    config = InspectConfig(
-        suspect_ratio=args.suspect_ratio, selective=not args.no_selective, latency_runs=args.runs
-    )
-    layers: tuple[LayerError, ...] = ()
-    selective: SelectiveResult | None = None
-    window: npt.NDArray[np.float32] | None = None
-    if args.train_run is not None:
-        from .pipeline import TrainedRun
-
-        run = TrainedRun.load(args.train_run, args.data_dir)
-        rep = run.representative(args.representative_size, args.seed, [f"house {args.test_house}"])
-        found, selective = layer_errors(
-            run.model, rep, config, eval_windows=run.validation_inputs(256)
-        )
-        layers = tuple(found)
-        window = rep.windows[0]
-    sections: list[str] = ["# Inspection", ""]
-    payload: list[dict[str, Any]] = []
-    for path in args.tflite:
-        data = path.read_bytes()
-        _check_format(data, path)
-        if window is None:
-            # Latency of these ops does not depend on the values; a fixed pattern will do.
-            size = int(np.prod(_input_shape(data)))
-            window = np.sin(np.arange(size, dtype=np.float32) / 7.0)
-        int8 = _is_full_int8(data)
-        ins = inspect_model(
-            path.stem, data, "w8_a8" if int8 else path.stem, window, config,
-            layers=layers if int8 else (), selective=selective if int8 else None,
-        )  # fmt: skip
-        sections.append(ins.markdown())
-        payload.append(ins.to_dict())
-    text = "\n".join(sections)
-    print(text)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "inspection.md").write_text(text)
-        (args.out / "inspection.json").write_text(json.dumps(payload, indent=2) + "\n")
-        (args.out / "inspection.config.json").write_text(
-            json.dumps(config.to_dict(), indent=2) + "\n"
-        )
-    return 0
-
-
-def _check_format(data: bytes, path: Path) -> None:
+def check_format(data: bytes, path: Path) -> None:
     """A malformed file is one clear error; ops the engine lacks are a finding, not one."""
     from custom_components.nilm.engine.errors import ModelFormatError, UnsupportedOpError
     from custom_components.nilm.engine.reader import read_model
@@ -686,7 +566,7 @@ def _check_format(data: bytes, path: Path) -> None:
         raise TrainerError(f"{path}: not a valid .tflite model: {err}") from err
 
 
-def _is_full_int8(data: bytes) -> bool:
+def is_full_int8(data: bytes) -> bool:
     """Full-integer int8 model: every FULLY_CONNECTED/CONV_2D output is int8."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -699,7 +579,7 @@ def _is_full_int8(data: bytes) -> bool:
     return dtypes == {"int8"}
 
 
-def _input_shape(data: bytes) -> tuple[int, ...]:
+def input_shape_of(data: bytes) -> tuple[int, ...]:
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_content=data)

@@ -1,0 +1,208 @@
+"""Import layering: each package's modules import only modules of lower layers, never in a
+cycle. Imports are read with ``ast`` (module level and inside functions alike), so a lazy
+``from .x import y`` counts as much as a top-level one.
+
+:func:`check_layers` is generic: give it a package folder and an ordered list of layers
+(lowest first, each a set of module names) and it returns every violation. Add another
+package (e.g. the integration) with its own ``*_LAYERS`` list and one more test.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The trainer, lowest layer first. A module may import modules of its own layer's
+# predecessors only; modules of one layer must not import each other.
+TRAINER_LAYERS: tuple[frozenset[str], ...] = tuple(
+    frozenset(layer)
+    for layer in (
+        {"__init__", "errors"},
+        {"appliances"},
+        {"config"},
+        {"files"},
+        {"data", "baselines", "synthetic"},
+        {"recorder"},
+        {"sources", "recipes"},
+        {"windows"},
+        {"calibration", "models"},
+        {"keras_backend"},
+        {"train"},
+        {"runs"},
+        {"quantize"},
+        {"evaluate", "inspection"},
+        {"export"},
+        {"pipeline", "bundle"},
+        {"cli"},
+        {"__main__"},
+    )
+)
+
+
+def module_imports(path: Path, package: str, module: str) -> set[str]:
+    """Modules of ``package`` imported anywhere in ``path`` (relative or absolute)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == package and len(parts) > 1:
+                    found.add(parts[1])
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                # Level 1 is the package itself, from a module and from ``__init__`` alike.
+                if node.level > 1:
+                    continue  # beyond the package: not ours
+                target = node.module.split(".")[0] if node.module else None
+            elif node.module and node.module.split(".")[0] == package:
+                rest = node.module.split(".")[1:]
+                target = rest[0] if rest else None
+            else:
+                continue
+            if target is None:  # from . import a, b  /  from package import a, b
+                found.update(alias.name for alias in node.names)
+            else:
+                found.add(target)
+    found.discard(module)
+    return found
+
+
+def import_graph(package_dir: Path) -> dict[str, set[str]]:
+    """Module -> modules of the same package it imports (``*.py`` directly in the folder)."""
+    package = package_dir.name
+    modules = {p.stem: p for p in sorted(package_dir.glob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        graph[name] = {m for m in module_imports(path, package, name) if m in modules}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle (``[a, b, ..., a]``), or None."""
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def check_layers(package_dir: Path, layers: Sequence[frozenset[str]]) -> list[str]:
+    """Every problem with ``package_dir``'s imports against ``layers`` (lowest first):
+    a cycle, a module in no layer (or in two), an import of the same or a higher layer."""
+    graph = import_graph(package_dir)
+    problems: list[str] = []
+    cycle = find_cycle(graph)
+    if cycle:
+        problems.append("import cycle: " + " -> ".join(cycle))
+    rank: dict[str, int] = {}
+    for i, layer in enumerate(layers):
+        for name in layer:
+            if name in rank:
+                problems.append(f"{name} is in two layers")
+            rank[name] = i
+    for name in sorted(graph):
+        if name not in rank:
+            problems.append(f"{name} is in no layer")
+    for name, targets in sorted(graph.items()):
+        if name not in rank:
+            continue
+        for target in sorted(targets):
+            if target in rank and rank[target] >= rank[name]:
+                where = "its own" if rank[target] == rank[name] else "a higher"
+                problems.append(f"{name} imports {target}, of {where} layer")
+    return problems
+
+
+# ---------------------------------------------------------------------------- trainer
+
+
+def test_trainer_layers_have_no_cycle_and_point_down() -> None:
+    assert check_layers(ROOT / "trainer", TRAINER_LAYERS) == []
+
+
+def test_trainer_graph_sees_function_level_imports() -> None:
+    graph = import_graph(ROOT / "trainer")
+    assert "runs" in graph["cli"]  # imported inside _run_quantize only
+    assert {"data", "sources"} <= graph["cli"]
+
+
+def test_no_trainer_module_shadows_the_standard_library() -> None:
+    import sys
+
+    shadowing = {p.stem for p in (ROOT / "trainer").glob("*.py")} & sys.stdlib_module_names
+    assert shadowing == set()
+
+
+# ---------------------------------------------------------------------------- the checker
+
+
+def _package(tmp_path: Path, files: dict[str, str]) -> Path:
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    for name, text in files.items():
+        (pkg / f"{name}.py").write_text(text, encoding="utf-8")
+    return pkg
+
+
+def test_checker_finds_a_cycle_through_a_function_level_import(tmp_path: Path) -> None:
+    pkg = _package(
+        tmp_path,
+        {
+            "__init__": "",
+            "low": "def f():\n    from .high import g\n    return g\n",
+            "high": "from pkg.low import f\n",
+        },
+    )
+    assert find_cycle(import_graph(pkg)) in (["high", "low", "high"], ["low", "high", "low"])
+    problems = check_layers(pkg, [frozenset({"__init__"}), frozenset({"low"}), frozenset({"high"})])
+    assert any(p.startswith("import cycle:") for p in problems)
+    assert "low imports high, of a higher layer" in problems
+
+
+@pytest.mark.parametrize(
+    ("text", "target"),
+    [
+        ("from . import b\n", "b"),
+        ("from .b import x\n", "b"),
+        ("import pkg.b\n", "b"),
+        ("from pkg import b\n", "b"),
+        ("from pkg.b import x\n", "b"),
+    ],
+)
+def test_checker_reads_every_import_form(tmp_path: Path, text: str, target: str) -> None:
+    pkg = _package(tmp_path, {"__init__": "", "a": text, "b": ""})
+    assert import_graph(pkg)["a"] == {target}
+    assert check_layers(pkg, [frozenset({"__init__", "a"}), frozenset({"b"})]) == [
+        "a imports b, of a higher layer"
+    ]
+
+
+def test_checker_accepts_a_clean_package_and_flags_unlisted_modules(tmp_path: Path) -> None:
+    pkg = _package(tmp_path, {"__init__": "", "a": "", "b": "from .a import x\n", "c": ""})
+    layers = [frozenset({"__init__", "a"}), frozenset({"b"})]
+    assert check_layers(pkg, layers) == ["c is in no layer"]
+    assert check_layers(pkg, [*layers, frozenset({"c"})]) == []

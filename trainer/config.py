@@ -1,0 +1,608 @@
+"""Every configuration dataclass of the trainer, each default written once.
+
+The bottom layer (above :mod:`trainer.errors` and :mod:`trainer.appliances`): nothing here
+imports numpy-heavy or TensorFlow code, so ``nilm-trainer --help`` stays fast, and the CLI
+(:mod:`trainer.cli`) reads every option's default from these classes (:func:`default`).
+
+- :class:`DataConfig`: how raw samples become the training grid;
+  :class:`SourceConfig`: which data to load (source, house, files, column mapping);
+- :class:`ModelConfig`, :class:`WindowConfig`, :class:`TrainConfig`: one training run;
+- :class:`QuantizeConfig`, :class:`InspectConfig`, :class:`EvalConfig`: one conversion,
+  inspection or evaluation;
+- :class:`PipelineConfig`: the one-shot pipeline (its own, quicker training defaults);
+- :class:`SyntheticConfig`, :class:`SyntheticSettings`, :class:`Recipe`: synthetic
+  aggregates and the bundled models' recipes (read from ``bundled.json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from .appliances import check_appliance
+from .errors import TrainerError
+
+Unit = Literal["W", "kW", "auto"]
+
+
+def default(cls: type, name: str) -> Any:
+    """The default of field ``name`` of dataclass ``cls`` (slots classes have no class
+    attribute to read it from); a ``default_factory`` is called."""
+    for f in fields(cls):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            raise TrainerError(f"{cls.__name__}.{name} has no default")
+    raise TrainerError(f"{cls.__name__} has no field {name!r}")
+
+
+# ---------------------------------------------------------------------------- data
+
+# Periods the grid may use (a 1e-6 s period is a typo, not a measurement).
+MIN_PERIOD_S = 0.1
+MAX_PERIOD_S = 3600.0
+SOURCES: tuple[str, ...] = (
+    "refit30s",
+    "refit8s",
+    "refit-day",
+    "refit-clean",
+    "ukdale",
+    "csv",
+    "recorder",
+)
+UNITS: tuple[str, ...] = ("W", "kW", "auto")
+
+
+@dataclass(frozen=True, slots=True)
+class DataConfig:
+    """How raw samples become the training grid.
+
+    ``period_s`` None keeps each source's native period (30 s, 8 s, 6 s).
+    ``fill_gap_s`` holds the last value across short gaps (as the integration's streaming
+    resampler does); longer gaps are masked as missing.
+    ``appliance_spike_factor`` masks sub-meter readings above factor x the appliance's
+    ``max_power_w`` (REFIT's 8 s files contain 32768 W glitches).
+    """
+
+    period_s: float | None = None
+    max_zero_run_s: float = 300.0
+    max_constant_run_s: float = 1800.0
+    fill_gap_s: float = 60.0
+    clip_aggregate_w: float | None = 6000.0
+    appliance_spike_factor: float | None = 4.0
+    appliances: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.period_s is not None and not MIN_PERIOD_S <= self.period_s <= MAX_PERIOD_S:
+            raise TrainerError(
+                f"period must be between {MIN_PERIOD_S:g} and {MAX_PERIOD_S:g} s, "
+                f"got {self.period_s}"
+            )
+        for name in ("max_zero_run_s", "max_constant_run_s", "fill_gap_s"):
+            if getattr(self, name) < 0:
+                raise TrainerError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.appliances is not None:
+            for name in self.appliances:
+                check_appliance(name)
+
+
+DEFAULT_DATA_CONFIG = DataConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """Which data to load: one of :data:`SOURCES` and what it needs.
+
+    ``data_dir`` None is ``$NILM_DATA_DIR`` or ``../shared/data``; ``path`` the file of
+    refit-clean, csv, recorder (and optionally refit8s/ukdale); ``config`` a csv mapping
+    file (JSON/TOML); ``timestamp_col``/``mains_col``/``mapping``/``unit``/``timezone``
+    a csv mapping given inline; ``mains_entity`` and ``mapping`` the recorder entities.
+    """
+
+    source: str = "refit30s"
+    house: int = 2
+    data_dir: str | None = None
+    path: str | None = None
+    months: tuple[str, ...] | None = None
+    config: str | None = None
+    timestamp_col: str | None = None
+    mains_col: str | None = None
+    mapping: tuple[str, ...] = ()
+    unit: Unit = "W"
+    timezone: str | None = None
+    mains_entity: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise TrainerError(f"unknown source {self.source!r} (known: {', '.join(SOURCES)})")
+
+    @classmethod
+    def from_saved(cls, raw: Mapping[str, Any], **overrides: Any) -> SourceConfig:
+        """From a run's ``config.json`` ``data`` record (None or absent: the default)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in raw.items() if k in known and v is not None}
+        if values.get("months") is not None:
+            values["months"] = tuple(values["months"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+# ---------------------------------------------------------------------------- model
+
+ARCHITECTURES: tuple[str, ...] = ("cnn", "compact", "transformer")
+POWER_OUTPUT = "power"
+STATUS_OUTPUT = "status"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """Architecture hyper-parameters; ``d_model``/``heads``/``blocks`` apply to the
+    transformer, ``width`` multiplies the compact CNN's channels."""
+
+    architecture: str = "compact"
+    window_length: int = 599
+    dropout: float = 0.1
+    d_model: int = 256
+    heads: int = 2
+    blocks: int = 2
+    width: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ModelConfig:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+# ---------------------------------------------------------------------------- windows
+
+
+@dataclass(frozen=True, slots=True)
+class WindowConfig:
+    """Window geometry and sampling.
+
+    ``target_position``: a float in [0, 1] is a fraction of the window (0.5 = midpoint,
+    classic seq2point; 1.0 = last sample, lowest latency); an int is an index (negative
+    counts from the end, -1 = last sample).
+    ``stride`` keeps every stride-th window start (in samples of the grid).
+    ``on_share``: share of training windows whose target is on; None keeps the natural mix.
+    ``max_windows`` caps the sampled training windows (memory/time), keeping the on share.
+    """
+
+    window_length: int = default(ModelConfig, "window_length")
+    target_position: float | int = 0.5
+    stride: int = 1
+    on_share: float | None = 0.5
+    seed: int = 0
+    validation_fraction: float = 0.2
+    max_windows: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.window_length < 1:
+            raise TrainerError(f"window length must be >= 1, got {self.window_length}")
+        if self.stride < 1:
+            raise TrainerError(f"stride must be >= 1, got {self.stride}")
+        if self.on_share is not None and not 0.0 < self.on_share < 1.0:
+            raise TrainerError(f"on share must be between 0 and 1 (exclusive), got {self.on_share}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise TrainerError(
+                f"validation fraction must be in [0, 1), got {self.validation_fraction}"
+            )
+        if self.max_windows is not None and self.max_windows < 1:
+            raise TrainerError(f"max windows must be >= 1, got {self.max_windows}")
+        self.target_index  # noqa: B018  # validates target_position
+
+    @property
+    def target_index(self) -> int:
+        """Index of the target sample inside the window (0 .. L-1)."""
+        length = self.window_length
+        pos = self.target_position
+        if isinstance(pos, bool):
+            raise TrainerError("target position must be a number, not a bool")
+        if isinstance(pos, int):
+            index = pos + length if pos < 0 else pos
+        else:
+            if not 0.0 <= pos <= 1.0:
+                raise TrainerError(f"target fraction must be in [0, 1], got {pos}")
+            index = round(pos * (length - 1))
+        if not 0 <= index < length:
+            raise TrainerError(f"target index {pos} is outside a window of {length} samples")
+        return int(index)
+
+
+# ---------------------------------------------------------------------------- training
+
+STRATEGIES = ("default", "mirrored", "multi-worker")
+TRAINING_ON_SHARE = 0.2  # training balances to 20 % on windows (WindowConfig's is 0.5)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """Everything that determines a training run (written to ``config.json``).
+
+    ``steps_per_epoch`` None makes an epoch one pass over the balanced training windows.
+    ``max_validation_windows`` evenly thins the validation block (natural on/off mix) to
+    bound the cost of an epoch. ``logical_cpus`` splits the CPU into that many logical
+    devices for the ``mirrored`` strategy (tests and CPU-only hosts). ``data`` records
+    the :class:`SourceConfig` fields the run was loaded with (None: the default).
+    """
+
+    appliance: str
+    model: ModelConfig = field(default_factory=ModelConfig)
+    windows: WindowConfig = field(default_factory=lambda: WindowConfig(on_share=TRAINING_ON_SHARE))
+    epochs: int = 50
+    batch_size: int = 512
+    learning_rate: float = 1e-4
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+    patience: int = 6
+    mae_weight: float = 1.0
+    seed: int = 0
+    steps_per_epoch: int | None = None
+    max_validation_windows: int | None = 50_000
+    strategy: str = "default"
+    logical_cpus: int = 0
+    deterministic: bool = True
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_appliance(self.appliance)
+        if self.model.window_length != self.windows.window_length:
+            raise TrainerError(
+                f"model window {self.model.window_length} != data window "
+                f"{self.windows.window_length}"
+            )
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            raise TrainerError("epochs, batch size and patience must be at least 1")
+        if not self.learning_rate > 0:
+            raise TrainerError("learning rate must be positive")
+        if self.strategy not in STRATEGIES:
+            raise TrainerError(
+                f"unknown strategy {self.strategy!r} (known: {', '.join(STRATEGIES)})"
+            )
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise TrainerError("steps per epoch must be at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        raw = dataclasses.asdict(self)
+        raw["data"] = dict(self.data)
+        return raw
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> TrainConfig:
+        values = dict(raw)
+        values["model"] = ModelConfig.from_dict(values.get("model", {}))
+        values["windows"] = WindowConfig(**values.get("windows", {}))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+DEFAULT_EPOCHS: int = default(TrainConfig, "epochs")
+
+
+# ---------------------------------------------------------------------------- quantize
+
+MODES = ("convert_only", "w8", "w8_a8", "w8_a16")
+
+
+@dataclass(frozen=True, slots=True)
+class QuantizeConfig:
+    """How to convert one model.
+
+    ``int8_io`` only applies to ``w8_a8``: int8 input/output tensors, as the Edge TPU
+    compiler needs (the default float I/O keeps QUANTIZE/DEQUANTIZE inside the model so
+    callers need not know the scales). ``representative_size`` windows are drawn with
+    ``seed``; ``on_fraction`` of them with the appliance on.
+    """
+
+    mode: str = "w8_a8"
+    int8_io: bool = False
+    representative_size: int = 256
+    on_fraction: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise TrainerError(f"quantization mode {self.mode!r} is not one of {', '.join(MODES)}")
+        if self.int8_io and self.mode != "w8_a8":
+            raise TrainerError("int8 input/output is only available for mode w8_a8")
+        if self.representative_size < 1:
+            raise TrainerError("representative_size must be at least 1")
+        if not 0.0 <= self.on_fraction <= 1.0:
+            raise TrainerError("on_fraction must be between 0 and 1")
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.mode in ("w8_a8", "w8_a16")
+
+    @property
+    def label(self) -> str:
+        """Unique name of the variant (the int8-I/O Edge TPU input differs from w8_a8)."""
+        return f"{self.mode}_int8io" if self.int8_io else self.mode
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# The house the CLI's quantize/inspect never calibrate on (REFIT House 20).
+DEFAULT_TEST_HOUSE = 20
+
+
+# ---------------------------------------------------------------------------- inspect
+
+IDEAL_RMSE_OVER_SCALE = 1.0 / math.sqrt(12.0)  # uniform rounding error of one step
+BACKEND_LABELS = {
+    "litert": "LiteRT (XNNPACK)",
+    "litert_ref": "LiteRT (reference kernels)",
+    "numpy": "numpy engine",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class InspectConfig:
+    """``suspect_ratio`` flags a layer whose RMSE/scale exceeds ratio x 0.289.
+
+    The TFLite debugging guide treats ~0.7 (2.4 x ideal) as clearly suspicious; 2.5 keeps
+    the flag for layers whose error is dominated by clipping or outliers, not rounding.
+    """
+
+    suspect_ratio: float = 2.5
+    selective: bool = True
+    latency_runs: int = 30
+    warmup_runs: int = 3
+    debug_samples: int = 64
+    backends: tuple[str, ...] = ("litert", "litert_ref", "numpy")
+
+    def __post_init__(self) -> None:
+        if self.suspect_ratio <= 0:
+            raise TrainerError("suspect_ratio must be positive")
+        if self.latency_runs < 1 or self.warmup_runs < 0:
+            raise TrainerError("latency_runs must be >= 1 and warmup_runs >= 0")
+        unknown = set(self.backends) - set(BACKEND_LABELS)
+        if unknown:
+            raise TrainerError(
+                f"unknown backend(s) {sorted(unknown)}; known: {list(BACKEND_LABELS)}"
+            )
+
+    @property
+    def suspect_threshold(self) -> float:
+        return self.suspect_ratio * IDEAL_RMSE_OVER_SCALE
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+DEFAULT_INSPECT_CONFIG = InspectConfig()
+
+
+# ---------------------------------------------------------------------------- evaluate
+
+BACKENDS = ("auto", "numpy", "litert", "litert_ref", "edgetpu")  # = engine.backends.BACKENDS
+DEFAULT_BACKEND = "numpy"  # what Home Assistant OS (Alpine, no LiteRT wheel) runs
+DEFAULT_DELAY_TOLERANCE_S = 300.0  # = engine.metrics.DEFAULT_DELAY_TOLERANCE_S (tested)
+
+
+@dataclass(frozen=True, slots=True)
+class EvalConfig:
+    """``backend`` applies to .tflite models; ``day`` (YYYY-MM-DD) picks the plotted day,
+    default the day with the most true switch-ons. ``rule_baseline`` also scores the
+    appliance's rule from :mod:`trainer.baselines` on the same samples."""
+
+    model: str
+    backend: str = DEFAULT_BACKEND
+    batch_size: int = 2048
+    delay_tolerance_s: float = DEFAULT_DELAY_TOLERANCE_S
+    day: str | None = None
+    plots: bool = True
+    rule_baseline: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise TrainerError("batch size must be at least 1")
+        if not self.delay_tolerance_s > 0:
+            raise TrainerError("delay tolerance must be positive seconds")
+
+
+# ---------------------------------------------------------------------------- pipeline
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """Everything the one-shot pipeline needs; written to ``config.json``.
+
+    Training fields left at their defaults are :class:`TrainConfig`'s, :class:`ModelConfig`'s
+    and :class:`WindowConfig`'s, except the pipeline's own quicker geometry and schedule
+    (window 99 with a 60 s delay, 20 epochs at 1e-3, patience 4, 200k windows).
+    ``target_index`` None puts the target at the window's midpoint. ``eval_max_windows``
+    bounds each evaluation (the first N valid windows in time order: a contiguous stretch,
+    so onsets and delays stay meaningful); None evaluates every window.
+    """
+
+    appliance: str
+    name: str = ""
+    data_dir: str = ""
+    train_house: int = default(SourceConfig, "house")
+    test_house: int = DEFAULT_TEST_HOUSE
+    train_months: tuple[str, ...] | None = None
+    test_months: tuple[str, ...] | None = None
+    architecture: str = default(ModelConfig, "architecture")
+    window_length: int = 99
+    target_index: int | None = 96
+    width: float = default(ModelConfig, "width")
+    dropout: float = default(ModelConfig, "dropout")
+    epochs: int = 20
+    batch_size: int = default(TrainConfig, "batch_size")
+    learning_rate: float = 1e-3
+    patience: int = 4
+    steps_per_epoch: int | None = default(TrainConfig, "steps_per_epoch")
+    max_windows: int | None = 200_000
+    on_share: float | None = TRAINING_ON_SHARE
+    max_validation_windows: int | None = default(TrainConfig, "max_validation_windows")
+    validation_fraction: float = default(WindowConfig, "validation_fraction")
+    seed: int = default(TrainConfig, "seed")
+    modes: tuple[str, ...] = MODES
+    export_mode: str = default(QuantizeConfig, "mode")
+    representative_size: int = default(QuantizeConfig, "representative_size")
+    eval_max_windows: int | None = 100_000
+    suspect_ratio: float = default(InspectConfig, "suspect_ratio")
+    selective: bool = default(InspectConfig, "selective")
+    latency_runs: int = default(InspectConfig, "latency_runs")
+    export_dir: str = ""
+    plots: bool = True
+
+    def __post_init__(self) -> None:
+        check_appliance(self.appliance)
+        if self.train_house == self.test_house:
+            raise TrainerError("the test house must differ from the training house")
+        unknown = sorted(set(self.modes) - set(MODES))
+        if unknown:
+            raise TrainerError(f"unknown mode(s) {unknown}; known: {', '.join(MODES)}")
+        if self.export_mode not in self.modes:
+            raise TrainerError(f"export mode {self.export_mode} is not among the modes run")
+
+    @property
+    def model_name(self) -> str:
+        return self.name or self.appliance
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def train_config(self) -> TrainConfig:
+        """The :class:`TrainConfig` of the pipeline's training step (REFIT 30 s)."""
+        target: float | int = (
+            default(WindowConfig, "target_position")
+            if self.target_index is None
+            else self.target_index
+        )
+        return TrainConfig(
+            appliance=self.appliance,
+            model=ModelConfig(
+                architecture=self.architecture,
+                window_length=self.window_length,
+                dropout=self.dropout,
+                width=self.width,
+            ),
+            windows=WindowConfig(
+                window_length=self.window_length,
+                target_position=target,
+                seed=self.seed,
+                validation_fraction=self.validation_fraction,
+                max_windows=self.max_windows,
+                on_share=self.on_share,
+            ),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            patience=self.patience,
+            seed=self.seed,
+            steps_per_epoch=self.steps_per_epoch,
+            max_validation_windows=self.max_validation_windows,
+            data={
+                "source": "refit30s",
+                "house": self.train_house,
+                "months": list(self.train_months) if self.train_months else None,
+                "data_dir": self.data_dir or None,
+            },
+        )
+
+
+# ---------------------------------------------------------------------------- synthetic
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticConfig:
+    """``on_share`` of the windows have the target on at the target index; the others
+    hold a target activation elsewhere in the window with probability 1/2."""
+
+    amplitude: float = 0.15
+    stretch: float = 0.0
+    distractor_probability: float = 0.5
+    on_share: float = 0.5
+    clip_w: float | None = default(DataConfig, "clip_aggregate_w")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.amplitude < 1 or not 0 <= self.stretch < 1:
+            raise TrainerError("amplitude and stretch jitter must be in [0, 1)")
+        if not 0 <= self.on_share <= 1 or not 0 <= self.distractor_probability <= 1:
+            raise TrainerError("shares and probabilities must be in [0, 1]")
+
+
+# ---------------------------------------------------------------------------- recipes
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticSettings:
+    """A recipe's synthetic aggregates (see :mod:`trainer.synthetic`): the
+    :class:`SyntheticConfig` fields a recipe may set."""
+
+    amplitude: float = default(SyntheticConfig, "amplitude")
+    stretch: float = default(SyntheticConfig, "stretch")
+    distractor_probability: float = default(SyntheticConfig, "distractor_probability")
+    on_share: float = default(SyntheticConfig, "on_share")
+
+    def synthetic_config(self) -> SyntheticConfig:
+        return SyntheticConfig(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """Everything that defines one bundled model, apart from the seed."""
+
+    appliance: str
+    period_s: float
+    window_length: int
+    target_index: int
+    min_on_s: float
+    min_off_s: float
+    split: Mapping[str, tuple[str, ...]]
+    architecture: str = default(ModelConfig, "architecture")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int = 8
+    patience: int = 2
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    max_real_windows: int = 60_000
+    synthetic_windows: int = 40_000
+    on_share: float = 0.3
+    synthetic: SyntheticSettings = field(default_factory=SyntheticSettings)
+    distractors: tuple[str, ...] = ()
+    representative_size: int = default(QuantizeConfig, "representative_size")
+    export_mode: str = default(QuantizeConfig, "mode")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.target_index < self.window_length:
+            raise TrainerError(f"{self.appliance}: target index outside the window")
+        if not self.period_s > 0:
+            raise TrainerError(f"{self.appliance}: period must be positive")
+
+    @property
+    def delay_s(self) -> float:
+        """How far the prediction lags real time."""
+        return (self.window_length - 1 - self.target_index) * self.period_s
+
+    def with_overrides(self, **changes: Any) -> Recipe:
+        """A copy with some fields replaced (smoke runs, sweeps)."""
+        raw = {f.name: getattr(self, f.name) for f in fields(self)}
+        raw.update(changes)
+        return Recipe(**raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, SyntheticSettings):
+                value = {g.name: getattr(value, g.name) for g in fields(value)}
+            elif isinstance(value, Mapping):
+                value = {k: list(v) for k, v in value.items()}
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
