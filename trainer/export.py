@@ -23,12 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from custom_components.nilm.engine.adapter import head_spec
 from custom_components.nilm.engine.card import (
     REFIT_ATTRIBUTION,
     UKDALE_ATTRIBUTION,
     ModelCard,
     load_card,
 )
+from custom_components.nilm.engine.reader import read_model
 
 from . import __version__
 from .errors import TrainerError
@@ -98,7 +100,7 @@ def card_for(
             merged_training["attribution"] = credit
     merged_training["quantization"] = converted.config.to_dict()
     merged_training["delay_s"] = template.delay_s
-    return dataclasses.replace(
+    card = dataclasses.replace(
         template,
         name=name,
         quantization=converted.config.mode,
@@ -112,6 +114,8 @@ def card_for(
         tflite_file="",
         tflite_sha256="",
     )
+    # Name the head both outputs read, so a household can re-fit it (engine.adapter).
+    return dataclasses.replace(card, head=head_spec(read_model(converted.data), card))
 
 
 def _write_pair(folder: Path, stem: str, data: bytes, card: ModelCard) -> tuple[Path, Path]:

@@ -145,3 +145,21 @@ def test_export_rejects_bad_names_and_wrong_edgetpu_input(run: Any, tmp_path: Pa
         export_model(tmp_path, "../evil", conv["w8"], run.card)
     with pytest.raises(TrainerError, match="int8 I/O"):
         export_model(tmp_path, "k", conv["w8"], run.card, edgetpu=conv["w8_a8"])
+
+
+@pytest.mark.parametrize("mode", ["w8_a8", "convert_only"])
+def test_exported_card_names_the_head_a_household_can_refit(
+    run: Any, tmp_path: Path, windows_w: np.ndarray, mode: str
+) -> None:
+    from custom_components.nilm.engine.adapter import AdaptableModel
+
+    conv = qs.converted_all(run)
+    result = export_model(tmp_path, f"kettle_{mode}", conv[mode], run.card)
+    card = load_card(result.card_path)
+    assert card.head is not None and card.head.features > 0
+    model = AdaptableModel(card, result.model_path)
+    shipped, features = model.run(windows_w)
+    assert features.shape == (len(windows_w), card.head.features)
+    again = model.shipped.predict(card, features)
+    assert shipped.probability is not None and again.probability is not None
+    assert np.abs(again.probability - shipped.probability).max() < 0.02
