@@ -4,7 +4,8 @@ cycle. Imports are read with ``ast`` (module level and inside functions alike), 
 
 :func:`check_layers` is generic: give it a package folder and an ordered list of layers
 (lowest first, each a set of module names) and it returns every violation. Add another
-package (e.g. the integration) with its own ``*_LAYERS`` list and one more test.
+package with its own ``*_LAYERS`` list and one more test (the trainer and the
+integration have theirs; the engine's isolation is tests/engine/test_isolation.py).
 """
 
 from __future__ import annotations
@@ -44,11 +45,34 @@ TRAINER_LAYERS: tuple[frozenset[str], ...] = tuple(
 )
 
 
+def _is_type_checking(node: ast.AST) -> bool:
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node that runs: the bodies of ``if TYPE_CHECKING:`` only name types for the
+    type checker (HA's ``data.py`` names its coordinator that way), so they are skipped."""
+    nodes: list[ast.AST] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        nodes.append(node)
+        if _is_type_checking(node):
+            assert isinstance(node, ast.If)
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return nodes
+
+
 def module_imports(path: Path, package: str, module: str) -> set[str]:
-    """Modules of ``package`` imported anywhere in ``path`` (relative or absolute)."""
+    """Modules of ``package`` imported anywhere in ``path`` that runs (relative or absolute)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 parts = alias.name.split(".")
@@ -157,6 +181,36 @@ def test_no_trainer_module_shadows_the_standard_library() -> None:
     assert shadowing == set()
 
 
+# ---------------------------------------------------------------------------- integration
+
+# The integration, lowest layer first: constants and pure helpers, the model store, the
+# entry's types (data.py, a leaf at run time), then the runtime pieces, the coordinator,
+# the entity base class, the platforms and setup, and HA's entry points on top.
+INTEGRATION_LAYERS: tuple[frozenset[str], ...] = tuple(
+    frozenset(layer)
+    for layer in (
+        {"const", "facts", "history"},
+        {"model_store"},
+        {"data"},
+        {"mains", "issues", "appliance"},
+        {"inference", "mains_watch"},
+        {"coordinator"},
+        {"entity"},
+        {"sensor", "binary_sensor", "diagnostics", "config_flow", "entry_setup"},
+        {"__init__"},
+    )
+)
+
+
+def test_integration_layers_have_no_cycle_and_point_down() -> None:
+    assert check_layers(ROOT / "custom_components" / "nilm", INTEGRATION_LAYERS) == []
+
+
+def test_integration_data_is_a_leaf_at_run_time() -> None:
+    graph = import_graph(ROOT / "custom_components" / "nilm")
+    assert graph["data"] == {"const"}
+
+
 # ---------------------------------------------------------------------------- the checker
 
 
@@ -199,6 +253,16 @@ def test_checker_reads_every_import_form(tmp_path: Path, text: str, target: str)
     assert check_layers(pkg, [frozenset({"__init__", "a"}), frozenset({"b"})]) == [
         "a imports b, of a higher layer"
     ]
+
+
+def test_checker_skips_type_checking_imports_only(tmp_path: Path) -> None:
+    text = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from .b import B\nelse:\n    from .c import C\n"
+        "import typing\nif typing.TYPE_CHECKING:\n    from .b import B2\n"
+    )
+    pkg = _package(tmp_path, {"__init__": "", "a": text, "b": "", "c": ""})
+    assert import_graph(pkg)["a"] == {"c"}
 
 
 def test_checker_accepts_a_clean_package_and_flags_unlisted_modules(tmp_path: Path) -> None:

@@ -235,13 +235,7 @@ def rule_periods(
 def evaluate(house: HouseData, config: EvalConfig) -> Evaluation:
     """Run the model (and the rule baseline) over the house and compute every metric
     (see module doc). The house must be at the card's sample period."""
-    from custom_components.nilm.engine import metrics as nilm_metrics
-    from custom_components.nilm.engine.status import durations_to_samples, status_from_power
-
-    from .appliances import truth_rule
-
     model_path, card, kind = resolve_model(config.model)
-    appliance = card.appliance
     if kind == "keras":
         predictor = keras_predictor(model_path, card, config.batch_size)
         backend = "keras"
@@ -251,6 +245,20 @@ def evaluate(house: HouseData, config: EvalConfig) -> Evaluation:
             card_path = card_path.with_suffix(".json")
         predictor = tflite_predictor(card_path, config.backend)
         backend = config.backend
+    return evaluate_predictor(house, card, predictor, config, backend)
+
+
+def evaluate_predictor(
+    house: HouseData, card: ModelCard, predictor: Predictor, config: EvalConfig, backend: str
+) -> Evaluation:
+    """:func:`evaluate` for a model already open (e.g. one with a household's re-fitted
+    heads, whose threshold the card passed in carries)."""
+    from custom_components.nilm.engine import metrics as nilm_metrics
+    from custom_components.nilm.engine.status import durations_to_samples, status_from_power
+
+    from .appliances import truth_rule
+
+    appliance = card.appliance
     if abs(house.period_s - card.sample_period_s) > 1e-6:
         raise TrainerError(
             f"{house.source} is at {house.period_s:g} s but the model expects "
