@@ -19,7 +19,10 @@
 #   scripts/build_bundled_models.sh kettle dishwasher     # some appliances
 #   scripts/build_bundled_models.sh --smoke               # one seed, one epoch, small data,
 #                                                         # into a scratch folder
-# Environment: NILM_DATA_DIR (default ../shared/data), RUN_ROOT (default runs/bundled).
+# Environment: NILM_DATA_DIR (default ../shared/data), RUN_ROOT (default runs/bundled),
+# REFERENCE_ROOT (optional: the run root of the reference `cnn` build, made with
+#   `python -m trainer bundle <appliance> --arch cnn --no-export --run-root runs/reference`,
+#   reported beside each bundled model).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -x .venv/bin/python ]; then
@@ -35,7 +38,7 @@ appliances=()
 for arg in "$@"; do
   case "$arg" in
     --smoke) smoke=1 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) appliances+=("$arg") ;;
   esac
 done
@@ -65,8 +68,10 @@ for appliance in "${appliances[@]}"; do
     python -m trainer evaluate --model "$models_dir/$appliance.json" --backend numpy \
       --data-dir "$data_dir" --out "$reports/$appliance"
   fi
+  reference=()
+  [ -z "${REFERENCE_ROOT:-}" ] || reference=(--reference-root "$REFERENCE_ROOT")
   python -m trainer bundle "$appliance" --report --data-dir "$data_dir" --run-root "$run_root" \
-    --models-dir "$models_dir" --reports-dir "$reports/$appliance"
+    --models-dir "$models_dir" --reports-dir "$reports/$appliance" "${reference[@]}"
 done
 if [ "$smoke" = 0 ]; then
   python scripts/make_models_doc.py --reports "$reports" --docs docs/models.md --readme README.md
