@@ -12,7 +12,9 @@
 #      -> reports/bundled/<appliance>/metrics.json, metrics.md, day.png.
 #   3. the seed spread on the test split (float parents; chosen before it was read)
 #      -> reports/bundled/<appliance>/seeds.json (+ unseen_houses.json for the fridge).
-#   4. scripts/make_models_doc.py -> docs/models.md and the README's accuracy table.
+#   4. `nilm-trainer bundle --save-parent`: the chosen float model and its calibration set
+#      -> trainer/parents/<appliance>/ (bound to the card's sha256; fine-tuning starts there).
+#   5. scripts/make_models_doc.py -> docs/models.md and the README's accuracy table.
 #
 # Usage:
 #   scripts/build_bundled_models.sh                       # all five (about 1 h on 2 cores)
@@ -38,7 +40,7 @@ appliances=()
 for arg in "$@"; do
   case "$arg" in
     --smoke) smoke=1 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) appliances+=("$arg") ;;
   esac
 done
@@ -63,6 +65,9 @@ for appliance in "${appliances[@]}"; do
   python -m trainer bundle "$appliance" --data-dir "$data_dir" --run-root "$run_root" \
     --models-dir "$models_dir" "${extra[@]}"
   if [ "$smoke" = 1 ]; then continue; fi
+  echo ">> $appliance: ship the chosen seed's float parent with the trainer (for fine-tuning)"
+  python -m trainer bundle "$appliance" --save-parent --run-root "$run_root" \
+    --models-dir "$models_dir"
   echo ">> $appliance: evaluate the shipped int8 file (numpy engine) on the test house"
   if [ "$appliance" != fridge ]; then
     python -m trainer evaluate --model "$models_dir/$appliance.json" --backend numpy \

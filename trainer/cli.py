@@ -1069,6 +1069,11 @@ def add_bundle_cli(subparsers: Subparsers) -> None:
         "--reports-dir", type=Path, default=None,
         help="with --report: where seeds.json goes (default reports/bundled/<appliance>)",
     )  # fmt: skip
+    p.add_argument(
+        "--save-parent", action="store_true",
+        help="no training: ship the exported seed's float model with the trainer "
+        "(trainer/parents/<appliance>/, bound to the bundled card's sha256)",
+    )  # fmt: skip
     p.set_defaults(func=_run_bundle)
 
 
@@ -1077,6 +1082,11 @@ def _run_bundle(args: argparse.Namespace) -> int:
     from .data import default_data_dir
 
     data_dir = args.data_dir or default_data_dir()
+    if args.save_parent:
+        from .parents import save_parent
+
+        print(f"wrote {save_parent(args.appliance, args.run_root, args.models_dir)}")
+        return 0
     if args.report:
         reports = args.reports_dir or BUNDLE_REPORTS_DIR / args.appliance
         report(args.appliance, data_dir, args.run_root, reports, args.reference_root)

@@ -66,3 +66,37 @@ def test_smoke_build_exports_a_model_the_engine_runs(tmp_path: Path) -> None:
     out = model.predict(windows)
     assert out.power_w.shape == (2,) and np.all(np.isfinite(out.power_w))
     assert (tmp_path / "runs" / "kettle" / "selection.json").is_file()
+
+
+def test_float_parent_is_bound_to_the_bundled_model_it_produced(tmp_path: Path) -> None:
+    """The parent shipped for fine-tuning: requantized with its own calibration set it
+    gives the exported .tflite byte for byte, and a changed bundled model refuses it."""
+    from trainer.errors import TrainerError
+    from trainer.parents import load_parent, requantize_parent, save_parent
+
+    models = tmp_path / "models"
+    bundle.build(
+        "kettle", DATA, tmp_path / "runs", models,
+        overrides={
+            "seeds": (0,), "epochs": 1, "max_real_windows": 1500, "synthetic_windows": 300,
+            "split": {"train": ("refit_day:1,4",), "validation": ("refit_day:5",),
+                      "test": ("refit30s:20",)},
+            "representative_size": 32,
+        },
+        log=lambda *_: None,
+    )  # fmt: skip
+    parents = tmp_path / "parents"
+    record = save_parent("kettle", tmp_path / "runs", models, parents)
+    assert record == parents / "kettle" / "parent.json"
+    parent = load_parent("kettle", models, parents)
+    assert parent.seed == 0
+    assert requantize_parent(parent) == (models / "kettle.tflite").read_bytes()
+
+    card = json.loads((models / "kettle.json").read_text())
+    (models / "kettle.tflite").write_bytes(b"TFL3" + bytes(64))
+    card["tflite_sha256"] = __import__("hashlib").sha256(b"TFL3" + bytes(64)).hexdigest()
+    (models / "kettle.json").write_text(json.dumps(card))
+    with pytest.raises(TrainerError, match="built for another bundled model"):
+        load_parent("kettle", models, parents)
+    with pytest.raises(TrainerError, match="no float parent"):
+        load_parent("fridge", models, parents)
