@@ -39,6 +39,7 @@ TRAINER_LAYERS: tuple[frozenset[str], ...] = tuple(
         {"evaluate", "inspection"},
         {"export"},
         {"pipeline", "bundle"},
+        {"parents"},
         {"cli"},
         {"__main__"},
     )
