@@ -20,6 +20,8 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
+from custom_components.nilm.engine.windows import valid_starts
+
 from .appliances import APPLIANCES, check_appliance
 from .config import WindowConfig
 from .data import HouseData
@@ -160,30 +162,6 @@ def sliding_windows(series: npt.ArrayLike, window_length: int, stride: int = 1) 
         )
     view: FloatArray = sliding_window_view(arr, window_length)[::stride]
     return view
-
-
-def valid_starts(
-    aggregate_w: npt.ArrayLike,
-    target_w: npt.ArrayLike,
-    window_length: int,
-    target_index: int,
-    stride: int = 1,
-) -> IntArray:
-    """Starts of windows whose inputs and target are all unmasked (vectorised via a
-    cumulative NaN count), keeping multiples of ``stride``."""
-    agg = np.asarray(aggregate_w)
-    tgt = np.asarray(target_w)
-    n_windows = agg.size - window_length + 1
-    if n_windows <= 0:
-        return np.zeros(0, dtype=np.int64)
-    nan_cum = np.concatenate(([0], np.cumsum(np.isnan(agg), dtype=np.int64)))
-    bad_in_window = nan_cum[window_length:] - nan_cum[:n_windows]
-    ok = bad_in_window == 0
-    ok &= ~np.isnan(tgt[target_index : target_index + n_windows])
-    starts = np.flatnonzero(ok).astype(np.int64)
-    if stride > 1:
-        starts = starts[starts % stride == 0]
-    return starts
 
 
 def balance(
