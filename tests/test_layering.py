@@ -196,8 +196,8 @@ INTEGRATION_LAYERS: tuple[frozenset[str], ...] = tuple(
         {"mains", "issues", "appliance"},
         {"inference", "mains_watch"},
         {"coordinator"},
-        {"entity"},
-        {"sensor", "binary_sensor", "diagnostics", "config_flow", "entry_setup"},
+        {"entity", "adaptation"},
+        {"sensor", "binary_sensor", "button", "diagnostics", "config_flow", "entry_setup"},
         {"__init__"},
     )
 )

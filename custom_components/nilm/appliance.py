@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .const import LATENCY_SAMPLES
-from .data import ApplianceSnapshot, ModelInfo
+from .data import AdaptationSnapshot, ApplianceSnapshot, ModelInfo
 from .engine.model import NilmModel
 from .engine.status import StatusTracker
 from .facts import model_facts, model_label, model_version, quantization_label
@@ -47,6 +47,7 @@ class ApplianceRuntime:
     last_error: str | None = None  # the newest inference error, until the next success
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
     info: ModelInfo | None = None  # set from the model on first use (see model_info)
+    adaptation: AdaptationSnapshot = field(default_factory=AdaptationSnapshot)
 
     @property
     def period_s(self) -> float:
@@ -119,4 +120,5 @@ class ApplianceRuntime:
             on=self.on,
             probability=self.probability,
             energy_kwh=self.energy_kwh,
+            adaptation=self.adaptation,
         )

@@ -17,9 +17,11 @@ from homeassistant.helpers import selector
 
 from .const import (
     BACKENDS,
+    CONF_ADAPTATION_LABELS,
     CONF_APPLIANCES,
     CONF_BACKEND,
     CONF_EXPORT_ENTITIES,
+    CONF_LABEL_PREFIX,
     CONF_MAINS_ENTITIES,
     CONF_MAINS_TYPE,
     CONF_MAX_GAP_S,
@@ -28,6 +30,7 @@ from .const import (
     CONF_THRESHOLD_PREFIX,
     DEFAULT_BACKEND,
     DOMAIN,
+    LABEL_ON_OFF_DOMAINS,
     MAINS_CONSUMPTION,
     MAINS_GRID,
     MAINS_IMPORT_EXPORT,
@@ -61,6 +64,8 @@ ERROR_EXPORT_REQUIRED = "export_required"
 ERROR_ONLY_FOR_GRID = "only_for_grid"
 ERROR_EXPORT_WITH_SIGNED_GRID = "export_with_signed_grid"
 ERROR_DUPLICATE_APPLIANCE = "duplicate_appliance"
+ERROR_LABEL_UNIT = "label_invalid_unit"
+ERROR_LABEL_IS_MAINS = "label_is_mains"
 
 # Probability thresholds: never exactly 0 or 1 (always / never on).
 MIN_PROBABILITY = 0.01
@@ -132,6 +137,42 @@ def _power_selector(hass: HomeAssistant) -> selector.EntitySelector:
             exclude_entities=own_entities(hass),
         )
     )
+
+
+def _label_selector(hass: HomeAssistant) -> selector.EntitySelector:
+    """An adaptation label: a smart plug's power sensor, or an on/off entity."""
+    return selector.EntitySelector(
+        selector.EntitySelectorConfig(
+            filter=[
+                selector.EntityFilterSelectorConfig(
+                    domain=SENSOR_DOMAIN, device_class=SensorDeviceClass.POWER
+                ),
+                selector.EntityFilterSelectorConfig(domain=list(LABEL_ON_OFF_DOMAINS)),
+            ],
+            exclude_entities=own_entities(hass),
+        )
+    )
+
+
+def _check_labels(
+    hass: HomeAssistant, user_input: dict[str, Any], mains: tuple[str, ...]
+) -> tuple[str, str, str] | None:
+    """The first unusable label as (field, error, entity): a mains sensor, or a power
+    sensor in a unit other than W/kW. A label whose entity is gone right now is kept
+    (the adaptation sensor says label_missing)."""
+    for key, entity_id in user_input.items():
+        if not key.startswith(CONF_LABEL_PREFIX) or not entity_id:
+            continue
+        if entity_id in mains:
+            return key, ERROR_LABEL_IS_MAINS, entity_id
+        state = hass.states.get(entity_id)
+        if (
+            state is not None
+            and entity_id.startswith(f"{SENSOR_DOMAIN}.")
+            and check_reading(state, max_power_w=math.inf)[1] is ReadingProblem.BAD_UNIT
+        ):
+            return key, ERROR_LABEL_UNIT, entity_id
+    return None
 
 
 # What the flow says about a sensor whose state is not a usable reading.
@@ -357,7 +398,7 @@ class NilmOptionsFlow(OptionsFlow):
         settings = NilmSettings.from_entry(entry)
         found = await _async_models(self.hass)
         errors: dict[str, str] = {}
-        placeholders = {"appliance": ""}
+        placeholders = {"appliance": ""}  # + "sensor" for a label's error
         configured = list(settings.appliances)
         choices = _choices(found, configured)
         if user_input is not None:
@@ -369,6 +410,8 @@ class NilmOptionsFlow(OptionsFlow):
             elif twice := _duplicate_appliance(models):
                 errors[CONF_APPLIANCES] = ERROR_DUPLICATE_APPLIANCE
                 placeholders["appliance"] = twice
+            elif problem := _check_labels(self.hass, user_input, settings.sources.sensors):
+                field, errors[field], placeholders["sensor"] = problem
             elif not errors:
                 return self.async_create_entry(
                     data=_options(user_input, current, appliances, choices)
@@ -407,6 +450,16 @@ class NilmOptionsFlow(OptionsFlow):
             shown.add(appliance)
             default, number = _threshold_field(model, settings.threshold(appliance, name))
             fields[vol.Required(f"{CONF_THRESHOLD_PREFIX}{appliance}", default=default)] = number
+        for name in configured:  # adaptation labels: only models with a head can learn
+            model = choices.get(name)
+            if model is None or model.card.head is None:
+                continue
+            key = f"{CONF_LABEL_PREFIX}{model.card.appliance}"
+            if key in fields:
+                continue
+            label = settings.label(model.card.appliance, name)
+            suggested = {"suggested_value": label} if label else None
+            fields[vol.Optional(key, description=suggested)] = _label_selector(self.hass)
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(vol.Schema(fields), user_input or {})
@@ -440,6 +493,19 @@ def _options(
         key = f"{CONF_THRESHOLD_PREFIX}{name}"
         if choices[name] is None and key in current and key not in options:
             options[key] = current[key]
+    labels = {
+        key.removeprefix(CONF_LABEL_PREFIX): str(value)
+        for key, value in user_input.items()
+        if key.startswith(CONF_LABEL_PREFIX)
+        and value
+        and key.removeprefix(CONF_LABEL_PREFIX) in tracked
+    }
+    old = current.get(CONF_ADAPTATION_LABELS)
+    for name in appliances:  # unreadable right now: keep its label
+        if choices[name] is None and isinstance(old, dict) and name in old:
+            labels[name] = old[name]
+    if labels:
+        options[CONF_ADAPTATION_LABELS] = labels
     return options
 
 

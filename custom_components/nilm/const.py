@@ -87,3 +87,29 @@ REPAIR_MAINS_MISSING: Final = "mains_missing"  # a configured mains sensor is go
 # both the entity registry and the state machine before a repair says it is missing
 # (sensors of integrations that set up in the background appear late).
 MAINS_MISSING_GRACE_S: Final = 120.0
+
+# Adaptation (issue #15): a smart plug (power sensor) or an on/off entity per appliance
+# labels the recorder's history; the model's heads are re-fitted on it (engine/adapter.py).
+CONF_ADAPTATION_LABELS: Final = "adaptation_labels"  # options: {appliance: entity_id}
+CONF_LABEL_PREFIX: Final = "label_"  # the options form's field per appliance
+ADAPTERS_SUBDIR: Final = "nilm/adapters"  # <config>/nilm/adapters/<model>.adapter.json
+ADAPTATION_DAYS: Final = 14  # the history a re-fit reads (at most)
+ADAPTATION_INTERVAL_H: Final = 24.0  # the automatic re-fit runs this often
+LABEL_ON_OFF_DOMAINS: Final = ("binary_sensor", "switch", "input_boolean")
+ADAPTATION_NOT_CONFIGURED: Final = "not_configured"  # no label entity chosen
+ADAPTATION_NOT_ADAPTABLE: Final = "not_adaptable"  # the model card names no head
+ADAPTATION_COLLECTING: Final = "collecting"  # a label, but not enough runs (or no fit yet)
+ADAPTATION_ADOPTED: Final = "adopted"  # a re-fitted head runs
+ADAPTATION_REJECTED: Final = "rejected"  # the last re-fit did not beat the shipped model
+ADAPTATION_LABEL_MISSING: Final = "label_missing"  # the label entity is gone
+ADAPTATION_ERROR: Final = "error"  # the last re-fit failed, or the adapter file is invalid
+ADAPTATION_STATES: Final = (
+    ADAPTATION_NOT_CONFIGURED,
+    ADAPTATION_NOT_ADAPTABLE,
+    ADAPTATION_COLLECTING,
+    ADAPTATION_ADOPTED,
+    ADAPTATION_REJECTED,
+    ADAPTATION_LABEL_MISSING,
+    ADAPTATION_ERROR,
+)
+REPAIR_ADAPTER_INVALID: Final = "adapter_invalid"  # a saved adapter file cannot be used

@@ -375,6 +375,12 @@ class NilmCoordinator(DataUpdateCoordinator[NilmSnapshot]):
         self.ticks += 1
         self.async_set_updated_data(self._snapshot())
 
+    @callback
+    def republish(self) -> None:
+        """Something besides the mains changed (an appliance's adaptation): entities
+        read a fresh snapshot; not an update (``ticks`` stays)."""
+        self.async_set_updated_data(self._snapshot())
+
     def _snapshot(self) -> NilmSnapshot:
         status, attributes = self.status()
         return NilmSnapshot(

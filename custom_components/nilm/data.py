@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Self
 from homeassistant.config_entries import ConfigEntry
 
 from .const import (
+    ADAPTATION_NOT_CONFIGURED,
+    CONF_ADAPTATION_LABELS,
     CONF_APPLIANCES,
     CONF_BACKEND,
     CONF_EXPORT_ENTITIES,
@@ -35,6 +37,7 @@ from .const import (
 )
 
 if TYPE_CHECKING:
+    from .adaptation import NilmAdaptation
     from .coordinator import NilmCoordinator
     from .model_store import AvailableModel, LoadFailure
 
@@ -131,6 +134,14 @@ def _thresholds(settings: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def _labels(settings: Mapping[str, Any]) -> dict[str, str]:
+    """``adaptation_labels``: the label entity per appliance; anything else is ignored."""
+    raw = settings.get(CONF_ADAPTATION_LABELS)
+    if not isinstance(raw, Mapping):
+        return {}
+    return {str(k): v for k, v in raw.items() if isinstance(v, str) and "." in v}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NilmSettings:
     """An entry's settings: the flow's data with the options over it, parsed once."""
@@ -141,6 +152,8 @@ class NilmSettings:
     max_gap_s: float = DEFAULT_MAX_GAP_S
     max_power_w: float = DEFAULT_MAX_POWER_W
     thresholds: Mapping[str, float] = field(default_factory=dict)
+    # The adaptation label entity per appliance (or, like thresholds, configured name).
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_entry(cls, entry: ConfigEntry) -> Self:
@@ -159,11 +172,16 @@ class NilmSettings:
             max_gap_s=_positive(settings, CONF_MAX_GAP_S, DEFAULT_MAX_GAP_S),
             max_power_w=_positive(settings, CONF_MAX_POWER_W, DEFAULT_MAX_POWER_W),
             thresholds=_thresholds(settings),
+            labels=_labels(settings),
         )
 
     def threshold(self, *keys: str) -> float | None:
         """The first threshold saved under one of ``keys`` (appliance, then model name)."""
         return next((self.thresholds[k] for k in keys if k in self.thresholds), None)
+
+    def label(self, *keys: str) -> str | None:
+        """The adaptation label entity saved under one of ``keys`` (appliance, name)."""
+        return next((self.labels[k] for k in keys if k in self.labels), None)
 
 
 # --- what the coordinator publishes after every update ----------------------------------
@@ -183,6 +201,17 @@ class ModelInfo:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AdaptationSnapshot:
+    """An appliance's adaptation: one of const.ADAPTATION_STATES and why (fit numbers,
+    label entity, period, last fit)."""
+
+    state: str = ADAPTATION_NOT_CONFIGURED
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    active: bool = False  # a re-fitted head runs now
+    revertable: bool = False  # an adapter file exists (in use, or invalid)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ApplianceSnapshot:
     """One tracked appliance after an update."""
 
@@ -193,6 +222,7 @@ class ApplianceSnapshot:
     on: bool | None
     probability: float | None
     energy_kwh: float  # counted since the entry was loaded (entities add restored totals)
+    adaptation: AdaptationSnapshot = field(default_factory=AdaptationSnapshot)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -215,6 +245,7 @@ class NilmRuntimeData:
     failures: dict[str, LoadFailure] = field(default_factory=dict)
     available: dict[str, AvailableModel] = field(default_factory=dict)
     duplicates: list[str] = field(default_factory=list)  # skipped: appliance tracked already
+    adaptation: NilmAdaptation | None = None  # set once the models are loaded
 
 
 type NilmConfigEntry = ConfigEntry[NilmRuntimeData]

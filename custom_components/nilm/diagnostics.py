@@ -10,11 +10,25 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.device_registry import DeviceEntry
 
-from .const import CONF_EXPORT_ENTITIES, CONF_MAINS_ENTITIES, CONF_SOLAR_ENTITIES, DOMAIN
+from .const import (
+    CONF_ADAPTATION_LABELS,
+    CONF_EXPORT_ENTITIES,
+    CONF_MAINS_ENTITIES,
+    CONF_SOLAR_ENTITIES,
+    DOMAIN,
+)
 from .data import NilmConfigEntry, mains_type
 
 # Entity ids and titles reveal how a home is named and wired; the model cards don't.
-TO_REDACT = {CONF_MAINS_ENTITIES, CONF_EXPORT_ENTITIES, CONF_SOLAR_ENTITIES, "unique_id", "title"}
+TO_REDACT = {
+    CONF_MAINS_ENTITIES,
+    CONF_EXPORT_ENTITIES,
+    CONF_SOLAR_ENTITIES,
+    CONF_ADAPTATION_LABELS,
+    "label_entity",
+    "unique_id",
+    "title",
+}
 # The folder holding custom_components/ (the config dir in a HACS install).
 _INTEGRATION_ROOTS = [str(Path(__file__).parents[2]), str(Path(__file__).resolve().parents[2])]
 
@@ -51,6 +65,9 @@ async def async_get_config_entry_diagnostics(
             for name, f in sorted(data.failures.items())
         },
         "runtime": runtime,
+        "adaptation": async_redact_data(
+            data.adaptation.diagnostics() if data.adaptation is not None else {}, TO_REDACT
+        ),
     }
 
 
@@ -67,5 +84,6 @@ async def async_get_device_diagnostics(
                 "model_facts": appliance["model_facts"],
                 "runtime": {k: v for k, v in appliance.items() if k != "model_facts"},
                 "status": full["runtime"]["status"],
+                "adaptation": full["adaptation"].get(name),
             }
     return full

@@ -11,6 +11,7 @@ from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 
+from .adaptation import NilmAdaptation
 from .const import CONF_MAINS_TYPE, DOMAIN, MAINS_CONSUMPTION, USER_MODELS_SUBDIR
 from .coordinator import NilmCoordinator
 from .data import NilmConfigEntry, NilmRuntimeData, NilmSettings
@@ -22,7 +23,7 @@ from .model_store import load_all
 
 _LOGGER = logging.getLogger(__name__)
 
-PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.SENSOR]
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR]
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: NilmConfigEntry) -> bool:
@@ -46,9 +47,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: NilmConfigEntry) -> bool
         settings.max_gap_s,
         max_power_w=settings.max_power_w,
     )
+    adaptation = NilmAdaptation(hass, entry, coordinator, settings, loaded.available)
     entry.runtime_data = NilmRuntimeData(
-        coordinator, settings, loaded.failures, loaded.available, loaded.duplicates
+        coordinator, settings, loaded.failures, loaded.available, loaded.duplicates, adaptation
     )
+    await adaptation.async_load()  # saved adapters predict from the warm start on
     _remove_stale_devices(
         hass, entry, [n for n in settings.appliances if n not in loaded.duplicates]
     )
@@ -59,6 +62,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: NilmConfigEntry) -> bool
     for unsub in await coordinator.async_start():
         entry.async_on_unload(unsub)
     for unsub in async_watch_mains(hass, entry, coordinator.mains_entities):
+        entry.async_on_unload(unsub)
+    for unsub in adaptation.async_start():
         entry.async_on_unload(unsub)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(entry.add_update_listener(_async_update_listener))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
@@ -16,6 +17,7 @@ from .const import (
     ISSUE_MODEL_CORRUPT,
     ISSUE_MODEL_MISSING,
     ISSUE_MODEL_UNSUPPORTED,
+    REPAIR_ADAPTER_INVALID,
     REPAIR_MAINS_MISSING,
     REPAIR_USER_MODEL_REJECTED,
     USER_MODELS_SUBDIR,
@@ -123,3 +125,28 @@ def create_mains_missing(hass: HomeAssistant, entry: ConfigEntry, entity_id: str
 
 def delete_mains_missing(hass: HomeAssistant, entry: ConfigEntry, entity_id: str) -> None:
     ir.async_delete_issue(hass, DOMAIN, mains_issue_id(entry, entity_id))
+
+
+def adapter_issue_id(entry: ConfigEntry, name: str) -> str:
+    return f"{entry.entry_id}_{REPAIR_ADAPTER_INVALID}_{name}"
+
+
+def create_adapter_invalid(
+    hass: HomeAssistant, entry: ConfigEntry, name: str, path: Path, error: str
+) -> None:
+    """A saved adapter cannot be used: the shipped model runs until it is re-fitted or
+    reverted (both replace or remove the file)."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        adapter_issue_id(entry, name),
+        is_fixable=False,
+        is_persistent=False,  # checked again at every setup
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=REPAIR_ADAPTER_INVALID,
+        translation_placeholders={"model": name, "error": error, "path": str(path)},
+    )
+
+
+def delete_adapter_invalid(hass: HomeAssistant, entry: ConfigEntry, name: str) -> None:
+    ir.async_delete_issue(hass, DOMAIN, adapter_issue_id(entry, name))

@@ -22,7 +22,7 @@ from homeassistant.helpers.event import async_track_time_change
 from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
-from .const import STATUSES
+from .const import ADAPTATION_STATES, STATUSES
 from .coordinator import NilmCoordinator
 from .data import ApplianceSnapshot, NilmConfigEntry, NilmSnapshot
 from .entity import NilmEntity
@@ -101,11 +101,24 @@ MODEL = NilmApplianceSensorEntityDescription(
     value_fn=lambda appliance: f"{appliance.model.card_name}, {appliance.model.quantization}"[:255],
     attr_fn=lambda appliance: appliance.model.facts,
 )
+# What adaptation to this home (a smart plug's labels) is doing, with the last re-fit's
+# numbers (runs, F1 before/after, energy, period) as attributes. Every tracked appliance
+# has one: "not_configured" without a label, "not_adaptable" for a card without a head.
+ADAPTATION = NilmApplianceSensorEntityDescription(
+    key="adaptation",
+    translation_key="adaptation",
+    device_class=SensorDeviceClass.ENUM,
+    entity_category=EntityCategory.DIAGNOSTIC,
+    options=list(ADAPTATION_STATES),
+    value_fn=lambda appliance: appliance.adaptation.state,
+    attr_fn=lambda appliance: appliance.adaptation.attributes,
+)
 APPLIANCE_SENSORS: tuple[NilmApplianceSensorEntityDescription, ...] = (
     POWER,
     ENERGY,
     ENERGY_TODAY,
     MODEL,
+    ADAPTATION,
 )
 
 ENTRY_SENSORS: tuple[NilmEntrySensorEntityDescription, ...] = (
@@ -157,6 +170,8 @@ def _appliance_sensor(
         return cls(coordinator, description, name)
     if description is MODEL:
         return NilmModelSensor(coordinator, description, name)
+    if description is ADAPTATION:
+        return NilmAdaptationSensor(coordinator, description, name)
     return NilmApplianceSensor(coordinator, description, name)
 
 
@@ -208,6 +223,15 @@ class NilmModelSensor(NilmApplianceSensor):
     @callback
     def _handle_coordinator_update(self) -> None:
         """The model does not change while the entry is loaded."""
+
+
+class NilmAdaptationSensor(NilmApplianceSensor):
+    """The appliance's adaptation: available without mains data (it is about the
+    history, not the current window)."""
+
+    @property
+    def available(self) -> bool:
+        return self.coordinator.last_update_success
 
 
 class NilmEnergySensor(NilmApplianceSensor, RestoreSensor):

@@ -28,6 +28,7 @@ from custom_components.nilm.const import (
 )
 
 FIXTURE_MODELS = Path(__file__).parent / "fixtures" / "models"
+REAL_BUNDLED = Path(__file__).parents[3] / "custom_components" / "nilm" / "models"
 MAINS = "sensor.mains_power"
 W_ATTRS = {"unit_of_measurement": "W", "device_class": "power", "friendly_name": "Mains power"}
 # Grid-aligned start of the replay (REFIT House 20, 2014-06-01 05:00 UTC).
@@ -41,6 +42,14 @@ def no_bundled_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     empty.mkdir()
     monkeypatch.setattr(model_store, "BUNDLED_MODELS_DIR", empty)
     return empty
+
+
+@pytest.fixture
+def bundled_kettle(no_bundled_models: Path) -> Path:
+    """The real bundled kettle (its card names a head: adaptable), the only bundled model."""
+    for suffix in (".json", ".tflite"):
+        shutil.copy(REAL_BUNDLED / f"kettle{suffix}", no_bundled_models / f"kettle{suffix}")
+    return no_bundled_models / "kettle.json"
 
 
 @pytest.fixture(autouse=True)

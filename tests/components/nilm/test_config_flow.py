@@ -15,6 +15,7 @@ from homeassistant.helpers import device_registry as dr
 
 from custom_components.nilm.config_flow import check_sources, validate_mains
 from custom_components.nilm.const import (
+    CONF_ADAPTATION_LABELS,
     CONF_APPLIANCES,
     CONF_BACKEND,
     CONF_MAINS_ENTITIES,
@@ -671,12 +672,14 @@ def test_every_form_error_is_translated_with_known_placeholders() -> None:
     keys |= set(re.findall(r'"(entity_not_found|not_numeric|invalid_unit|no_appliances)"', source))
     for section, allowed in (
         ("config", {"sensor", "appliance", "folder"}),
-        ("options", {"appliance"}),
+        ("options", {"appliance", "sensor"}),
     ):
         errors = EN[section]["error"]
         for key, text in errors.items():
             assert set(re.findall(r"{(\w+)}", text)) <= allowed, (section, key)
-    assert keys - {"not_a_number"} <= set(EN["config"]["error"])
+    labels = {"label_invalid_unit", "label_is_mains"}  # options only
+    assert keys - {"not_a_number"} - labels <= set(EN["config"]["error"])
+    assert labels <= set(EN["options"]["error"])
     assert {"no_appliances", "duplicate_appliance", "not_a_number"} <= set(EN["options"]["error"])
     selector_options = EN["selector"]["mains_type"]["options"]
     assert set(selector_options) == {"consumption", "grid", "import_export"}
@@ -701,3 +704,51 @@ async def test_an_appliance_that_lost_to_the_rule_starts_unticked(
     selector = result["data_schema"].schema[schema[CONF_APPLIANCES]]
     assert [o["value"] for o in selector.config["options"]] == ["kettle", "microwave"]
     assert schema[CONF_APPLIANCES].default() == ["kettle"]
+
+
+async def test_options_choose_an_adaptation_label(
+    hass: HomeAssistant, bundled_kettle: Path, user_models: Path
+) -> None:
+    """A label field for the bundled kettle (its card names a head), none for the test
+    microwave (no head); the choice lands in ``adaptation_labels``, clearing it drops it."""
+    for suffix in (".tflite", ".json"):
+        (user_models / f"test_kettle{suffix}").unlink()  # else it replaces the bundled kettle
+    plug = "sensor.kettle_plug"
+    hass.states.async_set(MAINS, "100", W_ATTRS)
+    hass.states.async_set(plug, "0", {"unit_of_measurement": "W", "device_class": "power"})
+    hass.states.async_set("sensor.kettle_plug_kwh", "1", {"unit_of_measurement": "kWh"})
+    entry = await setup_entry(hass, make_entry(["kettle", "test_microwave"]))
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    schema = {str(k): (k, v) for k, v in result["data_schema"].schema.items()}
+    assert "label_kettle" in schema
+    assert "label_microwave" not in schema
+    label_filter = schema["label_kettle"][1].config["filter"]
+    assert {"domain": ["sensor"], "device_class": ["power"]} in label_filter
+    assert EN["options"]["step"]["init"]["data"]["label_kettle"]
+    values = {
+        CONF_APPLIANCES: ["kettle", "test_microwave"],
+        "backend": "cpu",
+        CONF_MAX_GAP_S: 300,
+        "threshold_kettle": 0.98,
+        "threshold_microwave": 0.5,
+    }
+    for bad, error in ((MAINS, "label_is_mains"), ("sensor.kettle_plug_kwh", "label_invalid_unit")):
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {**values, "label_kettle": bad}
+        )
+        assert result["errors"] == {"label_kettle": error}
+        assert EN["options"]["error"][error].format(**result["description_placeholders"])
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {**values, "label_kettle": plug}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert entry.options[CONF_ADAPTATION_LABELS] == {"kettle": plug}
+    await hass.async_block_till_done()
+    assert entry.runtime_data.settings.label("kettle") == plug
+    # The field suggests the saved label; leaving it empty removes it.
+    result = await hass.config_entries.options.async_init(entry.entry_id)
+    key = next(k for k in result["data_schema"].schema if str(k) == "label_kettle")
+    assert key.description == {"suggested_value": plug}
+    result = await hass.config_entries.options.async_configure(result["flow_id"], values)
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert CONF_ADAPTATION_LABELS not in entry.options

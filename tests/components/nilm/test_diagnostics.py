@@ -121,3 +121,26 @@ async def test_diagnostics_show_no_absolute_config_paths(
     message = diag["failed_models"]["test_microwave"]["message"]
     assert "nilm/models/test_microwave.tflite" in message
     assert hass.config.config_dir not in json.dumps(diag)
+
+
+async def test_diagnostics_hold_each_appliance_adaptation(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, bundled_kettle: Path
+) -> None:
+    """The adaptation's state and fit numbers, the label entity redacted."""
+    from .test_adaptation import PLUG, PLUG_ATTRS, kettle_entry, write_adapter
+
+    assert await async_setup_component(hass, "diagnostics", {})
+    write_adapter(hass, label_entity=PLUG, runs_fit=12)
+    hass.states.async_set(PLUG, "0.0", PLUG_ATTRS)
+    entry = await setup_entry(hass, kettle_entry())
+    diag = await get_diagnostics_for_config_entry(hass, hass_client, entry)
+    assert PLUG not in json.dumps(diag)
+    kettle = diag["adaptation"]["kettle"]
+    assert kettle["state"] == "adopted"
+    assert kettle["runs_fit"] == 12
+    assert kettle["f1_after"] == 0.9
+    assert kettle["label_entity"] == "**REDACTED**"
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{entry.entry_id}_kettle")})
+    assert device is not None
+    own = await get_diagnostics_for_device(hass, hass_client, entry, device)
+    assert own["adaptation"] == kettle

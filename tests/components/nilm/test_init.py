@@ -50,7 +50,10 @@ LAG = 3  # the tick after slot i is set reports target sample i - 3 (2 look-ahea
 FIRST_VALID_STEP = WINDOW  # 99 closed slots are needed
 
 
-KEYS = {"sensor": ("power", "energy", "energy_today", "model"), "binary_sensor": ("running",)}
+KEYS = {
+    "sensor": ("power", "energy", "energy_today", "model", "adaptation"),
+    "binary_sensor": ("running",),
+}
 
 
 async def test_setup_creates_devices_and_entities(hass: HomeAssistant, user_models: Path) -> None:

@@ -21,6 +21,7 @@ def test_every_repair_has_texts_with_the_placeholders_it_gets() -> None:
     )
     given = {key: {"model", "error", "folder"} for key in issues.MODEL_REPAIRS}
     given["mains_missing"] = {"sensor", "entry"}
+    given["adapter_invalid"] = {"model", "error", "path"}
     for key, placeholders in given.items():
         texts = en["issues"][key]
         for part in ("title", "description"):
