@@ -109,13 +109,18 @@ async def record(
     freezer.move_to(REPLAY_START + timedelta(seconds=30 * len(mains) - 15))
 
 
+def shipped_kettle(mains: np.ndarray) -> Any:
+    """The bundled kettle's own prediction at every target of the recorded mains."""
+    card = load_card(BUNDLED / "kettle.json")
+    model = AdaptableModel(card, BUNDLED / "kettle.tflite")
+    rounded = np.round(mains, 1)  # as recorded
+    return series_for(model, rounded, np.zeros_like(rounded))
+
+
 def misjudged_kettle(mains: np.ndarray) -> np.ndarray:
     """A household whose kettle the shipped model misjudges, learnably: "on" wherever the
     shipped head says p >= 0.3 (the card asks 0.95; tests/engine/test_adapter.py)."""
-    card = load_card(BUNDLED / "kettle.json")
-    model = AdaptableModel(card, BUNDLED / "kettle.tflite")
-    rounded = np.round(mains, 1)
-    probe = series_for(model, rounded, np.zeros_like(rounded))
+    probe = shipped_kettle(mains)
     assert probe.shipped.probability is not None
     on = np.zeros(len(mains), dtype=bool)
     on[probe.targets] = probe.shipped.probability >= 0.3
@@ -125,10 +130,7 @@ def misjudged_kettle(mains: np.ndarray) -> np.ndarray:
 def agreeing_plug(mains: np.ndarray) -> np.ndarray:
     """A plug that already agrees with the shipped model (2 kW wherever it says "on"): a
     re-fit cannot beat an F1 of 1, whichever model is bundled."""
-    card = load_card(BUNDLED / "kettle.json")
-    model = AdaptableModel(card, BUNDLED / "kettle.tflite")
-    rounded = np.round(mains, 1)
-    probe = series_for(model, rounded, np.zeros_like(rounded))
+    probe = shipped_kettle(mains)
     plug = np.zeros(len(mains))
     plug[probe.targets] = np.where(probe.shipped.on, 2000.0, 0.0)
     return plug
