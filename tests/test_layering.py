@@ -29,7 +29,7 @@ TRAINER_LAYERS: tuple[frozenset[str], ...] = tuple(
         {"files"},
         {"data", "baselines", "synthetic"},
         {"recorder"},
-        {"sources", "recipes"},
+        {"sources", "recipes", "history_api"},
         {"windows"},
         {"calibration", "models"},
         {"keras_backend"},
@@ -40,6 +40,7 @@ TRAINER_LAYERS: tuple[frozenset[str], ...] = tuple(
         {"export"},
         {"pipeline", "bundle"},
         {"parents"},
+        {"finetune"},
         {"cli"},
         {"__main__"},
     )

@@ -28,12 +28,14 @@ from .config import (
     BACKENDS,
     DEFAULT_EPOCHS,
     DEFAULT_TEST_HOUSE,
+    FINETUNE_SOURCES,
     MODES,
     SOURCES,
     STRATEGIES,
     UNITS,
     DataConfig,
     EvalConfig,
+    FinetuneConfig,
     InspectConfig,
     ModelConfig,
     PipelineConfig,
@@ -55,6 +57,7 @@ COMMANDS: tuple[str, ...] = (
     "export",
     "pipeline",
     "bundle",
+    "finetune",
 )
 Subparsers = Any  # argparse._SubParsersAction
 
@@ -1110,6 +1113,126 @@ def _run_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- finetune
+
+FINETUNE_RUN_ROOT = Path("runs/finetune")
+
+
+def add_finetune_cli(subparsers: Subparsers) -> None:
+    """``nilm-trainer finetune``."""
+    d = functools.partial(default, FinetuneConfig)
+    p = subparsers.add_parser(
+        "finetune",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="fine-tune a bundled model on a household's smart-plug labels",
+        description=_first_line("trainer.finetune"),
+        epilog=(
+            "examples:\n"
+            "  nilm-trainer finetune kettle --source history \\\n"
+            "      --url http://homeassistant.local:8123 \\\n"
+            "      --mains-entity sensor.grid_power --map kettle=sensor.kettle_plug_power \\\n"
+            "      --start 2024-05-01 --end 2024-05-08 --install /config\n"
+            "  nilm-trainer finetune kettle --source recorder --path home-assistant_v2.db \\\n"
+            "      --mains-entity sensor.grid_power --map kettle=sensor.kettle_plug_power\n"
+            "  nilm-trainer finetune dishwasher --source csv --path house.csv \\\n"
+            "      --timestamp-col time --mains-col mains_w --map dishwasher=dishwasher_w"
+        ),
+    )
+    p.add_argument("appliance", help="kettle, microwave, dishwasher, washing_machine or fridge")
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--source", choices=FINETUNE_SOURCES, required=True,
+        help="history: Home Assistant's REST API; recorder: its SQLite file; csv: your CSV",
+    )  # fmt: skip
+    g.add_argument("--path", help="recorder database, CSV or REFIT file")
+    g.add_argument("--house", type=int, default=default(SourceConfig, "house"), help="REFIT house")
+    g.add_argument("--data-dir", default=None, help="REFIT/UK-DALE sources: shared data folder")
+    g.add_argument("--months", nargs="+", metavar="YYYY-MM", help="refit30s: these months")
+    g.add_argument("--mains-entity", help="recorder/history: mains power entity id")
+    g.add_argument(
+        "--map", action="append", metavar="APPLIANCE=ENTITY_OR_COLUMN",
+        help="the label: recorder/history entity (power W/kW or on/off) or csv column",
+    )  # fmt: skip
+    g.add_argument("--config", help="csv: JSON/TOML mapping file")
+    g.add_argument("--timestamp-col", help="csv: timestamp column")
+    g.add_argument("--mains-col", help="csv: mains power column")
+    g.add_argument("--unit", choices=UNITS, default=default(SourceConfig, "unit"), help="csv unit")
+    g.add_argument("--timezone", metavar="ZONE", help="csv: zone of naive timestamps")
+    g.add_argument(
+        "--url", help="history: Home Assistant URL, e.g. http://homeassistant.local:8123"
+    )
+    g.add_argument(
+        "--token", default=None,
+        help="history: long-lived access token (default: $HA_TOKEN; a flag shows in `ps`)",
+    )  # fmt: skip
+    g.add_argument("--start", metavar="DATE", help="first day used (history: required)")
+    g.add_argument("--end", metavar="DATE", help="day after the last one used (default: all)")
+    g.add_argument(
+        "--test-from", metavar="DATE",
+        help="hold out the data from DATE on: only scored before/after, never trained on "
+        "(default: the report scores the validation days, optimistic)",
+    )  # fmt: skip
+    t = p.add_argument_group("training")
+    t.add_argument(
+        "--freeze-features", action="store_true",
+        help="train only the head (head_dense, power, status); the features stay the parent's",
+    )  # fmt: skip
+    t.add_argument("--epochs", type=int, default=d("epochs"), help="maximum (default: %(default)s)")
+    t.add_argument("--patience", type=int, default=d("patience"), help="(default: %(default)s)")
+    t.add_argument("--lr", type=float, default=d("learning_rate"), help="(default: %(default)s)")
+    t.add_argument(
+        "--max-windows", type=int, default=d("max_windows"), help="(default: %(default)s)"
+    )
+    t.add_argument("--seed", type=int, default=d("seed"), help="(default: %(default)s)")
+    p.add_argument(
+        "--out", type=Path, default=None,
+        help="output folder (default: runs/finetune/<appliance>/model)",
+    )  # fmt: skip
+    p.add_argument(
+        "--install", type=Path, metavar="HA_CONFIG",
+        help="copy the model to HA_CONFIG/nilm/models/ (replaces the bundled one there)",
+    )  # fmt: skip
+    p.set_defaults(func=_run_finetune)
+
+
+def _run_finetune(args: argparse.Namespace) -> int:
+    from .finetune import finetune, install, load_household
+    from .parents import load_parent
+
+    config = FinetuneConfig(
+        appliance=args.appliance, epochs=args.epochs, patience=args.patience,
+        learning_rate=args.lr, freeze_features=args.freeze_features,
+        max_windows=args.max_windows, seed=args.seed,
+    )  # fmt: skip
+    card = load_parent(args.appliance).card  # refuse early: before any data is read
+    selection = SourceConfig(
+        source="recorder" if args.source == "history" else args.source,
+        house=args.house, data_dir=args.data_dir, path=args.path,
+        months=tuple(args.months) if args.months else None, config=args.config,
+        timestamp_col=args.timestamp_col, mains_col=args.mains_col,
+        mapping=tuple(args.map or ()), unit=args.unit, timezone=args.timezone,
+        mains_entity=args.mains_entity,
+    )  # fmt: skip
+    house, record = load_household(
+        args.source, selection, card.sample_period_s, appliance=args.appliance, start=args.start,
+        end=args.end, url=args.url, token=args.token or os.environ.get("HA_TOKEN"),
+    )  # fmt: skip
+    record["source_kind"] = args.source
+    print(house.report())
+    test = None
+    if args.test_from:
+        test = house.time_slice(args.test_from, None)
+        house = house.time_slice(None, args.test_from)
+    out = args.out or FINETUNE_RUN_ROOT / args.appliance / "model"
+    result = finetune(house, config, out, test=test, household=record)
+    print(f"report: {out / 'finetune.md'}")
+    print(f"model: {result.model_path} + {result.card_path}")
+    if args.install:
+        copied = install(out, args.appliance, args.install)
+        print(f"installed {copied[0]} + {copied[1]}: reload the NILM integration to use it")
+    return 0
+
+
 # ---------------------------------------------------------------------------- main
 
 REGISTER: dict[str, Callable[[Subparsers], None]] = {
@@ -1121,6 +1244,7 @@ REGISTER: dict[str, Callable[[Subparsers], None]] = {
     "export": add_export_cli,
     "pipeline": add_pipeline_cli,
     "bundle": add_bundle_cli,
+    "finetune": add_finetune_cli,
 }
 
 

@@ -606,3 +606,55 @@ class Recipe:
                 value = list(value)
             out[f.name] = value
         return out
+
+
+# ---------------------------------------------------------------------------- finetune
+
+FINETUNE_SOURCES: tuple[str, ...] = (*SOURCES, "history")
+
+
+@dataclass(frozen=True, slots=True)
+class FinetuneConfig:
+    """Fine-tuning a bundled model's float parent on one household's labelled days.
+
+    The newest ``validation_fraction`` of the labelled time validates (early stopping on
+    its loss, the status threshold), the older part trains; at least
+    ``min_train_events`` runs of the appliance must lie in the training part and
+    ``min_validation_events`` in the validation part. ``freeze_features`` trains only
+    the head (``head_dense``, ``power``, ``status``). Training windows: every off window
+    up to ``max_windows`` x (1 - ``on_share``), the on windows repeated to ``on_share``.
+    ``representative_size`` calibration windows come from the training part.
+    """
+
+    appliance: str
+    epochs: int = 8
+    patience: int = 2
+    batch_size: int = 256
+    learning_rate: float = 3e-4
+    freeze_features: bool = False
+    validation_fraction: float = 0.25
+    max_windows: int = 30_000
+    on_share: float = 0.2
+    seed: int = 0
+    min_train_events: int = 2
+    min_validation_events: int = 1
+    representative_size: int = default(QuantizeConfig, "representative_size")
+    max_validation_windows: int = 8_000
+
+    def __post_init__(self) -> None:
+        check_appliance(self.appliance)
+        if self.epochs < 1 or self.patience < 1 or self.batch_size < 1:
+            raise TrainerError("epochs, patience and batch size must be at least 1")
+        if not self.learning_rate > 0:
+            raise TrainerError("learning rate must be positive")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise TrainerError(
+                f"validation fraction must be in (0, 1), got {self.validation_fraction}"
+            )
+        if not 0.0 < self.on_share < 1.0:
+            raise TrainerError(f"on share must be in (0, 1), got {self.on_share}")
+        if self.max_windows < 1 or self.representative_size < 1:
+            raise TrainerError("max windows and representative size must be at least 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
