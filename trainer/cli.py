@@ -1192,11 +1192,15 @@ def add_finetune_cli(subparsers: Subparsers) -> None:
         "--install", type=Path, metavar="HA_CONFIG",
         help="copy the model to HA_CONFIG/nilm/models/ (replaces the bundled one there)",
     )  # fmt: skip
+    p.add_argument(
+        "--force", action="store_true",
+        help="with --install: install even a model that scored worse than the bundled one",
+    )  # fmt: skip
     p.set_defaults(func=_run_finetune)
 
 
 def _run_finetune(args: argparse.Namespace) -> int:
-    from .finetune import finetune, install, load_household
+    from .finetune import finetune, install, load_household, worse_than_bundled
     from .parents import load_parent
 
     config = FinetuneConfig(
@@ -1228,6 +1232,11 @@ def _run_finetune(args: argparse.Namespace) -> int:
     print(f"report: {out / 'finetune.md'}")
     print(f"model: {result.model_path} + {result.card_path}")
     if args.install:
+        worse = worse_than_bundled(result.summary)
+        if worse and not args.force:
+            raise TrainerError(
+                f"not installed: {worse}; the bundled model stays (--force installs anyway)"
+            )
         copied = install(out, args.appliance, args.install)
         print(f"installed {copied[0]} + {copied[1]}: reload the NILM integration to use it")
     return 0

@@ -494,6 +494,19 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def worse_than_bundled(summary: dict[str, Any]) -> str | None:
+    """Why the fine-tuned model should not replace the bundled one (None: it may): a lower
+    F1 on the held-out days than the bundled model's."""
+    test = summary.get("test") or {}
+    before = (test.get("before") or {}).get("f1")
+    after = (test.get("after") or {}).get("f1")
+    if before is None or after is None or not np.isfinite(before) or not np.isfinite(after):
+        return None
+    if after < before:
+        return f"F1 on the held-out days fell from {before:.3f} (bundled) to {after:.3f}"
+    return None
+
+
 def install(model_dir: Path, appliance: str, config_dir: Path) -> list[Path]:
     """Copy ``<appliance>.tflite`` + ``.json`` to ``<config>/nilm/models/`` (the
     integration's user models folder: a user model replaces the bundled one)."""

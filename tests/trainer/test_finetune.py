@@ -135,3 +135,16 @@ def test_bad_labels_are_one_line_exit_2(
     )  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and message in err, err
+
+
+def test_a_model_worse_than_the_bundled_one_is_not_installed_without_force() -> None:
+    from trainer.finetune import worse_than_bundled
+
+    def summary(before: float | None, after: float | None) -> dict[str, object]:
+        return {"test": {"before": {"f1": before}, "after": {"f1": after}}}
+
+    reason = worse_than_bundled(summary(0.174, 0.131))
+    assert reason is not None and "0.174" in reason and "0.131" in reason
+    assert worse_than_bundled(summary(0.789, 0.896)) is None
+    assert worse_than_bundled(summary(0.5, 0.5)) is None
+    assert worse_than_bundled(summary(None, 0.3)) is None
