@@ -17,7 +17,6 @@ Run: ``TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python scripts/bench_integration.py``
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import sys
 import time
@@ -36,8 +35,8 @@ from custom_components.nilm.engine.resample import ZohResampler  # noqa: E402
 from custom_components.nilm.engine.status import StatusTracker  # noqa: E402
 from custom_components.nilm.inference import InferenceJob, run_jobs  # noqa: E402
 from custom_components.nilm.mains import MainsCombiner  # noqa: E402
+from scripts.ha_dev.refit import DATA_DIR, read_refit_csv  # noqa: E402
 
-DATA_DIR = Path(os.environ.get("NILM_DATA_DIR", ROOT.parent / "shared" / "data"))
 TEST_MODELS = ROOT / "tests" / "components" / "nilm" / "fixtures" / "models"
 MAX_GAP_S = 300.0
 
@@ -57,10 +56,8 @@ def load_models(paths: list[Path], backend: str) -> list[NilmModel]:
 def real_day() -> tuple[np.ndarray, np.ndarray]:
     """REFIT House 20, 2015-01-08: irregular ~7 s samples (Unix seconds, watts)."""
     path = DATA_DIR / "refit_1day_20houses" / "house_20_day.csv.gz"
-    with gzip.open(path, "rt") as handle:
-        next(handle)
-        rows = [line.split(",") for line in handle]
-    return np.array([float(r[1]) for r in rows]), np.array([float(r[2]) for r in rows])
+    day = read_refit_csv(path, columns=("Unix", "Aggregate"))
+    return day["Unix"], day["Aggregate"]
 
 
 def _resamplers(models: list[NilmModel]) -> dict[float, ZohResampler]:

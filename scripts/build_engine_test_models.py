@@ -18,10 +18,10 @@ Run: ``TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python scripts/build_engine_test_models.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import random
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,20 +31,21 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("NILM_DATA_DIR", ROOT.parent / "shared" / "data"))
+sys.path.insert(0, str(ROOT))
+
+from scripts.ha_dev.refit import DATA_DIR, read_refit_csv, refit_30s_file  # noqa: E402
+
 OUT_DIR = ROOT / "tests" / "engine" / "models"
 MODES = ("float32", "w8", "w8_a8", "w8_a8_io", "w8_a16")
 # Calibration month: House 2, outside the 2013-10 .. 2014-02 zero block.
-CALIBRATION_FILE = "refit_30s/house2/REFIT_House2_2014-03.csv.gz"
+CALIBRATION_FILE = refit_30s_file(DATA_DIR, 2, "2014-03")
 INPUT_MEAN_W = 400.0
 INPUT_STD_W = 700.0
 
 
 def real_windows(length: int, count: int, seed: int) -> np.ndarray:
     """Normalised aggregate windows from REFIT House 2 that hold no zero (gap) samples."""
-    with gzip.open(DATA_DIR / CALIBRATION_FILE, "rt") as fh:
-        next(fh)
-        agg = np.array([float(line.split(",")[1]) for line in fh], dtype=np.float32)
+    agg = read_refit_csv(CALIBRATION_FILE, columns=("Aggregate",))["Aggregate"].astype(np.float32)
     rng = np.random.default_rng(seed)
     out: list[np.ndarray] = []
     while len(out) < count:

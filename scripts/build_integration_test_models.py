@@ -12,7 +12,6 @@ Run: ``TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python scripts/build_integration_test_mo
 
 from __future__ import annotations
 
-import gzip
 import os
 import random
 import sys
@@ -27,10 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from custom_components.nilm.engine.card import REFIT_ATTRIBUTION, ModelCard, StatusRule  # noqa: E402
+from scripts.ha_dev.refit import DATA_DIR, read_refit_csv, refit_30s_file  # noqa: E402
 from trainer.appliances import get_appliance  # noqa: E402
 from trainer.config import PipelineConfig, default  # noqa: E402
 
-DATA_DIR = Path(os.environ.get("NILM_DATA_DIR", ROOT.parent / "shared" / "data"))
 OUT_DIR = ROOT / "tests" / "components" / "nilm" / "fixtures" / "models"
 TRAIN_MONTHS = ("2014-03", "2014-04", "2014-05", "2014-06")
 VAL_MONTH = "2014-07"
@@ -48,15 +47,12 @@ EPOCHS = 10
 
 def load_month(month: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Aggregate and appliance columns of one House 2 month, gaps (zero aggregate) as NaN."""
-    path = DATA_DIR / "refit_30s" / "house2" / f"REFIT_House2_{month}.csv.gz"
-    with gzip.open(path, "rt") as handle:
-        header = next(handle).strip().split(",")
-        rows = np.array(
-            [[float(v) for v in line.strip().split(",")[1:]] for line in handle], dtype=np.float32
-        )
-    agg = rows[:, header.index("Aggregate") - 1]
+    table = read_refit_csv(
+        refit_30s_file(DATA_DIR, 2, month), columns=("Aggregate", *COLUMNS.values())
+    )
+    agg = table["Aggregate"].astype(np.float32)
     agg[agg <= 0] = np.nan
-    apps = {name: rows[:, header.index(col) - 1] for name, col in COLUMNS.items()}
+    apps = {name: table[col].astype(np.float32) for name, col in COLUMNS.items()}
     return agg, apps
 
 

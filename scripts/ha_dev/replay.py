@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import gzip
 import os
 import sys
 import time
@@ -26,6 +24,7 @@ if __package__ in (None, ""):  # run as a file: make `scripts.ha_dev` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from scripts.ha_dev.client import HaClient
+from scripts.ha_dev.refit import default_data_dir, read_refit_csv, refit_30s_file, refit_30s_months
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MAINS_ENTITY = "sensor.house_mains_power"
@@ -47,10 +46,6 @@ ENERGY_ATTRIBUTES = {
 PERIOD_S = 30.0
 
 
-def data_dir() -> Path:
-    return Path(os.environ.get("NILM_DATA_DIR", PROJECT_ROOT.parent / "shared" / "data"))
-
-
 @dataclass(frozen=True, slots=True)
 class Sample:
     """One 30 s REFIT row (UTC), watts."""
@@ -62,23 +57,32 @@ class Sample:
 
 def house20_samples(start: datetime, end: datetime | None = None) -> Iterator[Sample]:
     """Rows of REFIT House 20 from ``start`` (inclusive) to ``end`` (exclusive), in order."""
-    folder = data_dir() / "refit_30s" / "house20"
-    files = sorted(folder.glob("REFIT_House20_*.csv.gz"))
-    if not files:
-        raise FileNotFoundError(f"no REFIT House 20 files in {folder}; set NILM_DATA_DIR")
-    for path in files:
-        month = datetime.strptime(path.name[14:21], "%Y-%m").replace(tzinfo=UTC)
+    folder = default_data_dir()
+    months = refit_30s_months(folder, 20)
+    if not months:
+        raise FileNotFoundError(
+            f"no REFIT House 20 files in {folder / 'refit_30s' / 'house20'}; set NILM_DATA_DIR"
+        )
+    for name in months:
+        month = datetime.strptime(name, "%Y-%m").replace(tzinfo=UTC)
         next_month = (month + timedelta(days=32)).replace(day=1)
         if next_month <= start or (end is not None and month >= end):
             continue
-        with gzip.open(path, "rt", newline="") as handle:
-            for row in csv.DictReader(handle):
-                when = datetime.fromisoformat(row["Time"]).replace(tzinfo=UTC)
-                if when < start:
-                    continue
-                if end is not None and when >= end:
-                    return
-                yield Sample(when, float(row["Aggregate"]), float(row["Kettle"]))
+        table = read_refit_csv(
+            refit_30s_file(folder, 20, name), columns=("Time", "Aggregate", "Kettle")
+        )
+        for seconds, aggregate, kettle in zip(
+            table["Time"].tolist(),
+            table["Aggregate"].tolist(),
+            table["Kettle"].tolist(),
+            strict=True,
+        ):
+            when = datetime.fromtimestamp(seconds, UTC)
+            if when < start:
+                continue
+            if end is not None and when >= end:
+                return
+            yield Sample(when, aggregate, kettle)
 
 
 async def replay(

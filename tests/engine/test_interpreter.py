@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from custom_components.nilm.engine.errors import (
 from custom_components.nilm.engine.graph import Graph, Operator, Tensor
 from custom_components.nilm.engine.interpreter import NumpyInterpreter
 from custom_components.nilm.engine.reader import read_model_file
+from scripts.ha_dev.refit import read_refit_csv, refit_30s_file
 
 MODELS = Path(__file__).parent / "models"
 
@@ -33,10 +33,8 @@ def _graph(*ops: Operator, n_tensors: int = 3) -> Graph:
 @pytest.fixture(scope="module")
 def windows(data_dir: Path) -> npt.NDArray[np.float32]:
     """Normalised 99-sample windows of real REFIT House 2 mains, one every 30 minutes."""
-    path = data_dir / "refit_30s" / "house2" / "REFIT_House2_2014-07.csv.gz"
-    with gzip.open(path, "rt") as fh:
-        next(fh)
-        agg = np.array([float(line.split(",")[1]) for line in fh], dtype=np.float32)
+    path = refit_30s_file(data_dir, 2, "2014-07")
+    agg = read_refit_csv(path, columns=("Aggregate",))["Aggregate"].astype(np.float32)
     starts = np.arange(0, agg.size - 99, 60)
     wins = np.stack([agg[s : s + 99] for s in starts])
     return ((wins - 400.0) / 700.0).astype(np.float32)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import shutil
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from custom_components.nilm.engine.errors import (
 )
 from custom_components.nilm.engine.model import load_model
 from custom_components.nilm.engine.reader import read_model_file
+from scripts.ha_dev.refit import read_refit_csv, refit_30s_file
 
 MODELS = Path(__file__).parent / "models"
 WINDOW = 99  # the committed CNNs take (1, 99)
@@ -41,14 +41,9 @@ def status_output_of(path: Path) -> int:
 @pytest.fixture(scope="module")
 def mains_windows(data_dir: Path) -> np.ndarray:
     """Windows of real House 2 mains (training house), skipping filled gaps (0 W)."""
-    path = data_dir / "refit_30s" / "house2" / "REFIT_House2_2014-06.csv.gz"
-    with gzip.open(path, "rt") as handle:
-        header = handle.readline().strip().split(",")
-        column = header.index("Aggregate")
-        values = [
-            float(line.split(",")[column]) for _, line in zip(range(20_000), handle, strict=False)
-        ]
-    mains = np.asarray(values, dtype=np.float32)
+    path = refit_30s_file(data_dir, 2, "2014-06")
+    mains = read_refit_csv(path, rows=20_000, columns=("Aggregate",))["Aggregate"]
+    mains = mains.astype(np.float32)
     starts = np.arange(0, len(mains) - WINDOW, 37)
     windows = np.stack([mains[s : s + WINDOW] for s in starts])
     windows = windows[(windows > 0).all(axis=1)]

@@ -12,7 +12,6 @@ Inputs: random windows at several scales and real REFIT House 2 windows (30 s).
 
 from __future__ import annotations
 
-import gzip
 import json
 import zlib
 from pathlib import Path
@@ -25,6 +24,7 @@ import pytest
 from custom_components.nilm.engine.graph import Graph
 from custom_components.nilm.engine.interpreter import NumpyInterpreter
 from custom_components.nilm.engine.reader import read_model_file
+from scripts.ha_dev.refit import read_refit_csv, refit_30s_file
 
 MODELS = Path(__file__).parent / "models"
 MANIFEST: dict[str, dict[str, dict[str, Any]]] = json.loads((MODELS / "manifest.json").read_text())
@@ -53,11 +53,8 @@ def _reference(path: Path, preserve: bool = False) -> Any:
 @pytest.fixture(scope="module")
 def house2_aggregate(data_dir: Path) -> npt.NDArray[np.float32]:
     """One month of REFIT House 2 mains (not the calibration month)."""
-    path = data_dir / "refit_30s" / "house2" / "REFIT_House2_2014-06.csv.gz"
-    with gzip.open(path, "rt") as fh:
-        next(fh)
-        values = [float(line.split(",")[1]) for line in fh]
-    return np.asarray(values, dtype=np.float32)
+    path = refit_30s_file(data_dir, 2, "2014-06")
+    return read_refit_csv(path, columns=("Aggregate",))["Aggregate"].astype(np.float32)
 
 
 def _real_windows(agg: npt.NDArray[np.float32], shape: tuple[int, ...], count: int) -> Any:

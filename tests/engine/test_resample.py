@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import math
 from pathlib import Path
 
@@ -10,22 +9,19 @@ import numpy as np
 import pytest
 
 from custom_components.nilm.engine.resample import RingBuffer, ZohResampler
+from scripts.ha_dev.refit import read_refit_csv, refit_30s_file
 
 
 def _irregular_day(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """REFIT House 20, 2015-01-08: ~7 s irregular raw samples (Unix seconds, watts)."""
-    with gzip.open(data_dir / "refit_1day_20houses" / "house_20_day.csv.gz", "rt") as fh:
-        next(fh)
-        rows = [line.split(",") for line in fh]
-    ts = np.array([float(r[1]) for r in rows])
-    watts = np.array([float(r[2]) for r in rows])
-    return ts, watts
+    path = data_dir / "refit_1day_20houses" / "house_20_day.csv.gz"
+    day = read_refit_csv(path, columns=("Unix", "Aggregate"))
+    return day["Unix"], day["Aggregate"]
 
 
 def _regular_30s(data_dir: Path, n: int) -> np.ndarray:
-    with gzip.open(data_dir / "refit_30s" / "house20" / "REFIT_House20_2014-06.csv.gz", "rt") as fh:
-        next(fh)
-        return np.array([float(next(fh).split(",")[1]) for _ in range(n)])
+    path = refit_30s_file(data_dir, 20, "2014-06")
+    return read_refit_csv(path, rows=n, columns=("Aggregate",))["Aggregate"]
 
 
 def test_time_weighted_mean_within_a_slot() -> None:

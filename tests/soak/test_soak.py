@@ -14,8 +14,6 @@ within 0.5 %, and RSS flat after warm-up. Data: REFIT (Murray et al. 2017, CC-BY
 
 from __future__ import annotations
 
-import csv
-import gzip
 import logging
 import math
 import os
@@ -31,6 +29,8 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+
+from scripts.ha_dev.refit import REFIT_30S_COLUMNS, read_refit_csv, refit_30s_file
 
 pytestmark = pytest.mark.soak
 
@@ -52,12 +52,7 @@ NON_NUMERIC = ("abc", "", "nan", "inf", "-inf", "unknown", "12,5", "None", "1e40
 
 def _load(path: Path, count: int) -> dict[str, npt.NDArray[np.float64]]:
     """Columns (Aggregate, Kettle, ...) of one REFIT 30 s file, first ``count`` rows."""
-    with gzip.open(path, "rt", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader)
-        rows = [row[1:] for _, row in zip(range(count), reader, strict=False)]
-    table = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(header) - 1)
-    return {name: table[:, k] for k, name in enumerate(header[1:])}
+    return read_refit_csv(path, rows=count, columns=REFIT_30S_COLUMNS)
 
 
 SUB_METER = {
@@ -115,7 +110,7 @@ async def test_thirty_days_with_restarts_and_faults(
     # by 15 s per step: every step would be reported as "slow". Real time is reported below.
     hass.loop.set_debug(False)
     n = DAYS * PER_DAY
-    columns = _load(data_dir / "refit_30s" / "house20" / "REFIT_House20_2014-04.csv.gz", n)
+    columns = _load(refit_30s_file(data_dir, 20, "2014-04"), n)
     mains = columns["Aggregate"]
     assert len(mains) == n, "April 2014 of House 20 must hold 30 full days"
     faults = Faults()

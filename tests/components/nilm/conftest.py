@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from custom_components.nilm.const import (
     CONF_MAINS_ENTITIES,
     DOMAIN,
 )
+from scripts.ha_dev.refit import REFIT_30S_COLUMNS, read_refit_csv, refit_30s_file
 
 FIXTURE_MODELS = Path(__file__).parent / "fixtures" / "models"
 REAL_BUNDLED = Path(__file__).parents[3] / "custom_components" / "nilm" / "models"
@@ -86,14 +86,7 @@ def user_models(hass: HomeAssistant) -> Path:
 @pytest.fixture
 def house20(data_dir: Path) -> dict[str, np.ndarray]:
     """REFIT House 20, June 2014 (30 s): the unseen test house."""
-    path = data_dir / "refit_30s" / "house20" / "REFIT_House20_2014-06.csv.gz"
-    with gzip.open(path, "rt") as handle:
-        header = next(handle).strip().split(",")
-        rows = np.array(
-            [[float(v) for v in line.strip().split(",")[1:]] for line in handle],
-            dtype=np.float64,
-        )
-    return {name: rows[:, i - 1] for i, name in enumerate(header) if i > 0}
+    return read_refit_csv(refit_30s_file(data_dir, 20, "2014-06"), columns=REFIT_30S_COLUMNS)
 
 
 def install(folder: Path, name: str, source: str, appliance: str | None = None) -> None:
