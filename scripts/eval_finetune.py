@@ -16,8 +16,6 @@ Writes reports/finetune/house20_<days>d.json and .md (models under runs/finetune
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -29,9 +27,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import pandas as pd  # noqa: E402
 
 from custom_components.nilm.engine.card import load_card  # noqa: E402
+from scripts.ha_dev import household  # noqa: E402
+from scripts.ha_dev.household import command_line, first_unmasked_days  # noqa: E402
 from trainer.config import FinetuneConfig  # noqa: E402
 from trainer.data import default_data_dir  # noqa: E402
 from trainer.errors import TrainerError  # noqa: E402
@@ -39,16 +38,6 @@ from trainer.finetune import _runs, finetune, household_series  # noqa: E402
 from trainer.recipes import load_source  # noqa: E402
 
 MODELS = ROOT / "custom_components" / "nilm" / "models"
-APPLIANCES = ("kettle", "microwave", "dishwasher", "washing_machine", "fridge")
-
-
-def _first_days(frame: pd.DataFrame, column: str, days: int) -> pd.Timestamp | None:
-    """End of the ``days``-th UTC day with neither mains nor sub-meter masked (the same
-    definition as scripts/eval_adaptation.py)."""
-    ok = frame["aggregate"].notna() & frame[column].notna()
-    complete = ok.groupby(frame.index.floor("D")).all()
-    good = complete[complete].index
-    return None if len(good) < days else good[days - 1] + pd.Timedelta(days=1)
 
 
 def run_one(appliance: str, data_dir: Path, days: int, runs_dir: Path) -> dict[str, Any]:
@@ -57,7 +46,7 @@ def run_one(appliance: str, data_dir: Path, days: int, runs_dir: Path) -> dict[s
     if not sources:
         return {"appliance": appliance, "skipped": "House 20 has no sub-meter for it"}
     house = sources[0].house
-    end = _first_days(house.frame, appliance, days)
+    end = first_unmasked_days(house.frame, appliance, days)
     if end is None:
         return {"appliance": appliance, "skipped": f"fewer than {days} unmasked days"}
     fit = house.time_slice(None, end.tz_localize(None))
@@ -132,31 +121,18 @@ def markdown(results: list[dict[str, Any]], days: int, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def command_line(argv: list[str] | None) -> str:
-    """The command that regenerates this output, as it was run."""
-    args = sys.argv[1:] if argv is None else argv
-    return " ".join(["python", f"scripts/{Path(__file__).name}", *args])
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--appliances", nargs="+", default=list(APPLIANCES))
-    parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "finetune")
+    parser = household.parser(__doc__.split("\n\n")[0], ROOT / "reports" / "finetune")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "finetune_eval")
     args = parser.parse_args(argv)
     data_dir = args.data_dir or default_data_dir()
-    results = []
-    for appliance in args.appliances:
-        print(f">> {appliance}", flush=True)
-        results.append(run_one(appliance, data_dir, args.days, args.runs))
-        print(json.dumps(results[-1], indent=1), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"house20_{args.days}d"
-    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=1) + "\n", "utf-8")
-    (args.out / f"{stem}.md").write_text(markdown(results, args.days, command_line(argv)), "utf-8")
-    print(markdown(results, args.days, command_line(argv)))
+    household.run_all(
+        args.appliances,
+        lambda appliance: run_one(appliance, data_dir, args.days, args.runs),
+        args.out,
+        args.days,
+        lambda results: markdown(results, args.days, command_line(__file__, argv)),
+    )
     return 0
 
 
