@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from .data import DataConfig, HouseData, build_house, check_appliance, check_units
+from .data import DataConfig, HouseData, check_appliance, check_units
 from .errors import TrainerError
-from .recorder import _MISSING, _OFF, _ON, DEFAULT_PERIOD_S, EntitySeries, hold_resample
+from .recorder import _MISSING, _OFF, _ON, DEFAULT_PERIOD_S, EntitySeries, grid_house
 from .recorder import _unit_factor as unit_factor
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -247,26 +247,8 @@ def load_history(
     n_bins = int(np.floor((end.timestamp() - t0) / period))
     if n_bins < 1:
         raise TrainerError(f"{mains_entity}: less than one {period:g} s period of data")
-    aggregate = hold_resample(mains, t0, n_bins, period)
-    grid = {
-        name: hold_resample(series[entity], t0, n_bins, period)
-        for name, entity in appliance_entities.items()
-    }
-    times_ns = np.round((t0 + period * np.arange(n_bins)) * 1e9).astype(np.int64)
-    return build_house(
-        times_ns,
-        aggregate,
-        grid,
-        native_period_s=period,
-        source=f"HA history {urllib.parse.urlsplit(client.url).netloc}",
-        config=DataConfig(
-            period_s=period,
-            max_zero_run_s=config.max_zero_run_s,
-            max_constant_run_s=config.max_constant_run_s,
-            fill_gap_s=0.0,
-            clip_aggregate_w=config.clip_aggregate_w,
-            appliance_spike_factor=config.appliance_spike_factor,
-            appliances=config.appliances,
-        ),
-        status_columns=[n for n, e in appliance_entities.items() if series[e].binary],
+    apps = {name: series[entity] for name, entity in appliance_entities.items()}
+    source = f"HA history {urllib.parse.urlsplit(client.url).netloc}"
+    return grid_house(
+        mains, apps, t0=t0, n_bins=n_bins, period=period, source=source, config=config
     )

@@ -206,6 +206,39 @@ def hold_resample(
     return out
 
 
+def grid_house(
+    mains: EntitySeries,
+    apps: Mapping[str, EntitySeries],
+    *,
+    t0: float,
+    n_bins: int,
+    period: float,
+    source: str,
+    config: DataConfig,
+) -> HouseData:
+    """Home Assistant series (recorder or REST history) on one grid, masked like every
+    other source; gaps are never filled (a sensor's silence is not data)."""
+    grid = {name: hold_resample(series, t0, n_bins, period) for name, series in apps.items()}
+    times_ns = np.round((t0 + period * np.arange(n_bins)) * 1e9).astype(np.int64)
+    return build_house(
+        times_ns,
+        hold_resample(mains, t0, n_bins, period),
+        grid,
+        native_period_s=period,
+        source=source,
+        config=DataConfig(
+            period_s=period,
+            max_zero_run_s=config.max_zero_run_s,
+            max_constant_run_s=config.max_constant_run_s,
+            fill_gap_s=0.0,
+            clip_aggregate_w=config.clip_aggregate_w,
+            appliance_spike_factor=config.appliance_spike_factor,
+            appliances=config.appliances,
+        ),
+        status_columns=[n for n, series in apps.items() if series.binary],
+    )
+
+
 def load_recorder(
     path: str | Path,
     mains_entity: str,
@@ -271,26 +304,9 @@ def load_recorder(
     n_bins = int(np.floor((t_end - t0) / period))
     if n_bins < 1:
         raise TrainerError(f"{mains_entity}: less than one {period:g} s period of data")
-    grid = {"aggregate": hold_resample(mains, t0, n_bins, period)}
-    for name, series in apps.items():
-        grid[name] = hold_resample(series, t0, n_bins, period)
-    times_ns = np.round((t0 + period * np.arange(n_bins)) * 1e9).astype(np.int64)
-    return build_house(
-        times_ns,
-        grid.pop("aggregate"),
-        grid,
-        native_period_s=period,
-        source=f"HA recorder {Path(path).name} ({used})",
-        config=DataConfig(
-            period_s=period,
-            max_zero_run_s=config.max_zero_run_s,
-            max_constant_run_s=config.max_constant_run_s,
-            fill_gap_s=0.0,
-            clip_aggregate_w=config.clip_aggregate_w,
-            appliance_spike_factor=config.appliance_spike_factor,
-            appliances=config.appliances,
-        ),
-        status_columns=[n for n, s in apps.items() if s.binary],
+    source = f"HA recorder {Path(path).name} ({used})"
+    return grid_house(
+        mains, apps, t0=t0, n_bins=n_bins, period=period, source=source, config=config
     )
 
 
