@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 from custom_components.nilm.engine.adapter import AdaptableModel, adapt, series_for  # noqa: E402
 from custom_components.nilm.engine.card import load_card  # noqa: E402
 from scripts.ha_dev import household  # noqa: E402
-from scripts.ha_dev.household import command_line, first_unmasked_days  # noqa: E402
+from scripts.ha_dev.household import command_line, first_unmasked_days, fmt  # noqa: E402
 from trainer.config import EvalConfig  # noqa: E402
 from trainer.data import default_data_dir  # noqa: E402
 from trainer.evaluate import Evaluation, evaluate_predictor  # noqa: E402
@@ -121,10 +121,6 @@ def run_one(appliance: str, data_dir: Path, days: int) -> dict[str, Any]:
     return out
 
 
-def _fmt(value: Any, spec: str = "{:.3f}") -> str:
-    return "—" if value is None else spec.format(value)
-
-
 def markdown(results: list[dict[str, Any]], days: int, command: str) -> str:
     lines = [
         "# Adaptation in Home Assistant: House 20 as the household",
@@ -145,14 +141,14 @@ def markdown(results: list[dict[str, Any]], days: int, command: str) -> str:
         fit, test = r["fit"], r["test"]
         b, a, u = test["bundled"], test.get("refitted", {}), test["user_gets"]
         energy = (
-            f"{_fmt(b.get('predicted_energy_kwh'), '{:.1f}')} / "
-            f"{_fmt(a.get('predicted_energy_kwh'), '{:.1f}')} / "
-            f"{_fmt(b.get('true_energy_kwh'), '{:.1f}')}"
+            f"{fmt(b.get('predicted_energy_kwh'), '{:.1f}')} / "
+            f"{fmt(a.get('predicted_energy_kwh'), '{:.1f}')} / "
+            f"{fmt(b.get('true_energy_kwh'), '{:.1f}')}"
         )
         lines.append(
             f"| {r['appliance']} | {fit['runs_fit']} / {fit['runs_validation']} "
-            f"| {'yes' if fit['adopted'] else 'no: ' + fit['reason']} | {_fmt(b.get('f1'))} "
-            f"| {_fmt(a.get('f1'))} | {_fmt(u.get('f1'))} | {_fmt(r['rule_f1'])} | {energy} "
+            f"| {'yes' if fit['adopted'] else 'no: ' + fit['reason']} | {fmt(b.get('f1'))} "
+            f"| {fmt(a.get('f1'))} | {fmt(u.get('f1'))} | {fmt(r['rule_f1'])} | {energy} "
             f"| {fit['cpu_s']:.1f} s |"
         )
     return "\n".join(lines) + "\n"

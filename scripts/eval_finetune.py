@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from custom_components.nilm.engine.card import load_card  # noqa: E402
 from scripts.ha_dev import household  # noqa: E402
-from scripts.ha_dev.household import command_line, first_unmasked_days  # noqa: E402
+from scripts.ha_dev.household import command_line, first_unmasked_days, fmt  # noqa: E402
 from trainer.config import FinetuneConfig  # noqa: E402
 from trainer.data import default_data_dir  # noqa: E402
 from trainer.errors import TrainerError  # noqa: E402
@@ -80,10 +80,6 @@ def run_one(appliance: str, data_dir: Path, days: int, runs_dir: Path) -> dict[s
     }
 
 
-def _fmt(value: Any, spec: str = "{:.3f}") -> str:
-    return "—" if value is None else spec.format(value)
-
-
 def markdown(results: list[dict[str, Any]], days: int, command: str) -> str:
     lines = [
         "# Fine-tuning: House 20 as the household",
@@ -106,15 +102,15 @@ def markdown(results: list[dict[str, Any]], days: int, command: str) -> str:
         fit, test = r["fit"], r["test"]
         b, a, rule = test["before"], test["after"], test["rule"]
         energy = (
-            f"{_fmt(b.get('predicted_energy_kwh'), '{:.1f}')} / "
-            f"{_fmt(a.get('predicted_energy_kwh'), '{:.1f}')} / "
-            f"{_fmt(b.get('true_energy_kwh'), '{:.1f}')}"
+            f"{fmt(b.get('predicted_energy_kwh'), '{:.1f}')} / "
+            f"{fmt(a.get('predicted_energy_kwh'), '{:.1f}')} / "
+            f"{fmt(b.get('true_energy_kwh'), '{:.1f}')}"
         )
         kept = ", parent kept" if fit["kept_parent_weights"] else ""
         lines.append(
             f"| {r['appliance']} | {r['runs_in_days']} ({fit['runs_train']} / "
-            f"{fit['runs_validation']}) | {_fmt(b.get('f1'))} | {_fmt(a.get('f1'))} "
-            f"| {_fmt(b.get('mcc'))} | {_fmt(a.get('mcc'))} | {_fmt(rule.get('f1'))} | {energy} "
+            f"{fit['runs_validation']}) | {fmt(b.get('f1'))} | {fmt(a.get('f1'))} "
+            f"| {fmt(b.get('mcc'))} | {fmt(a.get('mcc'))} | {fmt(rule.get('f1'))} | {energy} "
             f"| {fit['epochs_run']} ({fit['best_epoch']}{kept}) "
             f"| {fit['finetune_cpu_s']:.0f} s / {fit['finetune_wall_s']:.0f} s |"
         )

@@ -25,6 +25,11 @@ def first_unmasked_days(frame: pd.DataFrame, column: str, days: int) -> pd.Times
     return None if len(good) < days else good[days - 1] + pd.Timedelta(days=1)
 
 
+def fmt(value: Any, spec: str = "{:.3f}") -> str:
+    """A report cell: a dash where there is no number."""
+    return "—" if value is None else spec.format(value)
+
+
 def command_line(script: str, argv: list[str] | None) -> str:
     """The command that regenerates an output, as it was run."""
     args = sys.argv[1:] if argv is None else argv

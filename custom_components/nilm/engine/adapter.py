@@ -400,12 +400,6 @@ def _fit(card: ModelCard, series: Series, prior: Heads, where: BoolArray, streng
     return Heads(status_w, status_b, power_w, power_b, prior.threshold)
 
 
-def _with_threshold(heads: Heads, threshold: float) -> Heads:
-    return Heads(
-        heads.status_weights, heads.status_bias, heads.power_weights, heads.power_bias, threshold
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class AdaptationResult:
     """What a re-fit found: adopted only when F1 on the newer part beats the shipped model."""
@@ -473,7 +467,7 @@ def adapt(
     strength, threshold = (
         (best[1], best[2]) if best else (STRENGTHS[-1], card.status.probability_threshold)
     )
-    heads = _with_threshold(_fit(card, series, model.shipped, fit, strength), threshold)
+    heads = replace(_fit(card, series, model.shipped, fit, strength), threshold=threshold)
     before = _score(card, series, _take(series.shipped, validation), validation)
     after = _score(card, series, heads.predict(card, series.features[validation]), validation)
     label = series.label_w[validation & series.truth_on]
