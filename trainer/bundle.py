@@ -221,8 +221,8 @@ def validation_scores(
     std_w: float,
     train_houses: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Probability threshold with the best validation score, after the recipe's minimum
-    durations (as the integration applies them).
+    """Probability threshold (and off-gap to bridge, where the recipe offers choices) with
+    the best validation score, after the minimum durations as the integration applies them.
 
     The score is the mean of two F1s: over the validation periods of training houses
     (later months of REFIT House 2) and over validation houses no model trained on, so a
@@ -231,7 +231,6 @@ def validation_scores(
 
     length, t_idx, period = recipe.window_length, recipe.target_index, recipe.period_s
     min_on = durations_to_samples(recipe.min_on_s, period)
-    min_off = durations_to_samples(recipe.min_off_s, period)
     probs, truths, valids = [], [], []
     for s in val:
         starts = valid_starts(s.aggregate_w, s.target_w, length, t_idx)
@@ -246,38 +245,49 @@ def validation_scores(
         truths.append(s.on & valid)
         valids.append(valid)
     seen = [_house_of(s.label) in train_houses for s in val]
-    per_thr: dict[float, float] = {}
-    seen_thr: dict[float, float] = {}
-    unseen_thr: dict[float, float] = {}
-    for thr in THRESHOLDS:
+
+    def score(thr: float, min_off: int) -> tuple[float, float, float]:
         pred = [
             apply_min_durations(v & (p >= thr), min_on, min_off) & v
             for p, v in zip(probs, valids, strict=True)
         ]
         groups = []
-        for flag, store in ((True, seen_thr), (False, unseen_thr)):
+        for flag in (True, False):
             t = [x for x, f in zip(truths, seen, strict=True) if f == flag]
             q = [x for x, f in zip(pred, seen, strict=True) if f == flag]
             truth_all = np.concatenate(t) if t else np.zeros(0, dtype=bool)
             # A group with no running sample has no F1 to speak of (its false
             # positives still count in the other group's houses via the threshold).
-            store[thr] = f1_score(truth_all, np.concatenate(q)) if truth_all.any() else math.nan
-            if math.isfinite(store[thr]):
-                groups.append(store[thr])
-        per_thr[thr] = float(np.mean(groups)) if groups else math.nan
-    best = max(THRESHOLDS, key=lambda t: (np.nan_to_num(per_thr[t], nan=-1.0), -abs(t - 0.5)))
+            groups.append(f1_score(truth_all, np.concatenate(q)) if truth_all.any() else math.nan)
+        finite = [g for g in groups if math.isfinite(g)]
+        return (float(np.mean(finite)) if finite else math.nan, groups[0], groups[1])
+
+    choices = recipe.min_off_choices_s or (recipe.min_off_s,)
+    table = {
+        (thr, off_s): score(thr, durations_to_samples(off_s, period))
+        for off_s in choices
+        for thr in THRESHOLDS
+    }
+    # Ties: the threshold nearer 0.5, then the shorter bridge ("finished" fires sooner).
+    best_thr, best_off = max(
+        table, key=lambda k: (np.nan_to_num(table[k][0], nan=-1.0), -abs(k[0] - 0.5), -k[1])
+    )
+    min_off = durations_to_samples(best_off, period)
     per_source = {}
     for s, p, v, t in zip(val, probs, valids, truths, strict=True):
-        pred = apply_min_durations(v & (p >= best), min_on, min_off) & v
+        pred = apply_min_durations(v & (p >= best_thr), min_on, min_off) & v
         per_source[s.label] = {"f1": f1_score(t, pred), "running_samples": int(t.sum())}
+    best = table[(best_thr, best_off)]
     return {
         "per_source": per_source,
-        "threshold": float(best),
-        "f1": float(per_thr[best]),
-        "f1_training_houses": seen_thr[best],
-        "f1_unseen_houses": unseen_thr[best],
+        "threshold": float(best_thr),
+        "min_off_s": float(best_off),
+        "f1": float(best[0]),
+        "f1_training_houses": best[1],
+        "f1_unseen_houses": best[2],
         "score": "mean of the training houses' and the unseen houses' validation F1",
-        "f1_by_threshold": {str(k): v for k, v in per_thr.items()},
+        "f1_by_threshold": {str(k): table[(k, best_off)][0] for k in THRESHOLDS},
+        "f1_by_min_off_s": {str(o): table[(best_thr, o)][0] for o in choices},
         "sources": [s.label for s in val],
         "samples": int(sum(int(v.sum()) for v in valids)),
         "running_samples": int(sum(int(t.sum()) for t in truths)),
@@ -357,7 +367,7 @@ def train_seed(
         status=StatusRule(
             on_power_threshold_w=spec.on_power_threshold_w,
             min_on_s=recipe.min_on_s,
-            min_off_s=recipe.min_off_s,
+            min_off_s=scores["min_off_s"],
             probability_threshold=scores["threshold"],
         ),
         quantization="convert_only",
@@ -394,7 +404,8 @@ def train_seed(
     log(
         f"{recipe.appliance} seed {seed}: best epoch {best_epoch}/{len(losses)}, val loss "
         f"{min(losses):.4f}, validation F1 {scores['f1']:.3f} at threshold "
-        f"{scores['threshold']:.2f} ({result['seconds']:.0f} s)"
+        f"{scores['threshold']:.2f}, bridging {scores['min_off_s']:.0f} s "
+        f"({result['seconds']:.0f} s)"
     )
     keras.backend.clear_session()
     return result

@@ -563,6 +563,9 @@ class Recipe:
     min_on_s: float
     min_off_s: float
     split: Mapping[str, tuple[str, ...]]
+    # Candidate off-gaps to bridge, chosen with the threshold on validation (empty: only
+    # min_off_s). A cycle appliance pauses (soaking, drying) without finishing.
+    min_off_choices_s: tuple[float, ...] = ()
     architecture: str = default(ModelConfig, "architecture")
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int = 8

@@ -270,6 +270,32 @@ def _run_mask(flag: BoolArray, t_s: FloatArray, min_duration_s: float, step_s: f
     return out
 
 
+def _constant_run_mask(
+    agg: FloatArray, t_s: FloatArray, min_duration_s: float, step_s: float
+) -> BoolArray:
+    """True on every block of one repeated non-zero value lasting longer than
+    ``min_duration_s`` (from its first sample to the next sample, or + step).
+
+    Blocks are of *one* value: two neighbouring flat stretches at different levels are two
+    runs, so a sensor that reports every 60 s, held on a 30 s grid, is not a constant run.
+    """
+    n = agg.size
+    out: BoolArray = np.zeros(n, dtype=bool)
+    if n < 2:
+        return out
+    new_block = np.concatenate(([True], agg[1:] != agg[:-1]))  # NaN != NaN: singletons
+    starts = np.flatnonzero(new_block)
+    ends = np.concatenate((starts[1:], [n]))  # exclusive
+    t_end = np.where(ends < n, t_s[np.minimum(ends, n - 1)], t_s[ends - 1] + step_s)
+    flagged = (ends - starts >= 2) & (agg[starts] != 0) & ((t_end - t_s[starts]) > min_duration_s)
+    if flagged.any():
+        marks = np.zeros(n + 1, dtype=np.int32)
+        np.add.at(marks, starts[flagged], 1)
+        np.add.at(marks, ends[flagged], -1)
+        out = np.cumsum(marks[:-1]) > 0
+    return out
+
+
 def _check_unit_mix(aggregate_w: FloatArray, what: str, parts: int = 10) -> None:
     """Refuse a series whose level jumps by ~1000x between stretches (half in W, half in
     kW): seasons move a household's median by 10x at most."""
@@ -407,10 +433,7 @@ def build_house(
     # Net meters with solar export read negative: seq2point on consumption cannot use it.
     reasons[REASON_NEGATIVE] = agg < 0
     reasons[REASON_ZERO] = _run_mask(agg == 0, t_s, config.max_zero_run_s, step_s)
-    same = np.concatenate(([False], agg[1:] == agg[:-1])) & (agg != 0)
-    # A constant run includes the sample that starts it.
-    same_run = same | np.concatenate((same[1:], [False]))
-    reasons[REASON_CONSTANT] = _run_mask(same_run, t_s, config.max_constant_run_s, step_s)
+    reasons[REASON_CONSTANT] = _constant_run_mask(agg, t_s, config.max_constant_run_s, step_s)
     bad_input = ~np.isfinite(agg)
 
     spikes = 0

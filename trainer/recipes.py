@@ -62,6 +62,7 @@ def load_recipes(path: Path = RECIPES_PATH) -> dict[str, Recipe]:
             distractors=tuple(d for d in merged.get("distractors", ()) if d != name),
             min_on_s=float(predict.get("min_on_s", 0.0)),
             min_off_s=float(predict.get("min_off_s", 0.0)),
+            min_off_choices_s=tuple(float(v) for v in predict.get("min_off_choices_s", ())),
             period_s=float(merged["period_s"]),
         )
         recipes[name] = Recipe(**merged)

@@ -100,3 +100,47 @@ def test_float_parent_is_bound_to_the_bundled_model_it_produced(tmp_path: Path) 
         load_parent("kettle", models, parents)
     with pytest.raises(TrainerError, match="no float parent"):
         load_parent("fridge", models, parents)
+
+
+class _LastSampleModel:
+    """A stand-in model: 'running' where the window's newest sample is above 1 kW."""
+
+    @staticmethod
+    def _nilm_predict(x: object) -> tuple[object, object]:
+        values = np.asarray(x)
+        prob = (values[:, -1:] > 1000.0).astype(np.float32)
+
+        class _T:
+            def __init__(self, a: np.ndarray) -> None:
+                self.a = a
+
+            def numpy(self) -> np.ndarray:
+                return self.a
+
+        return _T(prob), _T(prob)
+
+
+def _cycle_series(gap: int) -> bundle.Series:
+    """One 60-sample cycle whose middle ``gap`` samples draw nothing (a dishwasher drying)."""
+    n = 200
+    agg = np.full(n, 100.0, dtype=np.float32)
+    agg[50:110] = 2000.0
+    agg[75 : 75 + gap] = 100.0
+    on = np.zeros(n, dtype=bool)
+    on[50:110] = True  # the truth covers the pause: the cycle is in progress
+    return bundle.Series("house", agg, np.where(on, 50.0, 0.0).astype(np.float32), on, None)
+
+
+def test_validation_bridges_the_pause_of_a_cycle_when_the_recipe_offers_it() -> None:
+    base = load_recipes()["dishwasher"].with_overrides(
+        window_length=4, target_index=3, min_off_choices_s=()
+    )
+    series = [_cycle_series(gap=15)]
+    fixed = bundle.validation_scores(_LastSampleModel(), base, series, mean_w=0.0, std_w=1.0)
+    assert fixed["min_off_s"] == base.min_off_s and fixed["f1"] < 0.9
+    chooser = base.with_overrides(min_off_choices_s=(180.0, 600.0, 1200.0, 1800.0))
+    chosen = bundle.validation_scores(_LastSampleModel(), chooser, series, mean_w=0.0, std_w=1.0)
+    # 15 min pause: 1200 s is the shortest bridge that covers it, and F1 is then perfect.
+    assert chosen["min_off_s"] == 1200.0
+    assert chosen["f1"] == pytest.approx(1.0)
+    assert chosen["f1_by_min_off_s"]["180.0"] == pytest.approx(fixed["f1"])

@@ -479,3 +479,20 @@ def test_a_gzip_bomb_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(data_module, "MAX_CSV_BYTES", 100_000)  # the file expands to ~500 kB
     with pytest.raises(TrainerError, match="decompresses to more than"):
         load_user_csv(path, "when", "mains", {})
+
+
+def test_neighbouring_flat_stretches_are_not_one_constant_run(tmp_path: Path) -> None:
+    """A sensor reporting every 2 min, held on a 1 min grid, repeats each value once: each
+    repeat is its own short run, not a 400 min 'constant run' that masks everything."""
+    mains = [300.0 + (i // 2) % 50 for i in range(400)]
+    house = load_user_csv(_csv(tmp_path / "slow.csv", _minutes(400), mains), "when", "mains", {})
+    assert not np.isnan(house.frame["aggregate"].to_numpy()).any()
+
+
+def test_one_value_held_for_longer_than_the_limit_is_masked_alone(tmp_path: Path) -> None:
+    mains = [300.0 + (i % 7) for i in range(400)]
+    mains[100:160] = [2729.0] * 60  # a 60 min fill, like REFIT's 2015-01-05 one
+    house = load_user_csv(_csv(tmp_path / "fill.csv", _minutes(400), mains), "when", "mains", {})
+    masked = np.isnan(house.frame["aggregate"].to_numpy())
+    assert masked[100:160].all()
+    assert not masked[:100].any() and not masked[160:].any()
