@@ -192,13 +192,21 @@ INTEGRATION_LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(layer)
     for layer in (
         {"const", "facts", "history"},
-        {"model_store"},
+        {"model_store", "installed"},
         {"data"},
         {"mains", "issues", "appliance"},
         {"inference", "mains_watch"},
         {"coordinator"},
         {"entity", "adaptation"},
-        {"sensor", "binary_sensor", "button", "diagnostics", "config_flow", "entry_setup"},
+        {
+            "sensor",
+            "binary_sensor",
+            "button",
+            "diagnostics",
+            "config_flow",
+            "entry_setup",
+            "repairs",
+        },
         {"__init__"},
     )
 )

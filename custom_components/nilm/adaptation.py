@@ -1,14 +1,16 @@
 """Adaptation: a smart plug (or any on/off entity) teaches an appliance's model this home.
 
-Per appliance with a label entity (options ``adaptation_labels``), once a day and when
-its "Re-fit adaptation" button is pressed, the recorder's last :data:`.const.ADAPTATION_DAYS`
-days of the entry's mains and of the label are put on the model's grid (the mains exactly
-as the coordinator combines and resamples them; a plug's watts the same way; an on/off
-state held until it changes, unavailable as unknown) and the engine re-fits the model's
-two heads (:mod:`.engine.adapter`). A re-fit that beats the shipped model on the newer
-days is saved as ``<config>/nilm/adapters/<model>.adapter.json`` and runs from the next
-tick on; one that does not leaves (or puts back) the shipped model. Reading runs in the
-recorder's executor, one day at a time; gridding and fitting in Home Assistant's executor.
+Per appliance with a label entity (options ``adaptation_labels``), a few minutes after
+setup (a start, new options) unless an adopted fit is less than a day old, then once a
+day, and when its "Re-fit adaptation" button is pressed, the recorder's last
+:data:`.const.ADAPTATION_DAYS` days of the entry's mains and of the label are put on the
+model's grid (the mains exactly as the coordinator combines and resamples them; a plug's
+watts the same way; an on/off state held until it changes, unavailable as unknown) and
+the engine re-fits the model's two heads (:mod:`.engine.adapter`). A re-fit that beats
+the shipped model on the newer days is saved as
+``<config>/nilm/adapters/<model>.adapter.json`` and runs from the next tick on; one that
+does not leaves (or puts back) the shipped model. Reading runs in the recorder's
+executor, one day at a time; gridding and fitting in Home Assistant's executor.
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ import numpy as np
 import numpy.typing as npt
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
-from homeassistant.helpers.event import async_track_state_change_event, async_track_time_interval
+from homeassistant.helpers.event import (
+    async_call_later,
+    async_track_state_change_event,
+    async_track_time_interval,
+)
 from homeassistant.util import dt as dt_util
 
 from .appliance import ApplianceRuntime
@@ -34,6 +40,7 @@ from .const import (
     ADAPTATION_COLLECTING,
     ADAPTATION_DAYS,
     ADAPTATION_ERROR,
+    ADAPTATION_FIRST_FIT_MIN,
     ADAPTATION_INTERVAL_H,
     ADAPTATION_LABEL_MISSING,
     ADAPTATION_NOT_ADAPTABLE,
@@ -298,11 +305,19 @@ class NilmAdaptation:
 
     @callback
     def async_start(self) -> list[Callable[[], None]]:
-        """The daily re-fit and the label entities' comings and goings; the callbacks
-        undo them (at unload)."""
+        """The first and the daily re-fit and the label entities' comings and goings; the
+        callbacks undo them (at unload).
+
+        The first re-fit waits a few minutes, so a start is not slowed by reading history,
+        and a label chosen in the options is learnt from the same day, not the next."""
         unsubs = [self._close]
         labels = sorted({t.label for t in self.targets.values() if t.label and t.source})
         if labels:
+            unsubs.append(
+                async_call_later(
+                    self.hass, timedelta(minutes=ADAPTATION_FIRST_FIT_MIN), self._async_first
+                )
+            )
             unsubs.append(
                 async_track_time_interval(
                     self.hass,
@@ -320,6 +335,19 @@ class NilmAdaptation:
 
     async def _async_scheduled(self, _now: datetime) -> None:
         await self.async_refit_all()
+
+    async def _async_first(self, _now: datetime) -> None:
+        """Re-fit every appliance whose adopted fit (if any) is older than the interval."""
+        for name, target in list(self.targets.items()):
+            if not self._fit_is_recent(target):
+                await self.async_refit(name)
+
+    @staticmethod
+    def _fit_is_recent(target: AdaptationTarget) -> bool:
+        last = dt_util.parse_datetime(str(target.attributes.get("last_fit", "")))
+        if not target.active or last is None:
+            return False
+        return dt_util.utcnow() - last < timedelta(hours=ADAPTATION_INTERVAL_H)
 
     @callback
     def _on_label(self, event: Event[EventStateChangedData]) -> None:

@@ -82,6 +82,8 @@ ISSUE_BACKEND_UNAVAILABLE: Final = "backend_unavailable"
 # Repairs about the entry rather than one model (named REPAIR_*: the ISSUE_* names above
 # are the per-model repairs, one per configured appliance).
 REPAIR_USER_MODEL_REJECTED: Final = "user_model_rejected"  # the bundled model runs instead
+REPAIR_USER_MODEL_GONE: Final = "user_model_gone"  # a user model that ran was removed
+INSTALLED_STORE_VERSION: Final = 1  # .storage/nilm.<entry id>.installed: user models that ran
 REPAIR_MAINS_MISSING: Final = "mains_missing"  # a configured mains sensor is gone
 # After Home Assistant has started, how long a configured mains sensor may be absent from
 # both the entity registry and the state machine before a repair says it is missing
@@ -95,6 +97,7 @@ CONF_LABEL_PREFIX: Final = "label_"  # the options form's field per appliance
 ADAPTERS_SUBDIR: Final = "nilm/adapters"  # <config>/nilm/adapters/<model>.adapter.json
 ADAPTATION_DAYS: Final = 14  # the history a re-fit reads (at most)
 ADAPTATION_INTERVAL_H: Final = 24.0  # the automatic re-fit runs this often
+ADAPTATION_FIRST_FIT_MIN: Final = 5.0  # after setup (a start, new options): the first re-fit
 LABEL_ON_OFF_DOMAINS: Final = ("binary_sensor", "switch", "input_boolean")
 ADAPTATION_NOT_CONFIGURED: Final = "not_configured"  # no label entity chosen
 ADAPTATION_NOT_ADAPTABLE: Final = "not_adaptable"  # the model card names no head

@@ -16,6 +16,7 @@ from .const import CONF_MAINS_TYPE, DOMAIN, MAINS_CONSUMPTION, USER_MODELS_SUBDI
 from .coordinator import NilmCoordinator
 from .data import NilmConfigEntry, NilmRuntimeData, NilmSettings
 from .entity import entry_device_info
+from .installed import InstalledModels
 from .issues import delete_entry_issues, sync_model_issues
 from .mains import mains_terms
 from .mains_watch import async_watch_mains
@@ -30,13 +31,16 @@ async def async_setup_entry(hass: HomeAssistant, entry: NilmConfigEntry) -> bool
     """Load the models (a broken one is a repair, never a failed entry), start the
     coordinator and forward to the platforms."""
     settings = NilmSettings.from_entry(entry)
+    installed = InstalledModels(hass, entry.entry_id)
     loaded = await hass.async_add_executor_job(
         load_all,
         Path(hass.config.path(USER_MODELS_SUBDIR)),
         settings.appliances,
         settings.backend,
         settings.thresholds,
+        await installed.async_load(),
     )
+    await installed.async_save(loaded.user_models)
     sync_model_issues(hass, entry, loaded.failures, set(loaded.models))
 
     coordinator = NilmCoordinator(
@@ -98,8 +102,9 @@ async def async_migrate_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
-    """Issues belong to the entry: drop them with it."""
+    """Issues and the memory of installed models belong to the entry: drop them with it."""
     delete_entry_issues(hass, entry)
+    await InstalledModels(hass, entry.entry_id).async_remove()
 
 
 async def _async_update_listener(hass: HomeAssistant, entry: ConfigEntry) -> None:

@@ -19,6 +19,7 @@ from .const import (
     ISSUE_MODEL_UNSUPPORTED,
     REPAIR_ADAPTER_INVALID,
     REPAIR_MAINS_MISSING,
+    REPAIR_USER_MODEL_GONE,
     REPAIR_USER_MODEL_REJECTED,
     USER_MODELS_SUBDIR,
 )
@@ -34,6 +35,7 @@ MODEL_REPAIRS = frozenset(
         ISSUE_MODEL_UNSUPPORTED,
         ISSUE_BACKEND_UNAVAILABLE,
         REPAIR_USER_MODEL_REJECTED,
+        REPAIR_USER_MODEL_GONE,
     }
 )
 
@@ -70,7 +72,8 @@ def sync_model_issues(
     """One repair issue per broken model; issues of models that now load are removed
     (the entry's other repairs, about its mains sensors, are left alone). A problem with
     a model that still runs (``running``: on the CPU instead of the Coral, the bundled
-    model instead of the user's) is a warning, else an error."""
+    model instead of the user's) is a warning, else an error. A user model that is gone
+    has a fix: confirming the bundled model (:mod:`.repairs`)."""
     wanted = {issue_id_for(entry, name) for name in failures}
     registry = ir.async_get(hass)
     for issue_id in entry_issue_ids(hass, entry):
@@ -92,8 +95,9 @@ def sync_model_issues(
             hass,
             DOMAIN,
             issue_id_for(entry, name),
-            is_fixable=False,
+            is_fixable=failure.reason == REPAIR_USER_MODEL_GONE,
             is_persistent=False,
+            data={"entry_id": entry.entry_id, "name": name},
             severity=ir.IssueSeverity.WARNING if warning else ir.IssueSeverity.ERROR,
             translation_key=failure.reason,
             translation_placeholders={

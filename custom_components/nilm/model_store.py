@@ -19,6 +19,7 @@ from .const import (
     ISSUE_MODEL_CORRUPT,
     ISSUE_MODEL_MISSING,
     ISSUE_MODEL_UNSUPPORTED,
+    REPAIR_USER_MODEL_GONE,
     REPAIR_USER_MODEL_REJECTED,
 )
 from .engine.backends import is_edgetpu_model
@@ -272,10 +273,17 @@ class LoadedModels:
     models: dict[str, NilmModel] = field(default_factory=dict)
     failures: dict[str, LoadFailure] = field(default_factory=dict)
     duplicates: list[str] = field(default_factory=list)  # configured, same appliance again
+    # Configured name -> the user model that runs for it, or that ran and is gone (its
+    # repair stands until it is back or the user confirms the bundled model).
+    user_models: dict[str, str] = field(default_factory=dict)
 
 
 def load_all(
-    user_dir: Path, names: Sequence[str], backend: str, thresholds: Mapping[str, float]
+    user_dir: Path,
+    names: Sequence[str],
+    backend: str,
+    thresholds: Mapping[str, float],
+    user_models: Mapping[str, str] | None = None,
 ) -> LoadedModels:
     """Load every configured model; nothing raised here may fail the whole entry.
 
@@ -283,7 +291,10 @@ def load_all(
     replaces the bundled one of its appliance). An appliance is tracked once: a second
     configured name for it is skipped, so it never gets a second device and the
     untracked power never subtracts it twice. ``thresholds`` are keyed by appliance (or,
-    in older entries, by the configured name).
+    in older entries, by the configured name). ``user_models`` are the user models that
+    ran at the last setup (:attr:`LoadedModels.user_models`): one that is no longer
+    installed, so that the bundled model runs again, is a
+    :data:`.const.REPAIR_USER_MODEL_GONE` failure, never a silent swap.
     """
     out = LoadedModels()
     try:
@@ -322,6 +333,19 @@ def load_all(
             out.models[name] = model
         if failure is not None:
             out.failures[name] = failure
+        if model is not None and chosen is not None and chosen.user:
+            out.user_models[name] = chosen.card.name
+        elif (gone := (user_models or {}).get(name)) is not None:
+            out.user_models[name] = gone
+            if model is not None and failure is None:
+                bad = rejected.get(gone)
+                out.failures[name] = (
+                    LoadFailure(name, REPAIR_USER_MODEL_GONE, f"{gone} is no longer installed")
+                    if bad is None
+                    else LoadFailure(
+                        name, REPAIR_USER_MODEL_REJECTED, f"{bad.label} was rejected: {bad.reason}"
+                    )
+                )
     return out
 
 

@@ -18,6 +18,7 @@ from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
@@ -26,6 +27,7 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 from custom_components.nilm import adaptation as nilm_adaptation
 from custom_components.nilm.const import (
     ADAPTATION_DAYS,
+    ADAPTATION_FIRST_FIT_MIN,
     ADAPTATION_STATES,
     CONF_ADAPTATION_LABELS,
     DOMAIN,
@@ -230,6 +232,41 @@ async def test_a_plug_with_nothing_to_teach_is_rejected_by_the_daily_fit_off_the
     assert not adapter_file(hass).is_file()
     runtime = entry.runtime_data.coordinator.appliances["kettle"]
     assert not isinstance(runtime.model, AdaptableModel)
+
+
+async def test_a_new_label_is_learnt_minutes_after_setup_and_a_fresh_fit_is_not_redone(
+    recorder_mock: object,
+    hass: HomeAssistant,
+    bundled_kettle: Path,
+    freezer: FrozenDateTimeFactory,
+    house20: dict[str, np.ndarray],
+) -> None:
+    """No button and no day's wait: the first re-fit runs a few minutes after setup. After a
+    restart, an adopted fit younger than a day is kept as it is."""
+    mains = house20["Aggregate"][: 2 * DAY]
+    await record(hass, freezer, mains, switch_on=misjudged_kettle(mains))
+    fits: list[int] = []
+    real_adapt = nilm_adaptation.adapt
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        fits.append(1)
+        return real_adapt(*args, **kwargs)
+
+    with patch.object(nilm_adaptation, "adapt", counting):
+        entry = await setup_entry(hass, kettle_entry(SWITCH))
+        assert adaptation_state(hass, entry)[0] == "collecting"
+        soon = dt_util.utcnow() + timedelta(minutes=ADAPTATION_FIRST_FIT_MIN + 1)
+        async_fire_time_changed(hass, soon)
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert fits == [1]
+        assert adaptation_state(hass, entry)[0] == "adopted"
+
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+        async_fire_time_changed(hass, soon + timedelta(minutes=ADAPTATION_FIRST_FIT_MIN + 1))
+        await hass.async_block_till_done(wait_background_tasks=True)
+        assert fits == [1]  # the saved fit is minutes old
+        assert adaptation_state(hass, entry)[0] == "adopted"
 
 
 async def test_too_little_history_keeps_collecting(
