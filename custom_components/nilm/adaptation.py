@@ -27,8 +27,10 @@ import numpy as np
 import numpy.typing as npt
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.event import (
     async_call_later,
+    async_track_entity_registry_updated_event,
     async_track_state_change_event,
     async_track_time_interval,
 )
@@ -47,6 +49,7 @@ from .const import (
     ADAPTATION_NOT_CONFIGURED,
     ADAPTATION_REJECTED,
     ADAPTERS_SUBDIR,
+    CONF_ADAPTATION_LABELS,
     LABEL_ON_OFF_DOMAINS,
 )
 from .coordinator import NilmCoordinator
@@ -246,6 +249,20 @@ def _remove(path: Path) -> None:
     path.unlink(missing_ok=True)
 
 
+def follow_label_rename(hass: HomeAssistant, entry: NilmConfigEntry, old: str, new: str) -> None:
+    """Point the appliances labelled by ``old`` at ``new``; the update listener reloads the
+    entry, and the saved adapters (named after the model, not the label) keep running."""
+    for part in ("options", "data"):
+        settings = dict(getattr(entry, part))
+        labels = settings.get(CONF_ADAPTATION_LABELS)
+        if isinstance(labels, dict) and old in labels.values():
+            settings[CONF_ADAPTATION_LABELS] = {
+                k: new if v == old else v for k, v in labels.items()
+            }
+            _LOGGER.info("Label entity %s was renamed to %s; NILM follows", old, new)
+            hass.config_entries.async_update_entry(entry, **{part: settings})
+
+
 class NilmAdaptation:
     """Every tracked appliance's adaptation in one entry (``runtime_data.adaptation``)."""
 
@@ -327,6 +344,9 @@ class NilmAdaptation:
                 )
             )
             unsubs.append(async_track_state_change_event(self.hass, labels, self._on_label))
+            unsubs.append(
+                async_track_entity_registry_updated_event(self.hass, labels, self._on_rename)
+            )
         return unsubs
 
     @callback
@@ -355,6 +375,14 @@ class NilmAdaptation:
         if (event.data["old_state"] is None) != (event.data["new_state"] is None):
             self._refresh()
             self.coordinator.republish()
+
+    @callback
+    def _on_rename(self, event: Event[er.EventEntityRegistryUpdatedData]) -> None:
+        """A label entity got a new id: the options follow it (and the entry reloads)."""
+        data = event.data
+        if data["action"] == "update" and "entity_id" in data["changes"]:
+            old = str(data.get("old_entity_id", data["changes"]["entity_id"]))
+            follow_label_rename(self.hass, self.entry, old, data["entity_id"])
 
     # ------------------------------------------------------------------ actions
 

@@ -370,6 +370,29 @@ async def test_a_label_that_disappears_is_shown_and_the_adapter_keeps_working(
     assert adaptation_state(hass, entry)[0] == "adopted"
 
 
+async def test_a_renamed_label_entity_is_followed_and_the_adapter_keeps_running(
+    hass: HomeAssistant, bundled_kettle: Path
+) -> None:
+    registry = er.async_get(hass)
+    registry.async_get_or_create(
+        "sensor", "plug_vendor", "plug-1", suggested_object_id="kettle_plug_power"
+    )
+    hass.states.async_set(PLUG, "0.0", PLUG_ATTRS)
+    write_adapter(hass, label_entity=PLUG)
+    entry = await setup_entry(hass, kettle_entry())
+    assert adaptation_state(hass, entry)[1]["label_entity"] == PLUG
+
+    renamed = "sensor.kitchen_plug_power"
+    registry.async_update_entity(PLUG, new_entity_id=renamed)
+    await hass.async_block_till_done()
+    hass.states.async_set(renamed, "0.0", PLUG_ATTRS)
+    await hass.async_block_till_done()
+    assert entry.options[CONF_ADAPTATION_LABELS] == {"kettle": renamed}
+    state, attrs = adaptation_state(hass, entry)
+    assert state == "adopted"  # reloaded: the adapter file is the model's, not the label's
+    assert attrs["label_entity"] == renamed
+
+
 async def test_without_the_recorder_a_refit_is_an_error(
     hass: HomeAssistant, bundled_kettle: Path
 ) -> None:
