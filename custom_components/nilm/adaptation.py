@@ -252,15 +252,17 @@ def _remove(path: Path) -> None:
 def follow_label_rename(hass: HomeAssistant, entry: NilmConfigEntry, old: str, new: str) -> None:
     """Point the appliances labelled by ``old`` at ``new``; the update listener reloads the
     entry, and the saved adapters (named after the model, not the label) keep running."""
-    for part in ("options", "data"):
-        settings = dict(getattr(entry, part))
-        labels = settings.get(CONF_ADAPTATION_LABELS)
-        if isinstance(labels, dict) and old in labels.values():
-            settings[CONF_ADAPTATION_LABELS] = {
-                k: new if v == old else v for k, v in labels.items()
-            }
-            _LOGGER.info("Label entity %s was renamed to %s; NILM follows", old, new)
-            hass.config_entries.async_update_entry(entry, **{part: settings})
+    for in_options, part in ((True, entry.options), (False, entry.data)):
+        labels = part.get(CONF_ADAPTATION_LABELS)
+        if not isinstance(labels, dict) or old not in labels.values():
+            continue
+        _LOGGER.info("Label entity %s was renamed to %s; NILM follows", old, new)
+        renamed = {k: new if v == old else v for k, v in labels.items()}
+        updated = {**part, CONF_ADAPTATION_LABELS: renamed}
+        if in_options:
+            hass.config_entries.async_update_entry(entry, options=updated)
+        else:
+            hass.config_entries.async_update_entry(entry, data=updated)
 
 
 class NilmAdaptation:
