@@ -566,6 +566,9 @@ class Recipe:
     # Candidate off-gaps to bridge, chosen with the threshold on validation (empty: only
     # min_off_s). A cycle appliance pauses (soaking, drying) without finishing.
     min_off_choices_s: tuple[float, ...] = ()
+    # The most the streaming switch-off may lag the true end on validation (None: any),
+    # so a bridge long enough for F1 does not make "finished" fire an hour late.
+    max_off_delay_s: float | None = None
     architecture: str = default(ModelConfig, "architecture")
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int = 8

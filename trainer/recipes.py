@@ -63,6 +63,9 @@ def load_recipes(path: Path = RECIPES_PATH) -> dict[str, Recipe]:
             min_on_s=float(predict.get("min_on_s", 0.0)),
             min_off_s=float(predict.get("min_off_s", 0.0)),
             min_off_choices_s=tuple(float(v) for v in predict.get("min_off_choices_s", ())),
+            max_off_delay_s=(
+                float(predict["max_off_delay_s"]) if "max_off_delay_s" in predict else None
+            ),
             period_s=float(merged["period_s"]),
         )
         recipes[name] = Recipe(**merged)
