@@ -67,6 +67,8 @@ class DataConfig:
     resampler does); longer gaps are masked as missing.
     ``appliance_spike_factor`` masks sub-meter readings above factor x the appliance's
     ``max_power_w`` (REFIT's 8 s files contain 32768 W glitches).
+    ``max_gap_s``: Home Assistant sources (recorder, history) hold a sensor's value this
+    long at most, as the integration's resampler does (its default ``max_gap_s``).
     """
 
     period_s: float | None = None
@@ -76,6 +78,7 @@ class DataConfig:
     clip_aggregate_w: float | None = 6000.0
     appliance_spike_factor: float | None = 4.0
     appliances: tuple[str, ...] | None = None
+    max_gap_s: float = 300.0  # = custom_components/nilm/const.py DEFAULT_MAX_GAP_S
 
     def __post_init__(self) -> None:
         if self.period_s is not None and not MIN_PERIOD_S <= self.period_s <= MAX_PERIOD_S:
@@ -86,6 +89,8 @@ class DataConfig:
         for name in ("max_zero_run_s", "max_constant_run_s", "fill_gap_s"):
             if getattr(self, name) < 0:
                 raise TrainerError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.max_gap_s > 0:
+            raise TrainerError(f"max_gap_s must be > 0, got {self.max_gap_s}")
         if self.appliances is not None:
             for name in self.appliances:
                 check_appliance(name)

@@ -10,8 +10,9 @@ entity without history.
 
 States become the recorder import's :class:`~trainer.recorder.EntitySeries` with the same
 rules (``unavailable``/``unknown`` missing, on/off entities as 1/0 status columns, W or
-kW) and go onto the grid with the recorder's own :func:`~trainer.recorder.hold_resample`
-(zero-order hold, time-weighted bin means).
+kW) and go onto the grid with the recorder's own :func:`~trainer.recorder.grid_house`
+(the integration's resampler: zero-order hold, time-weighted bin means). The history
+names no re-reports, so each state counts as alive until the next one.
 """
 
 from __future__ import annotations
@@ -233,7 +234,11 @@ def load_history(
         values, binary = _values(s)
         if not binary:
             values = values * unit_factor(units[entity], entity)
-        series[entity] = EntitySeries(entity, t, values, binary, None if binary else units[entity])
+        # The history names no re-reports: a state is taken as alive until the next one
+        # (the last until the end asked for), so only "unavailable" makes a gap.
+        alive = np.append(t[1:], max(end.timestamp(), float(t[-1])))
+        unit = None if binary else units[entity]
+        series[entity] = EntitySeries(entity, t, values, binary, unit, alive)
     mains = series[mains_entity]
     if mains.binary:
         raise TrainerError(f"{mains_entity} is an on/off entity, not a power sensor")

@@ -27,6 +27,12 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from custom_components.nilm.engine.resample import (
+    hold_at_slot_middles,
+    keepalive_times,
+    resample_reports,
+)
+
 from .data import DataConfig, HouseData, build_house, check_appliance, check_units
 from .errors import TrainerError
 
@@ -50,6 +56,24 @@ class EntitySeries:
     values: FloatArray
     binary: bool
     unit: str | None
+    # When each row was last re-reported (the recorder's last_reported). None: unknown
+    # (REST history, recorders before 2024.3): each row is taken as alive until the next.
+    reported_s: FloatArray | None = None
+
+    def reports(self, max_gap_s: float) -> tuple[FloatArray, FloatArray]:
+        """Report times and values as the integration replays them (a row at its start,
+        kept alive while re-reported: :func:`engine.resample.keepalive_times`)."""
+        reported = self.reported_s
+        if reported is None:
+            reported = np.append(self.times_s[1:], self.times_s[-1:])
+        times: list[float] = []
+        values: list[float] = []
+        rows = zip(self.times_s.tolist(), reported.tolist(), self.values.tolist(), strict=True)
+        for first, last, value in rows:
+            alive = keepalive_times(first, last, max_gap_s)
+            times.extend(alive)
+            values.extend([value] * len(alive))
+        return np.asarray(times), np.asarray(values)
 
 
 def parse_entity_mapping(items: Iterable[str]) -> dict[str, str]:
@@ -95,8 +119,12 @@ def _unit_factor(unit: str | None, entity_id: str) -> float:
 
 def read_states(con: sqlite3.Connection, entity_id: str) -> EntitySeries | None:
     """All recorded states of one entity (None when it has no rows in ``states``)."""
+    columns = {r[1] for r in con.execute("PRAGMA table_info(states)")}
+    # last_reported_ts (schema 43, HA 2024.3): a row's value re-reported unchanged.
+    has_reported = "last_reported_ts" in columns
+    reported = "s.last_reported_ts" if has_reported else "NULL"
     rows = con.execute(
-        "SELECT s.last_updated_ts, s.state, s.attributes_id FROM states s "
+        f"SELECT s.last_updated_ts, s.state, s.attributes_id, {reported} FROM states s "
         "JOIN states_meta m ON s.metadata_id = m.metadata_id "
         "WHERE m.entity_id = ? AND s.last_updated_ts IS NOT NULL "
         "ORDER BY s.last_updated_ts, s.state_id",
@@ -105,6 +133,12 @@ def read_states(con: sqlite3.Connection, entity_id: str) -> EntitySeries | None:
     if not rows:
         return None
     times = np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows))
+    last: FloatArray | None = None
+    if has_reported:
+        last = np.fromiter(
+            (r[3] if r[3] is not None else r[0] for r in rows), dtype=np.float64, count=len(rows)
+        )
+        last = np.maximum(last, times)
     raw = [(r[1] or "").strip() for r in rows]
     lowered = [s.lower() for s in raw]
     present = [s for s in lowered if s not in _MISSING]
@@ -113,7 +147,7 @@ def read_states(con: sqlite3.Connection, entity_id: str) -> EntitySeries | None:
         values = np.array(
             [1.0 if s in _ON else 0.0 if s in _OFF else np.nan for s in lowered], dtype=np.float64
         )
-        return EntitySeries(entity_id, times, values, True, None)
+        return EntitySeries(entity_id, times, values, True, None, last)
 
     values = np.full(len(rows), np.nan)
     for i, s in enumerate(raw):
@@ -141,7 +175,7 @@ def read_states(con: sqlite3.Connection, entity_id: str) -> EntitySeries | None:
     )
     seen = {units.get(r[2]) for r in rows if r[2] is not None} - {None}
     unit_label = ", ".join(sorted(u for u in seen if u)) or None
-    return EntitySeries(entity_id, times, values * factors, False, unit_label)
+    return EntitySeries(entity_id, times, values * factors, False, unit_label, last)
 
 
 def read_statistics(con: sqlite3.Connection, entity_id: str) -> EntitySeries | None:
@@ -179,33 +213,6 @@ def read_statistics(con: sqlite3.Connection, entity_id: str) -> EntitySeries | N
     return EntitySeries(entity_id, starts, means * factor, False, meta[1])
 
 
-def hold_resample(
-    series: EntitySeries, grid_start_s: float, n_bins: int, period_s: float
-) -> FloatArray:
-    """Time-weighted mean of a zero-order-hold series over ``n_bins`` bins.
-
-    Exact for step functions: the integral is piecewise linear between state changes, so
-    ``np.interp`` of the cumulative integral at the bin edges gives it without a loop.
-    A bin touched by a missing stretch (or before the first state) is NaN.
-    """
-    t = series.times_s
-    v = series.values
-    edges = grid_start_s + period_s * np.arange(n_bins + 1)
-    end = max(float(edges[-1]), float(t[-1]))
-    seg_end = np.append(t[1:], end)
-    dur = np.maximum(seg_end - t, 0.0)
-    nan = np.isnan(v)
-    energy = np.concatenate(([0.0], np.cumsum(np.where(nan, 0.0, v) * dur)))
-    nan_time = np.concatenate(([0.0], np.cumsum(np.where(nan, dur, 0.0))))
-    knots = np.append(t, end)
-    e = np.interp(edges, knots, energy)
-    g = np.interp(edges, knots, nan_time)
-    out = np.diff(e) / period_s
-    bad = (np.diff(g) > 1e-6) | (edges[1:] <= t[0])
-    out[bad] = np.nan
-    return out
-
-
 def grid_house(
     mains: EntitySeries,
     apps: Mapping[str, EntitySeries],
@@ -215,14 +222,30 @@ def grid_house(
     period: float,
     source: str,
     config: DataConfig,
+    max_gap_s: float | None = None,
 ) -> HouseData:
     """Home Assistant series (recorder or REST history) on one grid, masked like every
-    other source; gaps are never filled (a sensor's silence is not data)."""
-    grid = {name: hold_resample(series, t0, n_bins, period) for name, series in apps.items()}
-    times_ns = np.round((t0 + period * np.arange(n_bins)) * 1e9).astype(np.int64)
+    other source, by the integration's own resampling (:mod:`engine.resample`): a value
+    holds for ``max_gap_s`` at most (default ``config.max_gap_s``), an on/off state until
+    the next one; longer silences are gaps, never filled."""
+    gap = config.max_gap_s if max_gap_s is None else max_gap_s
+    first = round(t0 / period)
+
+    def on_grid(series: EntitySeries) -> FloatArray:
+        if series.binary:
+            return hold_at_slot_middles(
+                series.times_s, series.values, period_s=period, first_slot=first, slots=n_bins
+            )
+        times, values = series.reports(gap)
+        return resample_reports(
+            times, values, period_s=period, max_gap_s=gap, first_slot=first, slots=n_bins
+        )
+
+    grid = {name: on_grid(series) for name, series in apps.items()}
+    times_ns = np.round((first + np.arange(n_bins)) * period * 1e9).astype(np.int64)
     return build_house(
         times_ns,
-        hold_resample(mains, t0, n_bins, period),
+        on_grid(mains),
         grid,
         native_period_s=period,
         source=source,
@@ -305,9 +328,12 @@ def load_recorder(
     if n_bins < 1:
         raise TrainerError(f"{mains_entity}: less than one {period:g} s period of data")
     source = f"HA recorder {Path(path).name} ({used})"
+    # 5-minute means arrive one per 5 minutes: each holds until the next.
+    gap = config.max_gap_s if used == "states" else max(config.max_gap_s, 2 * STATISTICS_PERIOD_S)
     return grid_house(
-        mains, apps, t0=t0, n_bins=n_bins, period=period, source=source, config=config
-    )
+        mains, apps, t0=t0, n_bins=n_bins, period=period, source=source, config=config,
+        max_gap_s=gap,
+    )  # fmt: skip
 
 
 def list_entities(path: str | Path) -> list[tuple[str, int, str | None]]:

@@ -66,7 +66,7 @@ from .engine.adapter import (
 )
 from .engine.card import ModelCard, tflite_path_for
 from .engine.model import NilmModel
-from .engine.resample import ZohResampler
+from .engine.resample import ZohResampler, grid_slots, hold_at_slot_middles
 from .history import async_read_history, merged_history_points, recorder_loaded
 from .issues import create_adapter_invalid, delete_adapter_invalid
 from .mains import MainsCombiner, MainsTerm, check_reading
@@ -177,35 +177,22 @@ class HistoryGrid:
     def arrays(self) -> tuple[FloatArray, FloatArray | None, FloatArray | None]:
         """Mains watts and the label (watts, or 0/1 on/off), NaN where unknown."""
         self.mains.advance(self.end_ts)
-        mains = _grid(self.mains, self.first_slot, self.slots)
+        mains = grid_slots(self.mains, self.first_slot, self.slots)
         if not is_on_off(self.label):
             self.label_power.advance(self.end_ts)
-            return mains, _grid(self.label_power, self.first_slot, self.slots), None
-        on: FloatArray = np.full(self.slots, np.nan)
-        if self.changes:
-            times = np.array([t for t, _ in self.changes])
-            values = np.array([v for _, v in self.changes])
-            middle = (self.first_slot + np.arange(self.slots) + 0.5) * self.period_s
-            index = np.searchsorted(times, middle, side="right") - 1
-            on = np.where(index >= 0, values[np.maximum(index, 0)], np.nan)
+            return mains, grid_slots(self.label_power, self.first_slot, self.slots), None
+        on = hold_at_slot_middles(
+            [t for t, _ in self.changes],
+            [v for _, v in self.changes],
+            period_s=self.period_s,
+            first_slot=self.first_slot,
+            slots=self.slots,
+        )
         return mains, None, on
 
     def iso(self, slot_offset: int) -> str:
         ts = (self.first_slot + slot_offset) * self.period_s
         return dt_util.utc_from_timestamp(ts).isoformat()
-
-
-def _grid(resampler: ZohResampler, first_slot: int, slots: int) -> FloatArray:
-    """Slots ``[first_slot, first_slot + slots)`` of a resampler's buffer (NaN: unknown)."""
-    out = np.full(slots, np.nan)
-    end = resampler.buffer.end
-    if end is None:
-        return out
-    lo = max(first_slot, end - resampler.buffer.capacity)
-    hi = min(end, first_slot + slots)
-    if hi > lo:
-        out[lo - first_slot : hi - first_slot] = resampler.buffer.latest(hi - lo, end - hi)
-    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ from typing import Any
 
 from homeassistant.core import HomeAssistant, State
 
+from .engine.resample import keepalive_times
+
 
 def recorder_loaded(hass: HomeAssistant) -> bool:
     return "recorder" in hass.config.components
@@ -53,17 +55,11 @@ def _entity_points(
 ) -> Iterator[tuple[float, str, State]]:
     """One sensor's rows as points: each row at its start, again every ``max_gap_s / 2``
     while it was re-reported (so a constant value is no gap), and at its last report."""
-    step = max_gap_s / 2.0
     for state in states:
         first = max(state.last_updated_timestamp, start_ts)
         last = min(state.last_reported_timestamp, end_ts)
-        yield first, entity_id, state
-        ts = first + step
-        while ts < last:
+        for ts in keepalive_times(first, last, max_gap_s):
             yield ts, entity_id, state
-            ts += step
-        if last > first:
-            yield last, entity_id, state
 
 
 def merged_history_points(

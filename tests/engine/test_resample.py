@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from custom_components.nilm.engine.resample import RingBuffer, ZohResampler
+from custom_components.nilm.engine.resample import (
+    RingBuffer,
+    ZohResampler,
+    grid_slots,
+    hold_at_slot_middles,
+    keepalive_times,
+    resample_reports,
+)
 from scripts.ha_dev.refit import read_refit_csv, refit_30s_file
 
 
@@ -192,3 +199,52 @@ def test_invalid_arguments_raise() -> None:
     assert buf.filled() == 2
     assert buf.invalidate_from(20) == 0
     assert buf.invalidate_from(0) == 2
+
+
+def test_the_batch_grid_is_the_streaming_grid_of_the_same_reports(data_dir: Path) -> None:
+    """resample_reports (the trainer's recorder and history imports) equals the live
+    resampler fed report by report with ticks in between, on a real irregular day with
+    unavailable reports and silences both shorter and longer than max_gap_s."""
+    times, watts = _irregular_day(data_dir)
+    rng = np.random.default_rng(7)
+    values = watts.astype(np.float64).copy()
+    values[rng.random(values.size) < 0.02] = np.nan  # 'unavailable' reports
+    keep = np.ones(values.size, dtype=bool)
+    for start in rng.choice(values.size - 200, 12, replace=False):  # silences
+        keep[start : start + rng.integers(5, 120)] = False
+    times, values = times[keep], values[keep]
+    period, gap = 30.0, 120.0
+    first = math.ceil(times[0] / period)
+    slots = math.floor(times[-1] / period) - first
+
+    live = ZohResampler(period, slots + 10, max_gap_s=gap)
+    for ts, value in zip(times.tolist(), values.tolist(), strict=True):
+        if rng.random() < 0.3:
+            live.advance(ts - rng.random())  # a coordinator tick before the report
+        live.update(ts, None if math.isnan(value) else value)
+    live.advance((first + slots) * period)
+    streamed = grid_slots(live, first, slots)
+
+    batch = resample_reports(
+        times, values, period_s=period, max_gap_s=gap, first_slot=first, slots=slots
+    )
+    np.testing.assert_array_equal(np.isnan(batch), np.isnan(streamed))
+    np.testing.assert_allclose(batch, streamed, rtol=1e-12)
+    assert 0.01 < np.isnan(batch).mean() < 0.5  # the silences made real gaps
+
+
+def test_keepalive_points_keep_a_constant_row_alive_until_its_last_report() -> None:
+    times = keepalive_times(0.0, 1000.0, max_gap_s=300.0)
+    assert times == [0.0, 150.0, 300.0, 450.0, 600.0, 750.0, 900.0, 1000.0]
+    grid = resample_reports(
+        times, [5.0] * len(times), period_s=30.0, max_gap_s=300.0, first_slot=0, slots=60
+    )
+    assert np.all(grid[:34] == 5.0)  # alive until 1000 s (slot 33 holds the last report)
+    assert np.isnan(grid[34:]).all()  # then silent for longer than max_gap_s: a gap
+    assert keepalive_times(0.0, 0.0, 300.0) == [0.0]
+
+
+def test_an_on_off_label_holds_until_it_changes_read_at_slot_middles() -> None:
+    out = hold_at_slot_middles([100.0, 400.0], [1.0, 0.0], period_s=60.0, first_slot=0, slots=10)
+    np.testing.assert_array_equal(out[:3], [np.nan, np.nan, 1.0])  # middles 30, 90, 150 s
+    assert out[6] == 1.0 and out[7] == 0.0 and out[9] == 0.0  # 390 s on, 450 s off

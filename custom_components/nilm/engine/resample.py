@@ -223,3 +223,73 @@ class ZohResampler:
             self._acc_sum = 0.0
             self._acc_dt = 0.0
         self._value = None
+
+
+def grid_slots(resampler: ZohResampler, first_slot: int, slots: int) -> FloatArray:
+    """Slots ``[first_slot, first_slot + slots)`` of a resampler's buffer (NaN: unknown,
+    not yet closed, or already scrolled out)."""
+    out = np.full(slots, np.nan)
+    end = resampler.buffer.end
+    if end is None or slots <= 0:
+        return out
+    lo = max(first_slot, end - resampler.buffer.capacity)
+    hi = min(end, first_slot + slots)
+    if hi > lo:
+        out[lo - first_slot : hi - first_slot] = resampler.buffer.latest(hi - lo, end - hi)
+    return out
+
+
+def resample_reports(
+    times_s: npt.ArrayLike,
+    values: npt.ArrayLike,
+    *,
+    period_s: float,
+    max_gap_s: float,
+    first_slot: int,
+    slots: int,
+) -> FloatArray:
+    """The grid :class:`ZohResampler` builds from a whole series of reports (sorted
+    times; NaN: unavailable), in one call: how the trainer's recorder and history
+    imports see Home Assistant's data exactly as the integration does."""
+    times = np.asarray(times_s, dtype=np.float64).reshape(-1)
+    vals = np.asarray(values, dtype=np.float64).reshape(-1)
+    if times.shape != vals.shape:
+        raise ValueError("times_s and values differ in length")
+    resampler = ZohResampler(period_s, max(slots, 1), max_gap_s)
+    for ts, value in zip(times.tolist(), vals.tolist(), strict=True):
+        resampler.update(ts, None if math.isnan(value) else value)
+    resampler.advance((first_slot + slots) * resampler.period_s)
+    return grid_slots(resampler, first_slot, slots)
+
+
+def hold_at_slot_middles(
+    times_s: npt.ArrayLike, values: npt.ArrayLike, *, period_s: float, first_slot: int, slots: int
+) -> FloatArray:
+    """An on/off label (1.0/0.0, NaN unknown) on the grid: each state holds until the next
+    one, however long (a switch reports nothing while it stays off), read at each slot's
+    middle; NaN before the first state."""
+    times = np.asarray(times_s, dtype=np.float64).reshape(-1)
+    vals = np.asarray(values, dtype=np.float64).reshape(-1)
+    out: FloatArray = np.full(max(slots, 0), np.nan)
+    if times.size == 0 or slots <= 0:
+        return out
+    middle = (first_slot + np.arange(slots) + 0.5) * float(period_s)
+    index = np.searchsorted(times, middle, side="right") - 1
+    return np.where(index >= 0, vals[np.maximum(index, 0)], np.nan)
+
+
+def keepalive_times(first_ts: float, last_ts: float, max_gap_s: float) -> list[float]:
+    """The report times of one recorded row that stayed the state from ``first_ts`` and
+    was last re-reported at ``last_ts``: its start, every ``max_gap_s / 2`` while it was
+    re-reported (so a constant value is no gap), and its last report. The recorder keeps
+    one row per change; its ``last_reported`` proves the value stayed alive."""
+    times = [first_ts]
+    if math.isfinite(max_gap_s):
+        step = max_gap_s / 2.0
+        ts = first_ts + step
+        while ts < last_ts:
+            times.append(ts)
+            ts += step
+    if last_ts > first_ts:
+        times.append(last_ts)
+    return times
