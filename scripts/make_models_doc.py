@@ -230,6 +230,9 @@ def seeds_section(seeds: dict[str, Any]) -> list[str]:
             f"Reference CNN (seq2point, for comparison): validation F1 {_spread(vals)}; "
             f"test F1 {_spread(f1s)}."
         )
+        carried = (seeds.get("reference_cnn") or {}).get("carried_over")
+        if isinstance(carried, str):
+            lines.append(f"The reference was {carried}.")
     return lines
 
 

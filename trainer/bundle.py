@@ -596,6 +596,21 @@ def _seed_spread(
     return seeds
 
 
+def _previous_reference(path: Path) -> dict[str, Any] | None:
+    """The reference block of an earlier report at ``path``, marked as carried over."""
+    if not path.is_file():
+        return None
+    block = load_json(path).get("reference_cnn")
+    if not isinstance(block, dict):
+        return None
+    block.setdefault(
+        "carried_over",
+        "measured in an earlier build and not re-run with this one (no --reference-root); "
+        "its seeds used that build's own threshold and bridged off-gaps",
+    )
+    return block
+
+
 def report(
     appliance: str,
     data_dir: Path,
@@ -628,6 +643,10 @@ def report(
             "note": "same recipe, data, windows and split; float Keras",
             "seeds": _seed_spread(ref_sel, reference_root, tests),  # type: ignore[arg-type]
         }
+    elif (previous := _previous_reference(reports_dir / "seeds.json")) is not None:
+        # The reference takes hours on a CPU: without a run root, the last measured one
+        # stays, saying so (re-run it with REFERENCE_ROOT after a change of data or rule).
+        out["reference_cnn"] = previous
     reports_dir.mkdir(parents=True, exist_ok=True)
     write_json(reports_dir / "seeds.json", out)
     write_json(reports_dir / "selection.json", selection)

@@ -153,3 +153,14 @@ def test_validation_bridges_the_pause_of_a_cycle_within_the_off_delay_budget() -
     prompt = bundle.validation_scores(_LastSampleModel(), budgeted, series, mean_w=0.0, std_w=1.0)
     assert prompt["min_off_s"] == 180.0
     assert prompt["f1"] == pytest.approx(fixed["f1"])
+
+
+def test_a_report_without_a_reference_run_keeps_the_last_measured_one_and_says_so(
+    tmp_path: Path,
+) -> None:
+    seeds = tmp_path / "seeds.json"
+    assert bundle._previous_reference(seeds) is None
+    seeds.write_text(json.dumps({"seeds": [], "reference_cnn": {"seeds": [{"seed": 0}]}}))
+    block = bundle._previous_reference(seeds)
+    assert block is not None and block["seeds"] == [{"seed": 0}]
+    assert "not re-run" in block["carried_over"]
