@@ -605,8 +605,8 @@ def _previous_reference(path: Path) -> dict[str, Any] | None:
         return None
     block.setdefault(
         "carried_over",
-        "measured in an earlier build and not re-run with this one (no --reference-root); "
-        "its seeds used that build's own threshold and bridged off-gaps",
+        "measured in an earlier build and not re-run with this one (no --reference-root): "
+        "its seeds had that build's data masks, threshold and bridged off-gaps",
     )
     return block
 
