@@ -40,7 +40,7 @@ TRAINER_LAYERS: tuple[frozenset[str], ...] = tuple(
         {"export"},
         {"pipeline", "bundle"},
         {"parents"},
-        {"finetune"},
+        {"finetune", "qat"},
         {"cli"},
         {"__main__"},
     )

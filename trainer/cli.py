@@ -39,6 +39,7 @@ from .config import (
     InspectConfig,
     ModelConfig,
     PipelineConfig,
+    QatConfig,
     QuantizeConfig,
     SourceConfig,
     TrainConfig,
@@ -58,6 +59,7 @@ COMMANDS: tuple[str, ...] = (
     "pipeline",
     "bundle",
     "finetune",
+    "qat",
 )
 Subparsers = Any  # argparse._SubParsersAction
 
@@ -1113,6 +1115,45 @@ def _run_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- qat
+
+QAT_RUN_ROOT = Path("runs/qat")
+
+
+def add_qat_cli(subparsers: Subparsers) -> None:
+    """``nilm-trainer qat``."""
+    d = functools.partial(default, QatConfig)
+    p = subparsers.add_parser(
+        "qat",
+        help="quantization-aware fine-tune of a bundled model's float parent, vs PTQ",
+        description=_first_line("trainer.qat"),
+    )
+    p.add_argument("appliance", help="kettle, microwave, dishwasher, washing_machine or fridge")
+    p.add_argument("--data-dir", type=Path, default=None, help="default: ../shared/data")
+    p.add_argument("--out", type=Path, default=QAT_RUN_ROOT, help="run root (default %(default)s)")
+    p.add_argument("--epochs", type=int, default=d("epochs"), help="default %(default)s")
+    p.add_argument("--lr", type=float, default=d("learning_rate"), help="default %(default)s")
+    p.add_argument("--seed", type=int, default=d("seed"), help="default %(default)s")
+    p.add_argument("--max-real-windows", type=int, default=None, help="override the recipe's")
+    p.add_argument("--synthetic-windows", type=int, default=None, help="override the recipe's")
+    p.set_defaults(func=_run_qat)
+
+
+def _run_qat(args: argparse.Namespace) -> int:
+    from .data import default_data_dir
+    from .qat import run
+
+    config = QatConfig(
+        appliance=args.appliance, epochs=args.epochs, learning_rate=args.lr, seed=args.seed,
+        max_real_windows=args.max_real_windows, synthetic_windows=args.synthetic_windows,
+    )  # fmt: skip
+    summary = run(config, args.data_dir or default_data_dir(), args.out)
+    for name, m in summary["models"].items():
+        print(f"{name}: F1 {m['f1']:.3f}")
+    print(f"report: {args.out / args.appliance / 'qat.md'}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- finetune
 
 FINETUNE_RUN_ROOT = Path("runs/finetune")
@@ -1254,6 +1295,7 @@ REGISTER: dict[str, Callable[[Subparsers], None]] = {
     "pipeline": add_pipeline_cli,
     "bundle": add_bundle_cli,
     "finetune": add_finetune_cli,
+    "qat": add_qat_cli,
 }
 
 

@@ -625,6 +625,30 @@ FINETUNE_SOURCES: tuple[str, ...] = (*SOURCES, "history")
 
 
 @dataclass(frozen=True, slots=True)
+class QatConfig:
+    """One quantization-aware fine-tune (defaults: a few epochs at a tenth of the
+    bundle's learning rate, so the parent moves only as far as int8 needs)."""
+
+    appliance: str
+    epochs: int = 2
+    learning_rate: float = 1e-4
+    batch_size: int = 256
+    ema: float = 0.99
+    seed: int = 0
+    max_real_windows: int | None = None  # None: the recipe's (smaller for smoke runs)
+    synthetic_windows: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise TrainerError("qat needs at least one epoch")
+        if not 0.0 < self.ema < 1.0:
+            raise TrainerError("ema must be between 0 and 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
 class FinetuneConfig:
     """Fine-tuning a bundled model's float parent on one household's labelled days.
 
