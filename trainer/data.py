@@ -249,51 +249,60 @@ def _duration_label(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
+def _long_runs(
+    starts: npt.NDArray[np.intp],
+    ends: npt.NDArray[np.intp],
+    keep: BoolArray,
+    t_s: FloatArray,
+    *,
+    min_duration_s: float,
+    step_s: float,
+) -> BoolArray:
+    """True on the samples of the runs ``[starts, ends)`` (``keep``-ed) that last longer
+    than ``min_duration_s``: from a run's first sample to the next sample, or + step."""
+    n = t_s.size
+    t_end = np.where(ends < n, t_s[np.minimum(ends, n - 1)], t_s[ends - 1] + step_s)
+    long = keep & ((t_end - t_s[starts]) > min_duration_s)
+    if not long.any():
+        return np.zeros(n, dtype=bool)
+    marks = np.zeros(n + 1, dtype=np.int32)
+    np.add.at(marks, starts[long], 1)
+    np.add.at(marks, ends[long], -1)
+    out: BoolArray = np.cumsum(marks[:-1]) > 0
+    return out
+
+
 def _run_mask(flag: BoolArray, t_s: FloatArray, min_duration_s: float, step_s: float) -> BoolArray:
     """True on the samples of every True-run of ``flag`` lasting longer than
-    ``min_duration_s`` (run time from its first sample to the next sample, or + step)."""
-    n = flag.size
-    out: BoolArray = np.zeros(n, dtype=bool)
-    if n == 0 or not flag.any():
-        return out
+    ``min_duration_s``."""
+    if flag.size == 0 or not flag.any():
+        return np.zeros(flag.size, dtype=bool)
     padded = np.concatenate(([False], flag, [False])).astype(np.int8)
     edges = np.diff(padded)
     starts = np.flatnonzero(edges == 1)
     ends = np.flatnonzero(edges == -1)  # exclusive
-    t_end = np.where(ends < n, t_s[np.minimum(ends, n - 1)], t_s[ends - 1] + step_s)
-    long = (t_end - t_s[starts]) > min_duration_s
-    if long.any():
-        marks = np.zeros(n + 1, dtype=np.int32)
-        np.add.at(marks, starts[long], 1)
-        np.add.at(marks, ends[long], -1)
-        out = np.cumsum(marks[:-1]) > 0
-    return out
+    return _long_runs(
+        starts, ends, np.ones(starts.size, bool), t_s, min_duration_s=min_duration_s, step_s=step_s
+    )
 
 
 def _constant_run_mask(
     agg: FloatArray, t_s: FloatArray, min_duration_s: float, step_s: float
 ) -> BoolArray:
     """True on every block of one repeated non-zero value lasting longer than
-    ``min_duration_s`` (from its first sample to the next sample, or + step).
+    ``min_duration_s``.
 
     Blocks are of *one* value: two neighbouring flat stretches at different levels are two
     runs, so a sensor that reports every 60 s, held on a 30 s grid, is not a constant run.
     """
     n = agg.size
-    out: BoolArray = np.zeros(n, dtype=bool)
     if n < 2:
-        return out
+        return np.zeros(n, dtype=bool)
     new_block = np.concatenate(([True], agg[1:] != agg[:-1]))  # NaN != NaN: singletons
     starts = np.flatnonzero(new_block)
     ends = np.concatenate((starts[1:], [n]))  # exclusive
-    t_end = np.where(ends < n, t_s[np.minimum(ends, n - 1)], t_s[ends - 1] + step_s)
-    flagged = (ends - starts >= 2) & (agg[starts] != 0) & ((t_end - t_s[starts]) > min_duration_s)
-    if flagged.any():
-        marks = np.zeros(n + 1, dtype=np.int32)
-        np.add.at(marks, starts[flagged], 1)
-        np.add.at(marks, ends[flagged], -1)
-        out = np.cumsum(marks[:-1]) > 0
-    return out
+    keep = (ends - starts >= 2) & (agg[starts] != 0)
+    return _long_runs(starts, ends, keep, t_s, min_duration_s=min_duration_s, step_s=step_s)
 
 
 def _check_unit_mix(aggregate_w: FloatArray, what: str, parts: int = 10) -> None:
