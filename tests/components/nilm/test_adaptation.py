@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,20 @@ def agreeing_plug(mains: np.ndarray) -> np.ndarray:
     return plug
 
 
+@pytest.fixture
+def fit_threads() -> Iterator[list[int]]:
+    """The thread of every head re-fit (engine.adapter.adapt) during the test."""
+    threads: list[int] = []
+    real_adapt = nilm_adaptation.adapt
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return real_adapt(*args, **kwargs)
+
+    with patch.object(nilm_adaptation, "adapt", spy):
+        yield threads
+
+
 async def test_a_learnable_label_is_adopted_survives_a_reload_and_is_reverted(
     recorder_mock: object,
     hass: HomeAssistant,
@@ -197,32 +212,24 @@ async def test_a_learnable_label_is_adopted_survives_a_reload_and_is_reverted(
     assert state_of(hass, entity_id(hass, entry, "button", "adapt_revert")) == STATE_UNAVAILABLE
 
 
+@pytest.mark.usefixtures("bundled_kettle")
 async def test_a_plug_with_nothing_to_teach_is_rejected_by_the_daily_fit_off_the_loop(
     recorder_mock: object,
     hass: HomeAssistant,
-    bundled_kettle: Path,
     freezer: FrozenDateTimeFactory,
     house20: dict[str, np.ndarray],
+    fit_threads: list[int],
 ) -> None:
     """Two days of House 20 with a plug that agrees with the shipped model: the re-fit does
     not beat it on the newer days, so the shipped model keeps running."""
     mains = house20["Aggregate"][: 2 * DAY]
     await record(hass, freezer, mains, plug_w=agreeing_plug(mains))
-    loop = threading.get_ident()
-    threads: set[int] = set()
-    real_adapt = nilm_adaptation.adapt
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        threads.add(threading.get_ident())
-        return real_adapt(*args, **kwargs)
-
-    with patch.object(nilm_adaptation, "adapt", spy):
-        entry = await setup_entry(hass, kettle_entry())
-        assert not threads  # nothing is fitted at setup
-        # The daily re-fit.
-        async_fire_time_changed(hass, REPLAY_START + timedelta(days=2, hours=24))
-        await hass.async_block_till_done(wait_background_tasks=True)
-    assert threads and loop not in threads  # fitted in the executor
+    entry = await setup_entry(hass, kettle_entry())
+    assert not fit_threads  # nothing is fitted at setup
+    # The daily re-fit.
+    async_fire_time_changed(hass, REPLAY_START + timedelta(days=2, hours=24))
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert fit_threads and threading.get_ident() not in fit_threads  # fitted in the executor
     state, attrs = adaptation_state(hass, entry)
     assert state == "rejected", attrs
     assert attrs["reason"] == "F1 did not improve"
@@ -234,39 +241,32 @@ async def test_a_plug_with_nothing_to_teach_is_rejected_by_the_daily_fit_off_the
     assert not isinstance(runtime.model, AdaptableModel)
 
 
+@pytest.mark.usefixtures("bundled_kettle")
 async def test_a_new_label_is_learnt_minutes_after_setup_and_a_fresh_fit_is_not_redone(
     recorder_mock: object,
     hass: HomeAssistant,
-    bundled_kettle: Path,
     freezer: FrozenDateTimeFactory,
     house20: dict[str, np.ndarray],
+    fit_threads: list[int],
 ) -> None:
     """No button and no day's wait: the first re-fit runs a few minutes after setup. After a
     restart, an adopted fit younger than a day is kept as it is."""
     mains = house20["Aggregate"][: 2 * DAY]
     await record(hass, freezer, mains, switch_on=misjudged_kettle(mains))
-    fits: list[int] = []
-    real_adapt = nilm_adaptation.adapt
+    entry = await setup_entry(hass, kettle_entry(SWITCH))
+    assert adaptation_state(hass, entry)[0] == "collecting"
+    soon = dt_util.utcnow() + timedelta(minutes=ADAPTATION_FIRST_FIT_MIN + 1)
+    async_fire_time_changed(hass, soon)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert len(fit_threads) == 1
+    assert adaptation_state(hass, entry)[0] == "adopted"
 
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        fits.append(1)
-        return real_adapt(*args, **kwargs)
-
-    with patch.object(nilm_adaptation, "adapt", counting):
-        entry = await setup_entry(hass, kettle_entry(SWITCH))
-        assert adaptation_state(hass, entry)[0] == "collecting"
-        soon = dt_util.utcnow() + timedelta(minutes=ADAPTATION_FIRST_FIT_MIN + 1)
-        async_fire_time_changed(hass, soon)
-        await hass.async_block_till_done(wait_background_tasks=True)
-        assert fits == [1]
-        assert adaptation_state(hass, entry)[0] == "adopted"
-
-        assert await hass.config_entries.async_reload(entry.entry_id)
-        await hass.async_block_till_done()
-        async_fire_time_changed(hass, soon + timedelta(minutes=ADAPTATION_FIRST_FIT_MIN + 1))
-        await hass.async_block_till_done(wait_background_tasks=True)
-        assert fits == [1]  # the saved fit is minutes old
-        assert adaptation_state(hass, entry)[0] == "adopted"
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    async_fire_time_changed(hass, soon + timedelta(minutes=ADAPTATION_FIRST_FIT_MIN + 1))
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert len(fit_threads) == 1  # the saved fit is minutes old
+    assert adaptation_state(hass, entry)[0] == "adopted"
 
 
 async def test_too_little_history_keeps_collecting(
