@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,21 @@ def make_strategy(name: str, logical_cpus: int = 0) -> tf.distribute.Strategy:
     if name == "multi-worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise TrainerError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
+
+
+def worker_run_dir(run_dir: Path, strategy: str) -> Path:
+    """Where this process writes: the chief (worker 0 of ``TF_CONFIG``) the run directory,
+    every other worker of a multi-worker cluster its own ``.worker<k>`` inside it, so the
+    same command on several machines (one shared folder or not) never overwrites a file."""
+    if strategy != "multi-worker":
+        return run_dir
+    try:
+        task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    except ValueError as err:
+        raise TrainerError(f"TF_CONFIG is not JSON: {err}") from err
+    index = int(task.get("index", 0))
+    chief = task.get("type", "worker") == "chief" or (task.get("type") == "worker" and index == 0)
+    return run_dir if chief else run_dir / f".worker{index}"
 
 
 def loss_terms(
@@ -359,7 +375,7 @@ def train(
 
     from custom_components.nilm.engine.card import ModelCard
 
-    run_dir = Path(run_dir)
+    run_dir = worker_run_dir(Path(run_dir), config.strategy)
     state_path = run_dir / STATE_JSON
     if resume:
         if not state_path.is_file():

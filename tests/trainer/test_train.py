@@ -155,3 +155,52 @@ def test_mirrored_strategy_over_two_logical_cpus(data_dir: Path, tmp_path: Path)
     assert len(history) == 2
     assert all(math.isfinite(h["train_loss"]) for h in history)
     assert (run / "model.keras").is_file()
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("localhost", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_multi_worker_strategy_with_two_local_workers(data_dir: Path, tmp_path: Path) -> None:
+    """Two processes, one TF_CONFIG cluster on localhost ports, one run directory: both
+    train in lockstep (the same losses), the chief writes the run, worker 1 its own folder."""
+    run = tmp_path / "cluster"
+    cluster = [f"localhost:{port}" for port in _free_ports(2)]
+    cmd = [
+        sys.executable, "-m", "trainer", "train", "--data-dir", str(data_dir),
+        "--house", "2", "--months", "2014-03", "--appliance", "kettle", "--window", "49",
+        "--epochs", "2", "--steps-per-epoch", "5", "--batch-size", "32",
+        "--max-validation-windows", "300", "--lr", "1e-3", "--strategy", "multi-worker",
+        "--run-dir", str(run), "--no-progress",
+    ]  # fmt: skip
+    workers = []
+    for index in range(2):
+        config = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(config)}
+        workers.append(
+            subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=env,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        )
+    outputs = [w.communicate(timeout=400) for w in workers]
+    for w, (out, err) in zip(workers, outputs, strict=True):
+        assert w.returncode == 0, err[-2000:]
+        assert "2 replica(s)" in out
+    chief = json.loads((run / "history.json").read_text())
+    other = json.loads((run / ".worker1" / "history.json").read_text())
+    assert len(chief) == 2 and (run / "model.keras").is_file()
+    assert [h["train_loss"] for h in chief] == [h["train_loss"] for h in other]
