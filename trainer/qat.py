@@ -9,8 +9,9 @@ per tensor for Dense, as the converter quantizes them) with the gradient applied
 float kernel (straight-through estimator). The fake-quant layers are only in the training
 graph: the tuned float weights are exported by the same converter as PTQ, calibrated on
 the parent's own calibration set, so the file has builtin int8 ops only and runs on the
-numpy engine unchanged. The three models are then scored with the shipped card's
-threshold and minimum durations (the quantization is the only difference).
+numpy engine unchanged. The QAT model's threshold (and bridged off-gap) is chosen on the
+validation houses as the bundle chose the parent's; float parent, shipped PTQ file and
+QAT file are then scored on the test house.
 
 ``nilm-trainer qat <appliance>`` -> ``<out>/<appliance>/``: ``model.keras``,
 ``<appliance>.tflite`` + ``.json``, ``qat.json`` and ``qat.md``.
@@ -18,6 +19,7 @@ threshold and minimum durations (the quantization is the only difference).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -146,7 +148,7 @@ def run(config: QatConfig, data_dir: Path, out_dir: Path, log: Any = print) -> d
     house; the artifacts and the resolved config go into ``out_dir/<appliance>``."""
     import keras
 
-    from .bundle import load_representative, training_data
+    from .bundle import _house_of, _series, load_representative, training_data, validation_scores
     from .evaluate import keras_predictor, tflite_predictor
     from .export import card_for
     from .quantize import QuantizeConfig, convert
@@ -167,19 +169,33 @@ def run(config: QatConfig, data_dir: Path, out_dir: Path, log: Any = print) -> d
     folder.mkdir(parents=True, exist_ok=True)
     card = parent.card
     t0 = time.monotonic()
-    data = training_data(recipe, load_split(recipe, "train", data_dir), parent.seed, log)
+    train = load_split(recipe, "train", data_dir, any_appliance=True)  # as the bundle
+    data = training_data(recipe, train, parent.seed, log)
     x = (data.x_w - np.float32(card.input_mean_w)) / np.float32(card.input_std_w)
     y_power = (data.target_w / np.float32(card.power_scale_w)).reshape(-1, 1)
     y_on = data.on.astype(np.float32).reshape(-1, 1)
     model = parent.load_model()
     losses = fine_tune(model, x, y_power, y_on, config)
     model.save(folder / MODEL_KERAS)
+    # The tuned model gets its own threshold and bridge, chosen on validation as the
+    # bundle chose the parent's.
+    val = [
+        _series(s, recipe.appliance, recipe.period_s)
+        for s in load_split(recipe, "validation", data_dir)
+    ]
+    scores = validation_scores(
+        model, recipe, val, mean_w=card.input_mean_w, std_w=card.input_std_w,
+        train_houses=frozenset(_house_of(s.house.source) for s in train),
+    )  # fmt: skip
+    status = dataclasses.replace(
+        card.status, probability_threshold=scores["threshold"], min_off_s=scores["min_off_s"]
+    )
     rep = load_representative(parent.model_path.parent)
     converted = convert(model, QuantizeConfig(mode=card.quantization, seed=parent.seed), rep)
     tflite = folder / f"{config.appliance}.tflite"
     tflite.write_bytes(converted.data)
     qat_card = card_for(
-        card, converted, name=config.appliance,
+        dataclasses.replace(card, status=status), converted, name=config.appliance,
         training={"qat": {**config.to_dict(), "losses": losses}},
     )  # fmt: skip
     card_path = folder / f"{config.appliance}.json"
@@ -209,9 +225,17 @@ def run(config: QatConfig, data_dir: Path, out_dir: Path, log: Any = print) -> d
         "losses": losses,
         "training_windows": len(x),
         "seconds": round(seconds, 1),
-        "post_processing": "the shipped card's threshold and minimum durations for all three",
+        "validation_f1": {
+            "parent": card.training.get("validation_f1"),
+            "qat": scores["f1"],
+        },
+        "qat_threshold": scores["threshold"],
+        "qat_min_off_s": scores["min_off_s"],
+        "post_processing": "float and PTQ with the shipped card's threshold and durations, "
+        "QAT with its own, chosen on validation like the bundle's",
         "models": rows,
         "qat_tflite_bytes": len(converted.data),
+        "command": f"nilm-trainer qat {config.appliance} --epochs {config.epochs} --out {out_dir}",
     }
     write_json(folder / "qat.json", summary)
     write_json(folder / CONFIG_JSON, {"qat": config.to_dict(), "recipe": recipe.to_dict()})
@@ -244,9 +268,12 @@ def markdown(summary: dict[str, Any]) -> str:
         f"{summary['training_windows']:,} training windows of the bundle's own mix; "
         f"{summary['seconds']:.0f} s; mean loss per epoch "
         f"{', '.join(f'{v:.4f}' for v in summary['losses'])}. "
-        f"{summary['post_processing'].capitalize()}.",
+        f"{summary['post_processing'].capitalize()} (threshold "
+        f"{summary['qat_threshold']:.2f}, bridge {summary['qat_min_off_s']:.0f} s); "
+        f"validation F1 parent {cell(summary['validation_f1']['parent'], '{:.3f}')}, "
+        f"QAT {cell(summary['validation_f1']['qat'], '{:.3f}')}.",
         "",
-        f"Regenerate: `nilm-trainer qat {summary['appliance']} --epochs {c['epochs']}`",
+        f"Regenerate: `{summary['command']}`",
         "",
     ]
     return "\n".join(lines)
