@@ -338,6 +338,25 @@ def _off_delay_s(
     return float(np.median(every)) if every.size else math.nan
 
 
+def validation_windows(
+    recipe: Recipe, val_series: list[Series], *, mean_w: float, std_w: float, scale_w: float
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """A thinned, natural-mix sample of the validation windows for early stopping:
+    (normalised windows, power / scale, on) with targets as (n, 1) columns."""
+    vx, vp, vo = [], [], []
+    for s in val_series:
+        starts = valid_starts(s.aggregate_w, s.target_w, recipe.window_length, recipe.target_index)
+        starts = starts[:: max(1, starts.size // 8000)]
+        vx.append((_windows(s, starts, recipe.window_length) - mean_w) / std_w)
+        vp.append(s.target_w[starts + recipe.target_index] / scale_w)
+        vo.append(s.on[starts + recipe.target_index].astype(np.float32))
+    return (
+        np.concatenate(vx).astype(np.float32),
+        np.concatenate(vp).reshape(-1, 1).astype(np.float32),
+        np.concatenate(vo).reshape(-1, 1).astype(np.float32),
+    )
+
+
 def train_seed(
     recipe: Recipe,
     seed: int,
@@ -367,16 +386,9 @@ def train_seed(
     y_on = data.on.astype(np.float32).reshape(-1, 1)
     order = np.random.default_rng(seed).permutation(len(x))
     x, y_power, y_on = x[order], y_power[order], y_on[order]
-    # Early stopping on a thinned, natural-mix sample of the validation windows.
-    vx, vp, vo = [], [], []
-    for s in val_series:
-        starts = valid_starts(s.aggregate_w, s.target_w, recipe.window_length, recipe.target_index)
-        starts = starts[:: max(1, starts.size // 8000)]
-        vx.append((_windows(s, starts, recipe.window_length) - data.mean_w) / data.std_w)
-        vp.append(s.target_w[starts + recipe.target_index] / scale)
-        vo.append(s.on[starts + recipe.target_index].astype(np.float32))
-    val_x = np.concatenate(vx).astype(np.float32)
-    val_y = [np.concatenate(vp).reshape(-1, 1), np.concatenate(vo).reshape(-1, 1)]
+    val_x, *val_y = validation_windows(
+        recipe, val_series, mean_w=data.mean_w, std_w=data.std_w, scale_w=scale
+    )
     config = ModelConfig(architecture=recipe.architecture, window_length=recipe.window_length)
     model = build_model(config)
     model.compile(

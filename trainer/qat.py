@@ -89,9 +89,16 @@ def int8_kernel(kernel: Any, per_channel: bool) -> Any:
 
 
 def fine_tune(
-    model: Any, x: np.ndarray, y_power: np.ndarray, y_on: np.ndarray, config: QatConfig
-) -> list[float]:
-    """Quantization-aware epochs on ``model`` in place; returns the mean loss per epoch."""
+    model: Any,
+    train: tuple[np.ndarray, np.ndarray, np.ndarray],
+    config: QatConfig,
+    validation: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Quantization-aware epochs on ``model`` in place (windows, power / scale, on).
+
+    With ``validation``, the quantized graph's validation loss is measured before the
+    first epoch and after each one, and the best weights stay: the parent itself when no
+    epoch beats it, so QAT is never worse than PTQ on validation."""
     import keras
     import tensorflow as tf
 
@@ -108,30 +115,76 @@ def fine_tune(
     mse = keras.losses.MeanSquaredError()
     bce = keras.losses.BinaryCrossentropy()
 
-    @tf.function  # type: ignore[untyped-decorator]
-    def step(xb: Any, pb: Any, ob: Any) -> Any:
+    def to_int8() -> None:
         for (kernel, per_channel), shadow in zip(quantized, shadows, strict=True):
             shadow.assign(kernel.value)
             kernel.assign(int8_kernel(shadow, per_channel))
+
+    def to_float() -> None:
+        for (kernel, _), shadow in zip(quantized, shadows, strict=True):
+            kernel.assign(shadow)
+
+    @tf.function  # type: ignore[untyped-decorator]
+    def step(xb: Any, pb: Any, ob: Any) -> Any:
+        to_int8()
         with tf.GradientTape() as tape:
             power, status = graph(xb, training=True)
             loss = mse(pb, power) + bce(ob, status)
         grads = tape.gradient(loss, variables)
-        for (kernel, _), shadow in zip(quantized, shadows, strict=True):
-            kernel.assign(shadow)  # the step lands on the float kernel
+        to_float()  # the step lands on the float kernel
         optimizer.apply_gradients(zip(grads, variables, strict=True))
         return loss
 
+    @tf.function  # type: ignore[untyped-decorator]
+    def observe(xb: Any, training: bool) -> Any:
+        to_int8()
+        out = graph(xb, training=training)
+        to_float()
+        return out
+
+    def val_loss() -> float:
+        assert validation is not None
+        vx, vp, vo = validation
+        total = 0.0
+        for i in range(0, len(vx), 4096):
+            power, status = observe(vx[i : i + 4096], False)
+            loss = mse(vp[i : i + 4096], power) + bce(vo[i : i + 4096], status)
+            total += len(vx[i : i + 4096]) * float(loss)
+        return total / len(vx)
+
+    x, y_power, y_on = train
+    batch = config.batch_size
+    for i in range(0, min(len(x), 20 * batch), batch):  # the ranges, before any step
+        observe(x[i : i + batch], True)
+    history: dict[str, Any] = {"loss": [], "val_loss": [], "best_epoch": 0}
+    best = val_loss() if validation is not None else None
+    if best is not None:
+        history["val_loss"].append(best)
+    kept = [w.copy() for w in model.get_weights()]
     rng = np.random.default_rng(config.seed)
-    losses = []
-    for _ in range(config.epochs):
+    for epoch in range(1, config.epochs + 1):
         order = rng.permutation(len(x))
-        epoch = []
-        for i in range(0, len(order), config.batch_size):
-            idx = order[i : i + config.batch_size]
-            epoch.append(float(step(x[idx], y_power[idx], y_on[idx])))
-        losses.append(float(np.mean(epoch)))
-    return losses
+        losses = [
+            float(
+                step(
+                    x[order[k : k + batch]],
+                    y_power[order[k : k + batch]],
+                    y_on[order[k : k + batch]],
+                )
+            )
+            for k in range(0, len(order), batch)
+        ]
+        history["loss"].append(float(np.mean(losses)))
+        if best is None:
+            continue
+        current = val_loss()
+        history["val_loss"].append(current)
+        if current < best:
+            best, history["best_epoch"] = current, epoch
+            kept = [w.copy() for w in model.get_weights()]
+    if best is not None:
+        model.set_weights(kept)
+    return history
 
 
 def _scores(house: Any, card: ModelCard, predictor: Any, backend: str) -> dict[str, Any]:
@@ -148,7 +201,14 @@ def run(config: QatConfig, data_dir: Path, out_dir: Path, log: Any = print) -> d
     house; the artifacts and the resolved config go into ``out_dir/<appliance>``."""
     import keras
 
-    from .bundle import _house_of, _series, load_representative, training_data, validation_scores
+    from .bundle import (
+        _house_of,
+        _series,
+        load_representative,
+        training_data,
+        validation_scores,
+        validation_windows,
+    )
     from .evaluate import keras_predictor, tflite_predictor
     from .export import card_for
     from .quantize import QuantizeConfig, convert
@@ -175,14 +235,19 @@ def run(config: QatConfig, data_dir: Path, out_dir: Path, log: Any = print) -> d
     y_power = (data.target_w / np.float32(card.power_scale_w)).reshape(-1, 1)
     y_on = data.on.astype(np.float32).reshape(-1, 1)
     model = parent.load_model()
-    losses = fine_tune(model, x, y_power, y_on, config)
-    model.save(folder / MODEL_KERAS)
-    # The tuned model gets its own threshold and bridge, chosen on validation as the
-    # bundle chose the parent's.
     val = [
         _series(s, recipe.appliance, recipe.period_s)
         for s in load_split(recipe, "validation", data_dir)
     ]
+    early = validation_windows(
+        recipe, val, mean_w=card.input_mean_w, std_w=card.input_std_w,
+        scale_w=card.power_scale_w,
+    )  # fmt: skip
+    history = fine_tune(model, (x, y_power, y_on), config, early)
+    losses = history["loss"]
+    model.save(folder / MODEL_KERAS)
+    # The tuned model gets its own threshold and bridge, chosen on validation as the
+    # bundle chose the parent's.
     scores = validation_scores(
         model, recipe, val, mean_w=card.input_mean_w, std_w=card.input_std_w,
         train_houses=frozenset(_house_of(s.house.source) for s in train),
@@ -196,7 +261,7 @@ def run(config: QatConfig, data_dir: Path, out_dir: Path, log: Any = print) -> d
     tflite.write_bytes(converted.data)
     qat_card = card_for(
         dataclasses.replace(card, status=status), converted, name=config.appliance,
-        training={"qat": {**config.to_dict(), "losses": losses}},
+        training={"qat": {**config.to_dict(), **history}},
     )  # fmt: skip
     card_path = folder / f"{config.appliance}.json"
     card_path.write_text(qat_card.with_file(tflite).to_json(), encoding="utf-8")
@@ -223,6 +288,8 @@ def run(config: QatConfig, data_dir: Path, out_dir: Path, log: Any = print) -> d
         "parent_seed": parent.seed,
         "config": config.to_dict(),
         "losses": losses,
+        "val_losses": history["val_loss"],
+        "best_epoch": history["best_epoch"],
         "training_windows": len(x),
         "seconds": round(seconds, 1),
         "validation_f1": {
@@ -266,8 +333,10 @@ def markdown(summary: dict[str, Any]) -> str:
         f"QAT: {c['epochs']} epochs at learning rate {c['learning_rate']:g} from the shipped "
         f"model's float parent (seed {summary['parent_seed']}) on "
         f"{summary['training_windows']:,} training windows of the bundle's own mix; "
-        f"{summary['seconds']:.0f} s; mean loss per epoch "
-        f"{', '.join(f'{v:.4f}' for v in summary['losses'])}. "
+        f"{summary['seconds']:.0f} s; mean training loss per epoch "
+        f"{', '.join(f'{v:.4f}' for v in summary['losses'])}; quantized validation loss "
+        f"before and after each epoch {', '.join(f'{v:.4f}' for v in summary['val_losses'])}, "
+        f"kept: epoch {summary['best_epoch']} (0: the parent unchanged). "
         f"{summary['post_processing'].capitalize()} (threshold "
         f"{summary['qat_threshold']:.2f}, bridge {summary['qat_min_off_s']:.0f} s); "
         f"validation F1 parent {cell(summary['validation_f1']['parent'], '{:.3f}')}, "

@@ -64,13 +64,13 @@ def test_a_qat_fine_tune_converts_to_builtin_int8_the_engine_runs_bit_exact() ->
     parent = load_parent("kettle")
     rep = load_representative(parent.model_path.parent)
     card = parent.card
-    x = (rep.windows - np.float32(card.input_mean_w)) / np.float32(card.input_std_w)
+    x = rep.windows.astype(np.float32)  # the calibration set is normalised already
     power = (rep.targets_w / np.float32(card.power_scale_w)).reshape(-1, 1).astype(np.float32)
     on = rep.on.astype(np.float32).reshape(-1, 1)
     model = parent.load_model()
     start = [w.copy() for w in model.get_weights()]
-    losses = qat.fine_tune(model, x, power, on, QatConfig("kettle", epochs=1, batch_size=64))
-    assert len(losses) == 1 and np.isfinite(losses[0])
+    history = qat.fine_tune(model, (x, power, on), QatConfig("kettle", epochs=1, batch_size=64))
+    assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])
     moved = [np.abs(a - b).max() for a, b in zip(model.get_weights(), start, strict=True)]
     assert max(moved) > 0  # it trained ...
     assert max(moved) < 0.5  # ... from the parent, not from scratch
@@ -79,7 +79,7 @@ def test_a_qat_fine_tune_converts_to_builtin_int8_the_engine_runs_bit_exact() ->
     graph = read_model(data)
     ops = {op.opcode for op in graph.operators}
     assert ops <= _parity_ops(), ops - _parity_ops()
-    windows = rep.windows[:32].astype(np.float32)
+    windows = rep.windows[:32].astype(np.float32)  # normalised model inputs
     ours = NumpyInterpreter(graph).run([windows])
     theirs = run_litert(data, windows, reference=True)  # LiteRT's reference kernels
     for got, want in zip(ours, theirs, strict=True):
@@ -91,3 +91,25 @@ def test_qat_config_refuses_nonsense() -> None:
         QatConfig("kettle", epochs=0)
     with pytest.raises(TrainerError, match="ema"):
         QatConfig("kettle", ema=1.0)
+
+
+def test_with_validation_the_best_epoch_stays_and_it_may_be_the_parent() -> None:
+    from trainer.bundle import load_representative
+    from trainer.parents import load_parent
+
+    parent = load_parent("kettle")
+    rep = load_representative(parent.model_path.parent)
+    card = parent.card
+    x = rep.windows.astype(np.float32)  # the calibration set is normalised already
+    power = (rep.targets_w / np.float32(card.power_scale_w)).reshape(-1, 1).astype(np.float32)
+    on = rep.on.astype(np.float32).reshape(-1, 1)
+    model = parent.load_model()
+    start = model.get_weights()
+    # A learning rate that can only hurt: the parent (epoch 0) must be what is kept.
+    config = QatConfig("kettle", epochs=2, batch_size=64, learning_rate=0.5)
+    history = qat.fine_tune(model, (x, power, on), config, validation=(x, power, on))
+    assert len(history["val_loss"]) == 3
+    assert history["best_epoch"] == 0
+    assert min(history["val_loss"][1:]) > history["val_loss"][0]
+    for a, b in zip(model.get_weights(), start, strict=True):
+        np.testing.assert_array_equal(a, b)
