@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,6 +27,21 @@ def _parity_ops() -> set[str]:
     for path in ENGINE_MODELS.glob("*.tflite"):
         ops |= {op.opcode for op in read_model_file(path).operators}
     return ops
+
+
+def _kettle_parent() -> tuple[Any, Any, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The bundled kettle's float parent, its calibration set, and that set as training
+    data (normalised windows, power / scale, on)."""
+    from trainer.bundle import load_representative
+    from trainer.parents import load_parent
+
+    parent = load_parent("kettle")
+    rep = load_representative(parent.model_path.parent)
+    scale = np.float32(parent.card.power_scale_w)
+    x = rep.windows.astype(np.float32)  # the calibration set is normalised already
+    power = (rep.targets_w / scale).reshape(-1, 1).astype(np.float32)
+    on = rep.on.astype(np.float32).reshape(-1, 1)
+    return parent.load_model(), rep, (x, power, on)
 
 
 def test_int8_kernel_lies_on_the_int8_grid_per_channel() -> None:
@@ -57,17 +73,9 @@ def test_the_training_graph_shares_the_models_weights() -> None:
 
 
 def test_a_qat_fine_tune_converts_to_builtin_int8_the_engine_runs_bit_exact() -> None:
-    from trainer.bundle import load_representative
-    from trainer.parents import load_parent
     from trainer.quantize import QuantizeConfig, convert, run_litert
 
-    parent = load_parent("kettle")
-    rep = load_representative(parent.model_path.parent)
-    card = parent.card
-    x = rep.windows.astype(np.float32)  # the calibration set is normalised already
-    power = (rep.targets_w / np.float32(card.power_scale_w)).reshape(-1, 1).astype(np.float32)
-    on = rep.on.astype(np.float32).reshape(-1, 1)
-    model = parent.load_model()
+    model, rep, (x, power, on) = _kettle_parent()
     start = [w.copy() for w in model.get_weights()]
     history = qat.fine_tune(model, (x, power, on), QatConfig("kettle", epochs=1, batch_size=64))
     assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])
@@ -94,16 +102,7 @@ def test_qat_config_refuses_nonsense() -> None:
 
 
 def test_with_validation_the_best_epoch_stays_and_it_may_be_the_parent() -> None:
-    from trainer.bundle import load_representative
-    from trainer.parents import load_parent
-
-    parent = load_parent("kettle")
-    rep = load_representative(parent.model_path.parent)
-    card = parent.card
-    x = rep.windows.astype(np.float32)  # the calibration set is normalised already
-    power = (rep.targets_w / np.float32(card.power_scale_w)).reshape(-1, 1).astype(np.float32)
-    on = rep.on.astype(np.float32).reshape(-1, 1)
-    model = parent.load_model()
+    model, _rep, (x, power, on) = _kettle_parent()
     start = model.get_weights()
     # A learning rate that can only hurt: the parent (epoch 0) must be what is kept.
     config = QatConfig("kettle", epochs=2, batch_size=64, learning_rate=0.5)
