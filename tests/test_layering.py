@@ -32,7 +32,7 @@ TRAINER_LAYERS: tuple[frozenset[str], ...] = tuple(
         {"sources", "recipes", "history_api"},
         {"windows"},
         {"calibration", "models"},
-        {"keras_backend"},
+        {"keras_backend", "distill"},
         {"train"},
         {"runs"},
         {"quantize"},

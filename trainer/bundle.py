@@ -13,6 +13,9 @@ Steps per appliance (each writes into ``<run-root>/<appliance>/``):
 3. ``export``: full-int8 conversion calibrated on training windows, exported to the
    models folder with a card that records the recipe, split and seeds.
 
+``--teacher`` trains each seed against a teacher's soft outputs as well
+(:mod:`trainer.distill`).
+
 The test house is read only by ``trainer.evaluate`` afterwards (see
 ``scripts/build_bundled_models.sh``).
 """
@@ -24,7 +27,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +47,10 @@ from .synthetic import (
     truth_status,
 )
 from .windows import valid_starts
+
+if TYPE_CHECKING:
+    from .config import DistillConfig
+    from .distill import DistilledSet
 
 FloatArray = npt.NDArray[np.float32]
 THRESHOLDS = (*(float(round(x, 2)) for x in np.arange(0.05, 0.96, 0.05)), 0.97, 0.98, 0.99)
@@ -364,15 +371,16 @@ def train_seed(
     train: list[Source],
     val_series: list[Series],
     run_dir: Path,
+    distill: DistillConfig | None = None,
     log: Any = print,
 ) -> dict[str, Any]:
-    """Train one seed into ``run_dir`` (model.keras, card.json, result.json)."""
+    """Train one seed into ``run_dir`` (model.keras, card.json, result.json); with
+    ``distill``, against a teacher's soft outputs too (:mod:`trainer.distill`)."""
     import keras
     import tensorflow as tf
 
     from custom_components.nilm.engine.card import ModelCard, StatusRule
 
-    from .config import ModelConfig
     from .models import build_model
 
     t0 = time.monotonic()
@@ -384,13 +392,22 @@ def train_seed(
     x = (data.x_w - np.float32(data.mean_w)) / np.float32(data.std_w)
     y_power = (data.target_w / np.float32(scale)).reshape(-1, 1)
     y_on = data.on.astype(np.float32).reshape(-1, 1)
+    distilled = None
+    if distill is not None:
+        distilled = _distilled(recipe, distill, data, train, seed)
+        x = (distilled.x_w - np.float32(data.mean_w)) / np.float32(data.std_w)
+        y_power, y_on = distilled.power, distilled.on
+        log(
+            f"{recipe.appliance} seed {seed}: distilling from {distill.teacher} "
+            f"({distilled.summary['unlabelled_windows']:,} unlabelled windows, teacher "
+            f"agrees with {distilled.summary['teacher_agreement_on_labels']:.1%} of labels)"
+        )
     order = np.random.default_rng(seed).permutation(len(x))
     x, y_power, y_on = x[order], y_power[order], y_on[order]
     val_x, *val_y = validation_windows(
         recipe, val_series, mean_w=data.mean_w, std_w=data.std_w, scale_w=scale
     )
-    config = ModelConfig(architecture=recipe.architecture, window_length=recipe.window_length)
-    model = build_model(config)
+    model = build_model(recipe.model_config())
     model.compile(
         optimizer=keras.optimizers.Adam(recipe.learning_rate),
         loss=["mse", "binary_crossentropy"],
@@ -439,6 +456,7 @@ def train_seed(
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
         "validation": scores,
         "data": data.summary,
+        "distillation": distilled.summary if distilled else None,
         "seconds": round(time.monotonic() - t0, 1),
     }
     training = {
@@ -451,12 +469,20 @@ def train_seed(
         "test_house": f"REFIT house {TEST_HOUSE} (never used for training or choices)",
         "delay_s": recipe.delay_s,
         "attribution": ATTRIBUTION,
+        **({"distillation": distilled.summary} if distilled else {}),
     }
     card = dataclasses.replace(card, training=training)
     (run_dir / CARD_JSON).write_text(card.to_json(), encoding="utf-8")
     save_representative(recipe, data, spec.on_power_threshold_w, seed, run_dir)
     write_json(run_dir / "result.json", result)
-    write_json(run_dir / CONFIG_JSON, {"recipe": recipe.to_dict(), "seed": seed})
+    write_json(
+        run_dir / CONFIG_JSON,
+        {
+            "recipe": recipe.to_dict(),
+            "seed": seed,
+            **({"distill": distill.to_dict()} if distill else {}),
+        },
+    )
     log(
         f"{recipe.appliance} seed {seed}: best epoch {best_epoch}/{len(losses)}, val loss "
         f"{min(losses):.4f}, validation F1 {scores['f1']:.3f} at threshold "
@@ -465,6 +491,29 @@ def train_seed(
     )
     keras.backend.clear_session()
     return result
+
+
+def _distilled(
+    recipe: Recipe, config: DistillConfig, data: TrainingData, train: list[Source], seed: int
+) -> DistilledSet:
+    """The training set with the teacher's targets blended in and unlabelled mains
+    windows of every training house added."""
+    from .distill import distilled_targets, load_teacher, unlabelled_windows
+
+    teacher = load_teacher(
+        Path(config.teacher), window_length=recipe.window_length,
+        target_index=recipe.target_index,
+    )  # fmt: skip
+    mains = [s.house.frame["aggregate"].to_numpy(dtype=np.float32) for s in train]
+    rng = np.random.default_rng([seed, 1])  # its own stream: the labelled draw is unchanged
+    unlabelled = unlabelled_windows(
+        mains, recipe.window_length, recipe.target_index, config.unlabelled_windows, rng
+    )
+    scale_w = get_appliance(recipe.appliance).max_power_w
+    return distilled_targets(
+        teacher, config, x_w=data.x_w, power=data.target_w / np.float32(scale_w),
+        on=data.on.astype(np.float32), unlabelled_w=unlabelled, scale_w=scale_w,
+    )  # fmt: skip
 
 
 def select_seed(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -536,6 +585,8 @@ def build(
     models_dir: Path,
     *,
     overrides: dict[str, Any] | None = None,
+    model_settings: dict[str, Any] | None = None,
+    distill: DistillConfig | None = None,
     export: bool = True,
     log: Any = print,
 ) -> dict[str, Any]:
@@ -547,6 +598,9 @@ def build(
     recipe = recipes[appliance]
     if overrides:
         recipe = recipe.with_overrides(**overrides)
+    if model_settings:
+        recipe = recipe.with_model_settings(**model_settings)
+    recipe.model_config()  # unknown or invalid settings fail before any data is read
     train = load_split(recipe, "train", data_dir, any_appliance=True)
     val = [
         _series(s, appliance, recipe.period_s) for s in load_split(recipe, "validation", data_dir)
@@ -558,6 +612,7 @@ def build(
             train=train,
             val_series=val,
             run_dir=run_root / appliance / f"seed{seed}",
+            distill=distill,
             log=log,
         )
         for seed in recipe.seeds
@@ -576,6 +631,7 @@ def build(
             for r in results
         ],
         "recipe": recipe.to_dict(),
+        "distill": distill.to_dict() if distill else None,
         "card": str(card_path) if card_path else None,
     }
     write_json(run_root / appliance / "selection.json", summary)

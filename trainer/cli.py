@@ -34,6 +34,7 @@ from .config import (
     STRATEGIES,
     UNITS,
     DataConfig,
+    DistillConfig,
     EvalConfig,
     FinetuneConfig,
     InspectConfig,
@@ -1056,9 +1057,36 @@ def add_bundle_cli(subparsers: Subparsers) -> None:
     )  # fmt: skip
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="override the recipe's")
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's")
+    p.add_argument("--patience", type=int, default=None, help="override the recipe's")
+    p.add_argument("--learning-rate", type=float, default=None, help="override the recipe's")
     p.add_argument("--max-real-windows", type=int, default=None, help="override the recipe's")
     p.add_argument("--synthetic-windows", type=int, default=None, help="override the recipe's")
     p.add_argument("--arch", default=None, help="override the recipe's architecture (cnn)")
+    p.add_argument(
+        "--model", action="append", default=[], metavar="KEY=VALUE",
+        help="a model setting of the architecture on top of the recipe's "
+        "(e.g. norm=batch activation=relu d_model=64)",
+    )  # fmt: skip
+    dd = functools.partial(default, DistillConfig)
+    g = p.add_argument_group("distillation (trainer.distill)")
+    g.add_argument(
+        "--teacher", type=Path, default=None,
+        help="a bundle run directory (e.g. runs/reference/kettle/seed0): train against its "
+        "soft outputs as well as the labels",
+    )  # fmt: skip
+    g.add_argument(
+        "--distill-alpha", type=float, default=dd("alpha"),
+        help="weight of the labels on labelled windows (default %(default)s)",
+    )  # fmt: skip
+    g.add_argument(
+        "--unlabelled-windows", type=int, default=dd("unlabelled_windows"),
+        help="mains windows of the training houses labelled by the teacher alone "
+        "(default %(default)s)",
+    )  # fmt: skip
+    g.add_argument(
+        "--temperature", type=float, default=dd("temperature"),
+        help="softens the teacher's probabilities (default %(default)s)",
+    )  # fmt: skip
     p.add_argument(
         "--no-export", action="store_true", help="train and select only (comparison runs)"
     )
@@ -1079,7 +1107,29 @@ def add_bundle_cli(subparsers: Subparsers) -> None:
         help="no training: ship the exported seed's float model with the trainer "
         "(trainer/parents/<appliance>/, bound to the bundled card's sha256)",
     )  # fmt: skip
+    p.add_argument(
+        "--parents-dir", type=Path, default=None,
+        help="with --save-parent: where the parent goes (default: trainer/parents)",
+    )  # fmt: skip
     p.set_defaults(func=_run_bundle)
+
+
+def _model_settings(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; a number is read as one (``d_model=64``, ``dropout=0.1``)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise TrainerError(f"--model takes KEY=VALUE, got {pair!r}")
+        value: Any = raw
+        for kind in (int, float):
+            try:
+                value = kind(raw)
+                break
+            except ValueError:
+                continue
+        out[key] = value
+    return out
 
 
 def _run_bundle(args: argparse.Namespace) -> int:
@@ -1088,9 +1138,11 @@ def _run_bundle(args: argparse.Namespace) -> int:
 
     data_dir = args.data_dir or default_data_dir()
     if args.save_parent:
-        from .parents import save_parent
+        from .parents import PARENTS_DIR, save_parent
 
-        print(f"wrote {save_parent(args.appliance, args.run_root, args.models_dir)}")
+        parents = args.parents_dir or PARENTS_DIR
+        written = save_parent(args.appliance, args.run_root, args.models_dir, parents)
+        print(f"wrote {written}")
         return 0
     if args.report:
         reports = args.reports_dir or BUNDLE_REPORTS_DIR / args.appliance
@@ -1101,7 +1153,7 @@ def _run_bundle(args: argparse.Namespace) -> int:
         overrides["seeds"] = tuple(args.seeds)
     if args.arch is not None:
         overrides["architecture"] = args.arch
-    for name in ("epochs", "max_real_windows", "synthetic_windows"):
+    for name in ("epochs", "patience", "learning_rate", "max_real_windows", "synthetic_windows"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
     build(
@@ -1110,6 +1162,17 @@ def _run_bundle(args: argparse.Namespace) -> int:
         args.run_root,
         args.models_dir,
         overrides=overrides,
+        model_settings=_model_settings(args.model),
+        distill=(
+            DistillConfig(
+                teacher=str(args.teacher),
+                alpha=args.distill_alpha,
+                unlabelled_windows=args.unlabelled_windows,
+                temperature=args.temperature,
+            )
+            if args.teacher is not None
+            else None
+        ),
         export=not args.no_export,
     )
     return 0
@@ -1136,18 +1199,30 @@ def add_qat_cli(subparsers: Subparsers) -> None:
     p.add_argument("--seed", type=int, default=d("seed"), help="default %(default)s")
     p.add_argument("--max-real-windows", type=int, default=None, help="override the recipe's")
     p.add_argument("--synthetic-windows", type=int, default=None, help="override the recipe's")
+    p.add_argument(
+        "--models-dir", type=Path, default=BUNDLE_MODELS_DIR,
+        help="the PTQ model and card the parent was exported as (default: the bundled ones)",
+    )  # fmt: skip
+    p.add_argument(
+        "--parents-dir", type=Path, default=None,
+        help="where the float parent is (default: the trainer's own, trainer/parents)",
+    )  # fmt: skip
     p.set_defaults(func=_run_qat)
 
 
 def _run_qat(args: argparse.Namespace) -> int:
     from .data import default_data_dir
+    from .parents import PARENTS_DIR
     from .qat import run
 
     config = QatConfig(
         appliance=args.appliance, epochs=args.epochs, learning_rate=args.lr, seed=args.seed,
         max_real_windows=args.max_real_windows, synthetic_windows=args.synthetic_windows,
     )  # fmt: skip
-    summary = run(config, args.data_dir or default_data_dir(), args.out)
+    summary = run(
+        config, args.data_dir or default_data_dir(), args.out,
+        models_dir=args.models_dir, parents_dir=args.parents_dir or PARENTS_DIR,
+    )  # fmt: skip
     for name, m in summary["models"].items():
         print(f"{name}: F1 {m['f1']:.3f}")
     print(f"report: {args.out / args.appliance / 'qat.md'}")

@@ -140,14 +140,24 @@ class SourceConfig:
 # ---------------------------------------------------------------------------- model
 
 ARCHITECTURES: tuple[str, ...] = ("cnn", "compact", "transformer")
+# The transformer's normalisation and feed-forward activation. "layer"/"gelu" is the
+# BERT-style default; "batch"/"relu" is the remedy for full int8: a batch norm folds into
+# a per-channel MUL/ADD at conversion (no RSQRT of a per-window variance, which int8
+# resolves in a handful of steps), and ReLU quantizes exactly where GELU's curve does not.
+# The stem's pooling: "l2" (root mean square, BERT4NILM) leaves a float SQUARE and an
+# int8 SQRT in a full-int8 file; "max" is one int8 MAX_POOL_2D.
+NORMS: tuple[str, ...] = ("layer", "batch")
+ACTIVATIONS: tuple[str, ...] = ("gelu", "relu")
+POOLS: tuple[str, ...] = ("l2", "max")
 POWER_OUTPUT = "power"
 STATUS_OUTPUT = "status"
 
 
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
-    """Architecture hyper-parameters; ``d_model``/``heads``/``blocks`` apply to the
-    transformer, ``width`` multiplies the compact CNN's channels."""
+    """Architecture hyper-parameters; ``d_model``/``heads``/``blocks``/``norm``/
+    ``activation``/``pool`` apply to the transformer, ``width`` multiplies the compact CNN's
+    channels."""
 
     architecture: str = "compact"
     window_length: int = 599
@@ -156,6 +166,19 @@ class ModelConfig:
     heads: int = 2
     blocks: int = 2
     width: float = 1.0
+    norm: str = "layer"
+    activation: str = "gelu"
+    pool: str = "l2"
+
+    def __post_init__(self) -> None:
+        if self.pool not in POOLS:
+            raise TrainerError(f"unknown pool {self.pool!r} (known: {', '.join(POOLS)})")
+        if self.norm not in NORMS:
+            raise TrainerError(f"unknown norm {self.norm!r} (known: {', '.join(NORMS)})")
+        if self.activation not in ACTIVATIONS:
+            raise TrainerError(
+                f"unknown activation {self.activation!r} (known: {', '.join(ACTIVATIONS)})"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -540,6 +563,37 @@ class SyntheticConfig:
             raise TrainerError("shares and probabilities must be in [0, 1]")
 
 
+# ---------------------------------------------------------------------------- distillation
+
+
+@dataclass(frozen=True, slots=True)
+class DistillConfig:
+    """Training against a teacher's soft outputs (Hinton et al. 2015) beside the labels.
+
+    ``teacher``: a bundle run directory (``model.keras`` + ``card.json``, e.g. the
+    reference ``cnn``). On the labelled windows the targets become ``alpha`` x label +
+    (1 - ``alpha``) x teacher; ``unlabelled_windows`` more windows of the training houses'
+    mains (no sub-meter needed) get the teacher's outputs alone: a second source of
+    signal. ``temperature`` > 1 softens the teacher's on-probabilities
+    (sigmoid(logit / T))."""
+
+    teacher: str
+    alpha: float = 0.5
+    unlabelled_windows: int = 40_000
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise TrainerError("distillation alpha must be between 0 and 1")
+        if self.unlabelled_windows < 0:
+            raise TrainerError("unlabelled_windows cannot be negative")
+        if not self.temperature > 0:
+            raise TrainerError("the distillation temperature must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 # ---------------------------------------------------------------------------- recipes
 
 
@@ -587,6 +641,9 @@ class Recipe:
     distractors: tuple[str, ...] = ()
     representative_size: int = default(QuantizeConfig, "representative_size")
     export_mode: str = default(QuantizeConfig, "mode")
+    # ModelConfig settings per architecture (e.g. the transformer's d_model), so an
+    # ``--arch`` override trains that architecture at its own recipe size.
+    model: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0 <= self.target_index < self.window_length:
@@ -598,6 +655,20 @@ class Recipe:
     def delay_s(self) -> float:
         """How far the prediction lags real time."""
         return (self.window_length - 1 - self.target_index) * self.period_s
+
+    def model_config(self) -> ModelConfig:
+        """The architecture at this recipe's window and its own settings."""
+        own = dict(self.model.get(self.architecture, {}))
+        own.update(architecture=self.architecture, window_length=self.window_length)
+        unknown = set(own) - set(ModelConfig.__dataclass_fields__)
+        if unknown:
+            raise TrainerError(f"{self.appliance}: unknown model settings {sorted(unknown)}")
+        return ModelConfig.from_dict(own)
+
+    def with_model_settings(self, **settings: Any) -> Recipe:
+        """A copy whose current architecture gets ``settings`` on top of its own."""
+        own = {**self.model.get(self.architecture, {}), **settings}
+        return self.with_overrides(model={**self.model, self.architecture: own})
 
     def with_overrides(self, **changes: Any) -> Recipe:
         """A copy with some fields replaced (smoke runs, sweeps)."""
@@ -611,6 +682,8 @@ class Recipe:
             value = getattr(self, f.name)
             if isinstance(value, SyntheticSettings):
                 value = {g.name: getattr(value, g.name) for g in fields(value)}
+            elif f.name == "model":
+                value = {k: dict(v) for k, v in value.items()}
             elif isinstance(value, Mapping):
                 value = {k: list(v) for k, v in value.items()}
             elif isinstance(value, tuple):

@@ -161,41 +161,53 @@ class SelfAttention(layers.Layer):
         }
 
 
+def _norm(x: Any, config: ModelConfig, name: str) -> Any:
+    """Layer norm (BERT) or batch norm (folds into a per-channel MUL/ADD for int8)."""
+    if config.norm == "batch":
+        return layers.BatchNormalization(epsilon=1e-3, name=name)(x)
+    return layers.LayerNormalization(epsilon=1e-6, name=name)(x)
+
+
 def _post_ln_block(x: Any, config: ModelConfig, index: int) -> Any:
-    """BERT-style post-LN encoder block: x = LN(x + MHA(x)); x = LN(x + FFN(x))."""
+    """BERT-style post-norm encoder block: x = N(x + MHA(x)); x = N(x + FFN(x))."""
     d = config.d_model
     name = f"block{index}"
     attn = SelfAttention(config.heads, d // 2, d, name=f"{name}_attention")(x)
     if config.dropout > 0:
         attn = layers.Dropout(config.dropout)(attn)
-    x = layers.LayerNormalization(epsilon=1e-6, name=f"{name}_ln1")(layers.Add()([x, attn]))
+    x = _norm(layers.Add()([x, attn]), config, f"{name}_ln1")
     ff = layers.Dense(4 * d, name=f"{name}_ff1")(x)
-    ff = layers.Activation("gelu", name=f"{name}_gelu")(ff)
+    ff = layers.Activation(config.activation, name=f"{name}_{config.activation}")(ff)
     ff = layers.Dense(d, name=f"{name}_ff2")(ff)
     if config.dropout > 0:
         ff = layers.Dropout(config.dropout)(ff)
-    return layers.LayerNormalization(epsilon=1e-6, name=f"{name}_ln2")(layers.Add()([x, ff]))
+    return _norm(layers.Add()([x, ff]), config, f"{name}_ln2")
 
 
 def build_transformer(config: ModelConfig) -> keras.Model:
     """BERT4NILM-style encoder after goruck/nilm: conv stem, L2-norm pooling to half
-    length, learned positions, post-LN blocks, mirrored relative positions, average
-    pooling and a dense head (~1.5 M parameters at d_model 256)."""
+    length, learned positions, post-norm blocks, mirrored relative positions, average
+    pooling and a dense head (~1.5 M parameters at d_model 256). ``norm="batch"``,
+    ``activation="relu"`` and ``pool="max"`` are its full-int8 form (see
+    :data:`trainer.config.NORMS`)."""
     if config.d_model % (2 * config.heads):
         raise TrainerError("d_model must be a multiple of 2 x heads")
     if config.window_length < 4:
         raise TrainerError("the transformer needs a window of at least 4 samples")
     inp, x = _input(config)
     x = layers.Conv1D(config.d_model, 5, padding="same", name="stem")(x)
-    x = L2NormPooling1D(2, name="l2_pool")(x)
+    if config.pool == "max":
+        x = layers.MaxPooling1D(2, name="max_pool")(x)
+    else:
+        x = L2NormPooling1D(2, name="l2_pool")(x)
     x = PositionEmbedding(name="positions")(x)
-    x = layers.LayerNormalization(epsilon=1e-6, name="embed_ln")(x)
+    x = _norm(x, config, "embed_ln")
     if config.dropout > 0:
         x = layers.Dropout(config.dropout, name="embed_dropout")(x)
     for i in range(config.blocks):
         x = _post_ln_block(x, config, i)
     x = PositionEmbedding(mirrored=True, name="relative_positions")(x)
-    x = layers.LayerNormalization(epsilon=1e-6, name="relative_ln")(x)
+    x = _norm(x, config, "relative_ln")
     x = layers.GlobalAveragePooling1D(name="average")(x)
     return keras.Model(inp, _heads(x, 0.0, config.d_model), name="transformer")
 

@@ -29,8 +29,9 @@ import numpy as np
 from custom_components.nilm.engine.card import ModelCard, load_card
 
 from .config import QatConfig
+from .errors import TrainerError
 from .files import CONFIG_JSON, MODEL_KERAS, write_json
-from .parents import BUNDLED_MODELS_DIR, Parent, load_parent
+from .parents import BUNDLED_MODELS_DIR, PARENTS_DIR, Parent, load_parent
 
 
 def _fake_quant_layer() -> Any:
@@ -88,6 +89,18 @@ def int8_kernel(kernel: Any, per_channel: bool) -> Any:
     return tf.clip_by_value(tf.round(kernel / scale), -127.0, 127.0) * scale
 
 
+def quantized_kernels(model: Any) -> list[tuple[Any, bool]]:
+    """Every Conv1D/Dense kernel the converter quantizes, nested ones included (the
+    attention's q/k/v/o), with whether it is per output channel (Conv1D)."""
+    import keras
+
+    return [
+        (layer.kernel, isinstance(layer, keras.layers.Conv1D))
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, (keras.layers.Conv1D, keras.layers.Dense))
+    ]
+
+
 def fine_tune(
     model: Any,
     train: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -103,12 +116,14 @@ def fine_tune(
     import tensorflow as tf
 
     keras.utils.set_random_seed(config.seed)
+    parent = [w.copy() for w in model.get_weights()]
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            # Frozen statistics (inference mode), the usual QAT recipe: the norm folds
+            # into a constant MUL/ADD at conversion, so it must not drift with batches.
+            layer.trainable = False
     graph = fake_quant_graph(model, config.ema)
-    quantized = [
-        (layer.kernel, isinstance(layer, keras.layers.Conv1D))
-        for layer in model.layers
-        if isinstance(layer, (keras.layers.Conv1D, keras.layers.Dense))
-    ]
+    quantized = quantized_kernels(model)
     shadows = [tf.Variable(k.value, trainable=False) for k, _ in quantized]
     optimizer = keras.optimizers.Adam(config.learning_rate)
     variables = graph.trainable_variables
@@ -156,6 +171,7 @@ def fine_tune(
     batch = config.batch_size
     for i in range(0, min(len(x), 20 * batch), batch):  # the ranges, before any step
         observe(x[i : i + batch], True)
+    model.set_weights(parent)  # the ranges live in the graph only: epoch 0 is the parent
     history: dict[str, Any] = {"loss": [], "val_loss": [], "best_epoch": 0}
     best = val_loss() if validation is not None else None
     if best is not None:
@@ -193,12 +209,94 @@ def _scores(house: Any, card: ModelCard, predictor: Any, backend: str) -> dict[s
     config = EvalConfig(model="-", plots=False, rule_baseline=False)
     metrics = evaluate_predictor(house, card, predictor, config, backend).metrics
     keys = ("f1", "mcc", "mae_w", "sae", "predicted_energy_kwh", "true_energy_kwh")
-    return {k: metrics.get(k) for k in keys}
+    return {"backend": backend, **{k: metrics.get(k) for k in keys}}
 
 
-def run(config: QatConfig, data_dir: Path, out_dir: Path, log: Any = print) -> dict[str, Any]:
-    """Fine-tune the parent with fake-quant, export int8, score float/PTQ/QAT on the test
-    house; the artifacts and the resolved config go into ``out_dir/<appliance>``."""
+def _tflite_scores(house: Any, card_path: Path) -> dict[str, Any]:
+    """The file on the numpy engine, as users run it; a file the engine cannot run (the
+    BERT form's float NEG/SQUARE fallbacks) is scored on LiteRT instead, and says so."""
+    from custom_components.nilm.engine.errors import UnsupportedOpError
+
+    from .evaluate import tflite_predictor
+
+    card = load_card(card_path)
+    try:
+        predictor = tflite_predictor(card_path, "numpy")
+    except UnsupportedOpError as err:
+        row = _scores(house, card, tflite_predictor(card_path, "litert"), "litert")
+        return {**row, "numpy_engine": str(err)}
+    return _scores(house, card, predictor, "numpy")
+
+
+def _write_variant(
+    folder: Path, appliance: str, mode: str, card: ModelCard, converted: Any
+) -> Path:
+    """``<appliance>_<mode>.tflite`` + its card in ``folder``; returns the card's path."""
+    from .export import card_for
+
+    tflite = folder / f"{appliance}_{mode}.tflite"
+    tflite.write_bytes(converted.data)
+    path = tflite.with_suffix(".json")
+    variant = card_for(card, converted, name=appliance).with_file(tflite)
+    path.write_text(variant.to_json(), encoding="utf-8")
+    return path
+
+
+def inspect_files(
+    files: dict[str, tuple[Path, Any]], rep: Any, folder: Path
+) -> dict[str, dict[str, Any]]:
+    """The inspector's report (per-layer RMSE/scale of int8 files against their float
+    model, ops per backend, size, peak memory, latency) for each ``name: (tflite, keras
+    model)``, side by side in ``folder/inspection.md``; returns a digest per file."""
+    from .config import IDEAL_RMSE_OVER_SCALE, InspectConfig
+    from .files import write_json
+    from .inspection import inspect_model, is_full_int8, layer_errors
+
+    config = InspectConfig(selective=False)
+    window = rep.windows[0].astype(np.float32)
+    sections, payload, digest = ["# Inspection: float parent, PTQ and QAT", ""], [], {}
+    for name, (path, model) in files.items():
+        data = path.read_bytes()
+        int8 = is_full_int8(data)
+        layers = tuple(layer_errors(model, rep, config)[0]) if int8 else ()
+        ins = inspect_model(name, data, "w8_a8" if int8 else "w8", window, config, layers=layers)
+        sections += [f"## {name}", "", ins.markdown()]
+        payload.append(ins.to_dict())
+        ratios = [x.rmse_over_scale for x in layers if np.isfinite(x.rmse_over_scale)]
+        digest[name] = {
+            "bytes": len(data),
+            "max_rmse_over_scale": max(ratios) if ratios else None,
+            "suspected_layers": [x.tensor_name for x in layers if x.suspected],
+            "ideal_rmse_over_scale": IDEAL_RMSE_OVER_SCALE,
+            "backends": {
+                b.backend: {
+                    "latency_ms": None if b.error else b.median_ms,
+                    "peak_memory_kb": (
+                        b.peak_memory_bytes / 1024 if b.peak_memory_bytes is not None else None
+                    ),
+                    "error": b.error,
+                }
+                for b in ins.backends
+            },
+        }
+    (folder / "inspection.md").write_text("\n".join(sections), encoding="utf-8")
+    write_json(folder / "inspection.json", payload, sort_keys=False, strict=False)
+    return digest
+
+
+def run(
+    config: QatConfig,
+    data_dir: Path,
+    out_dir: Path,
+    log: Any = print,
+    *,
+    models_dir: Path = BUNDLED_MODELS_DIR,
+    parents_dir: Path = PARENTS_DIR,
+) -> dict[str, Any]:
+    """Fine-tune the parent with fake-quant, export int8, score float / PTQ (weights only
+    and full int8) / QAT on the test house; the artifacts and the resolved config go into
+    ``out_dir/<appliance>``. ``models_dir``/``parents_dir``: another build's exported
+    model and parent (e.g. a transformer), instead of the bundled ones."""
     import keras
 
     from .bundle import (
@@ -209,13 +307,18 @@ def run(config: QatConfig, data_dir: Path, out_dir: Path, log: Any = print) -> d
         validation_scores,
         validation_windows,
     )
-    from .evaluate import keras_predictor, tflite_predictor
+    from .evaluate import keras_predictor
     from .export import card_for
+    from .models import load_keras_model
     from .quantize import QuantizeConfig, convert
     from .recipes import load_recipes, load_split
 
-    parent: Parent = load_parent(config.appliance)
-    recipe = load_recipes()[config.appliance]
+    parent: Parent = load_parent(config.appliance, models_dir, parents_dir)
+    built = parent.record.get("recipe", {})
+    recipe = load_recipes()[config.appliance].with_overrides(
+        architecture=built.get("architecture", parent.card.architecture),
+        model=built.get("model", {}),
+    )
     overrides = {
         k: v
         for k, v in (
@@ -259,6 +362,18 @@ def run(config: QatConfig, data_dir: Path, out_dir: Path, log: Any = print) -> d
     converted = convert(model, QuantizeConfig(mode=card.quantization, seed=parent.seed), rep)
     tflite = folder / f"{config.appliance}.tflite"
     tflite.write_bytes(converted.data)
+    # Weights-only PTQ of the parent: the mode the seed article could ship the
+    # transformer in, when int8 activations ruined it.
+    weights_only = convert(parent.load_model(), QuantizeConfig(mode="w8", seed=parent.seed), None)
+    w8_path = _write_variant(folder, config.appliance, "w8", card, weights_only)
+    # 16x8 where the ops allow it (the BERT form's L2 pooling has no int16 kernel).
+    a16_path: Path | None = None
+    a16_error = ""
+    try:
+        a16 = convert(parent.load_model(), QuantizeConfig(mode="w8_a16", seed=parent.seed), rep)
+        a16_path = _write_variant(folder, config.appliance, "w8_a16", card, a16)
+    except TrainerError as err:
+        a16_error = str(err)
     qat_card = card_for(
         dataclasses.replace(card, status=status), converted, name=config.appliance,
         training={"qat": {**config.to_dict(), **history}},
@@ -269,19 +384,34 @@ def run(config: QatConfig, data_dir: Path, out_dir: Path, log: Any = print) -> d
     keras.backend.clear_session()
 
     (test,) = load_split(recipe, "test", data_dir)[:1]
-    shipped = BUNDLED_MODELS_DIR / f"{config.appliance}.json"
+    shipped = models_dir / f"{config.appliance}.json"
     log(f"{config.appliance}: scoring float, PTQ and QAT on {test.label}")
     rows = {
         "float parent": _scores(
             test.house, card, keras_predictor(parent.model_path, card, 2048), "keras"
         ),
-        "PTQ int8 (shipped)": _scores(
-            test.house, card, tflite_predictor(shipped, "numpy"), "numpy"
+        "PTQ w8 (weights only)": _tflite_scores(test.house, w8_path),
+        "PTQ w8_a16 (16x8)": (
+            _tflite_scores(test.house, a16_path)
+            if a16_path is not None
+            else {"backend": "-", "not_converted": a16_error}
         ),
-        "QAT int8": _scores(
-            test.house, load_card(card_path), tflite_predictor(card_path, "numpy"), "numpy"
+        f"PTQ w8_a8 ({'shipped' if models_dir == BUNDLED_MODELS_DIR else 'exported'})": (
+            _tflite_scores(test.house, shipped)
         ),
+        "QAT w8_a8": _tflite_scores(test.house, card_path),
     }
+    log(f"{config.appliance}: inspecting the converted files")
+    inspection = inspect_files(
+        {
+            "PTQ w8": (folder / f"{config.appliance}_w8.tflite", parent.load_model()),
+            "PTQ w8_a8": (models_dir / f"{config.appliance}.tflite", parent.load_model()),
+            "QAT w8_a8": (tflite, load_keras_model(str(folder / MODEL_KERAS))),
+        },
+        rep,
+        folder,
+    )
+    keras.backend.clear_session()
     summary = {
         "appliance": config.appliance,
         "test_house": test.label,
@@ -301,8 +431,23 @@ def run(config: QatConfig, data_dir: Path, out_dir: Path, log: Any = print) -> d
         "post_processing": "float and PTQ with the shipped card's threshold and durations, "
         "QAT with its own, chosen on validation like the bundle's",
         "models": rows,
+        "architecture": recipe.architecture,
+        "model_settings": recipe.model_config().to_dict(),
         "qat_tflite_bytes": len(converted.data),
-        "command": f"nilm-trainer qat {config.appliance} --epochs {config.epochs} --out {out_dir}",
+        "inspection": inspection,
+        "bytes": {
+            "PTQ w8": len(weights_only.data),
+            **({"PTQ w8_a16": a16_path.with_suffix(".tflite").stat().st_size} if a16_path else {}),
+            "PTQ w8_a8": (models_dir / f"{config.appliance}.tflite").stat().st_size,
+            "QAT w8_a8": len(converted.data),
+        },
+        "command": " ".join(
+            [
+                f"nilm-trainer qat {config.appliance} --epochs {config.epochs} --out {out_dir}",
+                *([f"--models-dir {models_dir}"] if models_dir != BUNDLED_MODELS_DIR else []),
+                *([f"--parents-dir {parents_dir}"] if parents_dir != PARENTS_DIR else []),
+            ]
+        ),
     }
     write_json(folder / "qat.json", summary)
     write_json(folder / CONFIG_JSON, {"qat": config.to_dict(), "recipe": recipe.to_dict()})
@@ -314,15 +459,31 @@ def markdown(summary: dict[str, Any]) -> str:
     def cell(v: Any, spec: str) -> str:
         return spec.format(v) if isinstance(v, (int, float)) else "n/a"
 
+    arch = summary.get("architecture", "compact")
+    settings = summary.get("model_settings") or {}
+    shape = (
+        f"d_model {settings['d_model']}, {settings['blocks']} blocks, {settings['norm']} norm, "
+        f"{settings['activation']}"
+        if arch == "transformer" and settings
+        else arch
+    )
+    sizes = summary.get("bytes") or {}
     lines = [
-        f"### {summary['appliance']}: float, PTQ and QAT on {summary['test_house']}",
+        f"### {summary['appliance']} ({arch}): float, PTQ and QAT on {summary['test_house']}",
         "",
-        "| model | F1 | MCC | MAE | SAE | energy predicted / metered |",
-        "|---|---|---|---|---|---|",
+        f"Model: {shape}; file sizes "
+        + ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in sizes.items())
+        + ".",
+        "",
+        "| model | run by | F1 | MCC | MAE | SAE | energy predicted / metered |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, m in summary["models"].items():
+        if "not_converted" in m:
+            continue
         lines.append(
-            f"| {name} | {cell(m['f1'], '{:.3f}')} | {cell(m['mcc'], '{:.3f}')} | "
+            f"| {name} | {m.get('backend', '')} | {cell(m['f1'], '{:.3f}')} | "
+            f"{cell(m['mcc'], '{:.3f}')} | "
             f"{cell(m['mae_w'], '{:.1f} W')} | {cell(m['sae'], '{:.3f}')} | "
             f"{cell(m['predicted_energy_kwh'], '{:.1f}')} / "
             f"{cell(m['true_energy_kwh'], '{:.1f}')} kWh |"
@@ -330,19 +491,48 @@ def markdown(summary: dict[str, Any]) -> str:
     c = summary["config"]
     lines += [
         "",
-        f"QAT: {c['epochs']} epochs at learning rate {c['learning_rate']:g} from the shipped "
-        f"model's float parent (seed {summary['parent_seed']}) on "
+        f"QAT: {c['epochs']} epochs at learning rate {c['learning_rate']:g} from the "
+        f"exported model's float parent (seed {summary['parent_seed']}) on "
         f"{summary['training_windows']:,} training windows of the bundle's own mix; "
         f"{summary['seconds']:.0f} s; mean training loss per epoch "
         f"{', '.join(f'{v:.4f}' for v in summary['losses'])}; quantized validation loss "
         f"before and after each epoch {', '.join(f'{v:.4f}' for v in summary['val_losses'])}, "
         f"kept: epoch {summary['best_epoch']} (0: the parent unchanged). "
-        f"{summary['post_processing'].capitalize()} (threshold "
+        f"{summary['post_processing'][0].upper()}{summary['post_processing'][1:]} (threshold "
         f"{summary['qat_threshold']:.2f}, bridge {summary['qat_min_off_s']:.0f} s); "
         f"validation F1 parent {cell(summary['validation_f1']['parent'], '{:.3f}')}, "
         f"QAT {cell(summary['validation_f1']['qat'], '{:.3f}')}.",
         "",
-        f"Regenerate: `{summary['command']}`",
-        "",
     ]
+    for name, m in summary["models"].items():
+        if "not_converted" in m:
+            lines += ["", f"{name}: not converted ({m['not_converted']})."]
+    refused = {n: m["numpy_engine"] for n, m in summary["models"].items() if "numpy_engine" in m}
+    for name, why in refused.items():
+        lines += ["", f"{name}: the numpy engine refuses this file ({why}); scored on LiteRT."]
+    if summary.get("inspection"):
+        lines += [
+            "",
+            "Inspection ([inspection.md](inspection.md); RMSE/scale of every int8 tensor "
+            "against the float model, ideal rounding 0.289; latency of one window):",
+            "",
+            "| file | size | worst RMSE/scale | suspected layers | numpy | LiteRT XNNPACK | "
+            "LiteRT reference | peak memory (numpy) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, d in summary["inspection"].items():
+            b = d["backends"]
+
+            def ms(key: str, b: dict[str, Any] = b) -> str:
+                v = b.get(key, {}).get("latency_ms")
+                return f"{v:.2f} ms" if isinstance(v, (int, float)) else "n/a"
+
+            peak = b.get("numpy", {}).get("peak_memory_kb")
+            lines.append(
+                f"| {name} | {d['bytes'] / 1024:.0f} KB | "
+                f"{cell(d['max_rmse_over_scale'], '{:.3f}')} | {len(d['suspected_layers'])} | "
+                f"{ms('numpy')} | {ms('litert')} | {ms('litert_ref')} | "
+                f"{cell(peak, '{:.0f} KB')} |"
+            )
+    lines += ["", f"Regenerate: `{summary['command']}`", ""]
     return "\n".join(lines)

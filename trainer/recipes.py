@@ -54,7 +54,12 @@ def load_recipes(path: Path = RECIPES_PATH) -> dict[str, Recipe]:
         synth = {**defaults.get("synthetic", {}), **own.get("synthetic", {})}
         split_raw = splits[own.get("split", "default")]
         predict = own.get("predict", {})
+        base_model, own_model = defaults.get("model", {}), own.get("model", {})
         merged.update(
+            model={
+                arch: {**base_model.get(arch, {}), **own_model.get(arch, {})}
+                for arch in dict.fromkeys([*base_model, *own_model])
+            },
             appliance=name,
             split={part: tuple(split_raw[part]) for part in PARTS},
             synthetic=SyntheticSettings(**synth),

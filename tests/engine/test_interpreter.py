@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+import tflite
 
 from custom_components.nilm.engine.errors import (
     EngineError,
@@ -15,7 +16,7 @@ from custom_components.nilm.engine.errors import (
 )
 from custom_components.nilm.engine.graph import Graph, Operator, Tensor
 from custom_components.nilm.engine.interpreter import NumpyInterpreter
-from custom_components.nilm.engine.reader import read_model_file
+from custom_components.nilm.engine.reader import read_model, read_model_file
 from scripts.ha_dev.refit import read_refit_csv, refit_30s_file
 
 MODELS = Path(__file__).parent / "models"
@@ -212,3 +213,32 @@ def test_a_failing_operator_is_named_on_the_folded_path_too() -> None:
     interp.run([x, np.array([[2, 2]], np.int32)])
     with pytest.raises(ModelFormatError, match=r"operator 0 \(RESHAPE\) failed"):
         interp.run([x, np.array([[3, 3]], np.int32)])
+
+
+def test_a_reshape_that_drops_the_batch_broadcasts_back_per_window() -> None:
+    """Keras' attention output projection reshapes ``(1, 3, 4)`` to ``(3, 4)`` and adds
+    it to a ``(1, 3, 4)`` residual: at runtime the batch sits in the rows (``N * 3``) and
+    must be split again, window by window, before the ADD broadcasts."""
+    from .tflite_builder import CodeSpec, ModelSpec, OpSpec, TensorSpec, build, reshape_options
+
+    spec = ModelSpec(
+        tensors=[
+            TensorSpec((1, 3, 4), name="input"),
+            TensorSpec((1, 3, 4), name="output"),
+            TensorSpec((3, 4), name="rows"),
+        ],
+        operators=[
+            OpSpec(0, (0,), (2,), reshape_options((3, 4))),
+            OpSpec(1, (0, 2), (1,)),
+        ],
+        codes=[
+            CodeSpec(tflite.BuiltinOperator.RESHAPE),
+            CodeSpec(tflite.BuiltinOperator.ADD),
+        ],
+    )
+    interpreter = NumpyInterpreter(read_model(build(spec)))
+    x = np.random.default_rng(0).normal(size=(5, 3, 4)).astype(np.float32)
+    (out,) = interpreter.run([x])
+    np.testing.assert_array_equal(out, 2 * x)
+    (one,) = interpreter.run([x[:1]])
+    np.testing.assert_array_equal(one, 2 * x[:1])

@@ -110,3 +110,26 @@ def test_transformer_survives_keras_save_and_load(tmp_path) -> None:  # type: ig
     for a, b in zip(model(x), loaded(x), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
     assert set(CUSTOM_OBJECTS) == {"L2NormPooling1D", "PositionEmbedding", "SelfAttention"}
+
+
+def test_the_transformers_int8_form_has_batch_norms_and_relu() -> None:
+    import keras
+
+    plain = build_model(ModelConfig("transformer", 33, d_model=16, heads=2))
+    edge = build_model(
+        ModelConfig("transformer", 33, d_model=16, heads=2, norm="batch", activation="relu")
+    )
+    kinds = {type(layer).__name__ for layer in edge.layers}
+    assert "BatchNormalization" in kinds and "LayerNormalization" not in kinds
+    assert {"block0_relu", "block1_relu"} <= {layer.name for layer in edge.layers}
+    assert "block0_gelu" in {layer.name for layer in plain.layers}
+    # Same shapes and head: only the norms' parameters differ (BN keeps 2 more per channel).
+    bn = sum(isinstance(layer, keras.layers.BatchNormalization) for layer in edge.layers)
+    assert edge.count_params() == plain.count_params() + bn * 2 * 16
+
+
+def test_unknown_norm_or_activation_names_the_known_ones() -> None:
+    with pytest.raises(TrainerError, match="known: layer, batch"):
+        ModelConfig("transformer", 33, norm="group")
+    with pytest.raises(TrainerError, match="known: gelu, relu"):
+        ModelConfig("transformer", 33, activation="swish")

@@ -112,3 +112,119 @@ def test_with_validation_the_best_epoch_stays_and_it_may_be_the_parent() -> None
     assert min(history["val_loss"][1:]) > history["val_loss"][0]
     for a, b in zip(model.get_weights(), start, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def _tiny_transformer(norm: str, activation: str, pool: str) -> Any:
+    from trainer.models import ModelConfig, build_model
+
+    return build_model(
+        ModelConfig(
+            "transformer", 33, d_model=16, heads=2, blocks=1, dropout=0.0,
+            norm=norm, activation=activation, pool=pool,
+        )
+    )  # fmt: skip
+
+
+def _calibration(x: np.ndarray) -> Any:
+    from trainer.calibration import RepresentativeSet
+
+    n = len(x)
+    return RepresentativeSet(
+        windows=x, targets_w=np.zeros(n, np.float32), on=np.zeros(n, bool),
+        house="synthetic", source="test windows", seed=0, on_threshold_w=1.0,
+    )  # fmt: skip
+
+
+def test_the_transformers_qat_form_has_no_rsqrt_and_runs_bit_exact_with_litert() -> None:
+    """Batch norm, ReLU and max pooling (the int8 remedy) convert to builtin int8 ops
+    without layer norm's RSQRT and NEG or L2 pooling's SQUARE and SQRT (which the BERT
+    form leaves, the engine has no kernel for); after a QAT epoch the engine matches
+    LiteRT's reference kernels bit for bit."""
+    import keras
+
+    from trainer.quantize import QuantizeConfig, convert, run_litert
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(256, 33)).astype(np.float32)
+    x[::3, -6:] += 4.0  # some "on" windows
+    on = (x[:, -3] > 2.0).astype(np.float32).reshape(-1, 1)
+    power = on * 0.8
+    rep = _calibration(x[:64])
+
+    plain = convert(_tiny_transformer("layer", "gelu", "l2"), QuantizeConfig("w8_a8"), rep).data
+    assert {"RSQRT", "NEG", "SQUARE", "SQRT"} <= {op.opcode for op in read_model(plain).operators}
+
+    model = _tiny_transformer("batch", "relu", "max")
+    history = qat.fine_tune(model, (x, power, on), QatConfig("kettle", epochs=1, batch_size=32))
+    assert np.isfinite(history["loss"][0])
+    data = convert(model, QuantizeConfig(mode="w8_a8", seed=0), rep).data
+    graph = read_model(data)
+    ops = {op.opcode for op in graph.operators}
+    assert {"RSQRT", "NEG", "SQUARE", "SQRT", "GELU"}.isdisjoint(ops)
+    assert ops <= _parity_ops(), ops - _parity_ops()
+    ours = NumpyInterpreter(graph).run([x[:32]])
+    theirs = run_litert(data, x[:32], reference=True)
+    for got, want in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-5, atol=1e-6)
+    keras.backend.clear_session()
+
+
+def test_qat_trains_the_kernels_inside_nested_layers_at_int8() -> None:
+    """The attention's q/k/v/o Dense kernels sit inside a custom layer: they are
+    quantized during QAT like the top-level ones."""
+    model = _tiny_transformer("batch", "relu", "max")
+    names = {kernel.path for kernel, _ in qat.quantized_kernels(model)}
+    assert any("attention" in n and "/q/" in n for n in names), names
+    assert any("stem" in n for n in names) and any("power" in n for n in names)
+
+
+def test_epoch_zero_is_the_parent_even_with_batch_norm_statistics() -> None:
+    """Observing ranges runs the graph in training mode: batch norms must not move
+    their statistics then (nor during QAT: they fold into constants at conversion)."""
+    model = _tiny_transformer("batch", "relu", "max")
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(128, 33)).astype(np.float32) * 3.0 + 1.0
+    on = (x[:, -3] > 2.0).astype(np.float32).reshape(-1, 1)
+    start = model.get_weights()
+    config = QatConfig("kettle", epochs=1, batch_size=32, learning_rate=0.05)
+    wrong = 1.0 - on  # training labels the validation contradicts: epoch 1 must lose
+    history = qat.fine_tune(model, (x, wrong * 0.5, wrong), config, validation=(x, on * 0.5, on))
+    assert history["best_epoch"] == 0
+    for a, b in zip(model.get_weights(), start, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_report_says_which_engine_ran_each_file_and_what_did_not_convert() -> None:
+    row = {"f1": 0.8, "mcc": 0.8, "mae_w": 5.0, "sae": 0.1,
+           "predicted_energy_kwh": 10.0, "true_energy_kwh": 9.0}  # fmt: skip
+    summary = {
+        "appliance": "kettle", "test_house": "REFIT house 20", "architecture": "transformer",
+        "model_settings": {"d_model": 32, "blocks": 1, "norm": "layer", "activation": "gelu"},
+        "bytes": {"PTQ w8": 50_000}, "parent_seed": 0,
+        "config": {"epochs": 2, "learning_rate": 1e-4},
+        "training_windows": 10, "seconds": 1.0, "losses": [0.1, 0.1],
+        "val_losses": [0.1, 0.2, 0.2], "best_epoch": 0, "post_processing": "float and PTQ ...",
+        "qat_threshold": 0.5, "qat_min_off_s": 60.0,
+        "validation_f1": {"parent": 0.7, "qat": 0.7},
+        "models": {
+            "float parent": {**row, "backend": "keras"},
+            "PTQ w8_a16 (16x8)": {"backend": "-", "not_converted": "op L2_NORMALIZATION"},
+            "PTQ w8_a8 (exported)": {**row, "backend": "litert",
+                                     "numpy_engine": "unsupported operator(s): NEG"},
+        },
+        "inspection": {
+            "PTQ w8_a8": {"bytes": 40_960, "max_rmse_over_scale": 1.5,
+                          "suspected_layers": ["a", "b"],
+                          "backends": {"numpy": {"latency_ms": 2.0, "peak_memory_kb": 300.0},
+                                       "litert": {"latency_ms": 0.1}}},
+        },
+        "command": "nilm-trainer qat kettle",
+    }  # fmt: skip
+    text = qat.markdown(summary)
+    assert "d_model 32, 1 blocks, layer norm, gelu" in text
+    assert "| float parent | keras | 0.800 |" in text
+    assert "| PTQ w8_a8 (exported) | litert | 0.800 |" in text
+    assert "PTQ w8_a16 (16x8): not converted (op L2_NORMALIZATION)" in text
+    assert "the numpy engine refuses this file (unsupported operator(s): NEG)" in text
+    assert "| PTQ w8_a8 | 40 KB | 1.500 | 2 | 2.00 ms | 0.10 ms | n/a | 300 KB |" in text
+    assert "Float and PTQ ..." in text  # the first letter only is capitalised

@@ -140,6 +140,37 @@ def dequantize(node: Node) -> Eval:
 # ----------------------------------------------------------------- binary arithmetic
 
 
+def batch_aligned(node: Node, run: Eval) -> Eval:
+    """``run`` with the runtime batch put back into a lower-rank operand.
+
+    A reshape that drops the batch dimension (Keras' ``o`` projection: ``(1, 49, 2, 16)``
+    to ``(49, 32)``) carries the batch in its leading rows at runtime (``N * 49``); TFLite
+    broadcasts ``(49, 64)`` against ``(1, 49, 64)``, so that operand becomes ``(N, 49, 64)``
+    again before the op."""
+    a_t, b_t = node.inputs[0], node.inputs[1]
+    if a_t is None or b_t is None or a_t.data is not None or b_t.data is not None:
+        return run
+    if len(a_t.shape) == len(b_t.shape):
+        return run
+    low = 0 if len(a_t.shape) < len(b_t.shape) else 1
+    high_static = (b_t if low == 0 else a_t).shape
+    padded = (1,) * (len(high_static) - len((a_t, b_t)[low].shape)) + tuple((a_t, b_t)[low].shape)
+    if not high_static or high_static[0] != 1 or padded[0] != 1:
+        return run
+    rest = padded[1:]
+
+    def aligned(ins: Sequence[Array | None]) -> list[Array]:
+        x, y = ins[low], ins[1 - low]
+        assert x is not None and y is not None
+        n = y.shape[0]
+        if n != 1 and x.size == n * int(np.prod(rest)):
+            x = x.reshape((n, *rest))
+            return run([x, y] if low == 0 else [y, x])
+        return run(ins)
+
+    return aligned
+
+
 def _float_binary(node: Node, fn: Callable[[Array, Array], Array]) -> Eval:
     act = check_activation(node)
     if act == "NONE" and all(t is not None and t.dtype == "float32" for t in node.inputs[:2]):
@@ -293,19 +324,23 @@ def _add_sub(node: Node, sign: int) -> Eval:
 @register("ADD")
 def add(node: Node) -> Eval:
     if node.outputs[0].dtype in ("float32", "int32", "int64") and not is_quantized(node.outputs[0]):
-        return _float_binary(node, np.add)
-    return _add_sub(node, 1)
+        return batch_aligned(node, _float_binary(node, np.add))
+    return batch_aligned(node, _add_sub(node, 1))
 
 
 @register("SUB")
 def sub(node: Node) -> Eval:
     if node.outputs[0].dtype in ("float32", "int32", "int64") and not is_quantized(node.outputs[0]):
-        return _float_binary(node, np.subtract)
-    return _add_sub(node, -1)
+        return batch_aligned(node, _float_binary(node, np.subtract))
+    return batch_aligned(node, _add_sub(node, -1))
 
 
 @register("MUL")
 def mul(node: Node) -> Eval:
+    return batch_aligned(node, _mul(node))
+
+
+def _mul(node: Node) -> Eval:
     if node.outputs[0].dtype in ("float32", "int32", "int64") and not is_quantized(node.outputs[0]):
         return _float_binary(node, np.multiply)
     a_t, b_t, out, (lo, hi) = _int_binary(node)

@@ -1,0 +1,171 @@
+"""Knowledge distillation: a teacher's soft outputs as training targets beside the labels.
+
+The teacher is a finished bundle run (``model.keras`` + ``card.json``), typically the
+reference ``cnn``, about 100x the compact model's size. It adds two things to a
+student's training set (:func:`distilled_targets`):
+
+* on the labelled windows, the targets become ``alpha`` x label + (1 - ``alpha``) x
+  teacher: the teacher's confidence between 0 and 1 where the label is a hard step
+  (its probability centred on its own threshold, :func:`soften`; its power gated by its
+  own on decision, as the engine gates it);
+* on unlabelled windows of the training houses' mains (:func:`unlabelled_windows`: no
+  sub-meter needed, so houses without the appliance's plug count too), the teacher's
+  outputs alone, a second source of signal.
+
+Each model sees windows in its own normalisation: the teacher's card says its input
+mean/std and power scale, the student's data says its own.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from custom_components.nilm.engine.card import ModelCard, load_card
+from custom_components.nilm.engine.model import gated_prediction
+from custom_components.nilm.engine.windows import valid_starts
+
+from .config import DistillConfig
+from .errors import TrainerError
+from .files import CARD_JSON, MODEL_KERAS
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """A trained float model and the card that says how it reads windows."""
+
+    run_dir: Path
+    model: Any
+    card: ModelCard
+
+    def predict(self, x_w: FloatArray, batch: int = 4096) -> tuple[FloatArray, FloatArray]:
+        """(power in watts, gated by the teacher's own on decision as the engine gates
+        it; on-probability) for windows in watts."""
+        import tensorflow as tf
+
+        spec = tf.TensorSpec((None, x_w.shape[1]), tf.float32)
+        fn = tf.function(lambda t: self.model(t, training=False), input_signature=[spec])
+        mean, std = np.float32(self.card.input_mean_w), np.float32(self.card.input_std_w)
+        powers, probs = [], []
+        for i in range(0, len(x_w), batch):
+            p, s = fn(tf.constant((x_w[i : i + batch] - mean) / std))
+            powers.append(p.numpy().reshape(-1))
+            probs.append(s.numpy().reshape(-1))
+        if not powers:
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        scale = np.float32(self.card.power_scale_w)
+        prob = np.concatenate(probs)
+        gated = gated_prediction(self.card, np.concatenate(powers) * scale, prob, self.threshold)
+        return gated.power_w, gated.probability if gated.probability is not None else prob
+
+    @property
+    def threshold(self) -> float:
+        """The teacher's on threshold, chosen on validation when it was trained."""
+        return float(self.card.status.probability_threshold)
+
+
+def load_teacher(run_dir: Path, *, window_length: int, target_index: int) -> Teacher:
+    """The teacher in ``run_dir``; its windows must be the student's (same geometry)."""
+    from .models import load_keras_model
+
+    model_path, card_path = run_dir / MODEL_KERAS, run_dir / CARD_JSON
+    if not model_path.is_file() or not card_path.is_file():
+        raise TrainerError(f"no teacher in {run_dir} (needs {MODEL_KERAS} and {CARD_JSON})")
+    card = load_card(card_path, verify_hash=False)
+    if (card.window_length, card.target_index) != (window_length, target_index):
+        raise TrainerError(
+            f"the teacher in {run_dir} reads {card.window_length} samples with target "
+            f"{card.target_index}; the student needs {window_length} and {target_index}"
+        )
+    return Teacher(run_dir, load_keras_model(str(model_path)), card)
+
+
+def _logit(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    q = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.asarray(np.log(q / (1 - q)))
+
+
+def soften(prob: FloatArray, temperature: float, threshold: float = 0.5) -> FloatArray:
+    """sigmoid((logit(p) - logit(threshold)) / T): the teacher's confidence relative to
+    its own decision (a teacher that decides "on" at 0.97 says 0.5 there), T > 1 pulling
+    it towards 0.5."""
+    if temperature == 1.0 and threshold == 0.5:
+        return prob.astype(np.float32)
+    centred = _logit(prob.astype(np.float64)) - float(_logit(np.array(threshold)))
+    return (1.0 / (1.0 + np.exp(-centred / temperature))).astype(np.float32)
+
+
+def unlabelled_windows(
+    mains: list[FloatArray], length: int, target_index: int, n: int, rng: np.random.Generator
+) -> FloatArray:
+    """``n`` windows in watts drawn uniformly from every unmasked stretch of ``mains``."""
+    pools = [valid_starts(m, m, length, target_index) for m in mains]
+    sizes = np.array([p.size for p in pools], dtype=np.int64)
+    if n == 0:
+        return np.zeros((0, length), np.float32)
+    if sizes.sum() == 0:
+        raise TrainerError("no unmasked mains window to distil on")
+    chosen = rng.choice(int(sizes.sum()), size=min(n, int(sizes.sum())), replace=False)
+    owner = np.searchsorted(np.cumsum(sizes), chosen, side="right")
+    offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    out = []
+    for k in np.unique(owner):
+        starts = np.sort(pools[k][chosen[owner == k] - offsets[k]])
+        view = np.lib.stride_tricks.sliding_window_view(mains[k], length)
+        out.append(np.ascontiguousarray(view[starts]))
+    return np.concatenate(out).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class DistilledSet:
+    """Windows (watts) with their blended targets (power / student scale, on in [0, 1])."""
+
+    x_w: FloatArray
+    power: FloatArray
+    on: FloatArray
+    summary: dict[str, Any]
+
+
+def distilled_targets(
+    teacher: Teacher,
+    config: DistillConfig,
+    *,
+    x_w: FloatArray,
+    power: FloatArray,
+    on: FloatArray,
+    unlabelled_w: FloatArray,
+    scale_w: float,
+) -> DistilledSet:
+    """Labelled windows with blended targets, then unlabelled ones with the teacher's."""
+    t_power_w, t_prob = teacher.predict(np.concatenate([x_w, unlabelled_w]))
+    t_power = t_power_w / np.float32(scale_w)
+    t_on = soften(t_prob, config.temperature, teacher.threshold)
+    n = len(x_w)
+    a = np.float32(config.alpha)
+    blended_power = a * power.reshape(-1) + (1 - a) * t_power[:n]
+    blended_on = a * on.reshape(-1) + (1 - a) * t_on[:n]
+    t_says_on = t_prob >= teacher.threshold
+    agree = float(np.mean(t_says_on[:n] == (on.reshape(-1) >= 0.5))) if n else math.nan
+    summary = {
+        **config.to_dict(),
+        "teacher_architecture": teacher.card.architecture,
+        "labelled_windows": n,
+        "unlabelled_windows": len(unlabelled_w),
+        "teacher_agreement_on_labels": round(agree, 4),
+        "teacher_on_share_unlabelled": (
+            round(float(np.mean(t_says_on[n:])), 4) if len(unlabelled_w) else None
+        ),
+    }
+    return DistilledSet(
+        x_w=np.concatenate([x_w, unlabelled_w]).astype(np.float32),
+        power=np.concatenate([blended_power, t_power[n:]]).astype(np.float32).reshape(-1, 1),
+        on=np.concatenate([blended_on, t_on[n:]]).astype(np.float32).reshape(-1, 1),
+        summary=summary,
+    )
