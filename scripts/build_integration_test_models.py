@@ -1,223 +1,178 @@
 """Build the tiny real-data models the integration tests load as user models.
 
-Two seq2point models (kettle, microwave) are trained for a few seconds on REFIT House 2
-(30 s), converted to full-int8 TFLite with float I/O, and written with a model card to
-``tests/components/nilm/fixtures/models/``. They are small, seeded and rebuilt the same
-way by running this script again; they exist so the integration never depends on which
-models happen to be bundled. The metrics in the cards are measured on a held-out House 2
-month (House 20, the test house, is never touched here).
+Two models (kettle, microwave) go through the trainer's own pipeline with a smoke
+configuration (:data:`SMOKE`): REFIT House 2 (30 s) loaded by ``trainer.data``, windows
+and the time split by ``trainer.windows``, a small ``compact`` CNN built by
+``trainer.models`` and trained for a few seconds by ``trainer.train``, full-int8 with float
+I/O by ``trainer.quantize`` on a ``trainer.calibration`` set from the training house, and a
+card from ``trainer.export``. They are written to ``tests/components/nilm/fixtures/models/``
+and rebuilt the same way (seeded, deterministic ops) by running this script again; they
+exist so the integration never depends on which models happen to be bundled. The metrics
+in the cards are ``trainer.evaluate``'s on a held-out House 2 month (House 20, the test
+house, is never touched here).
 
 Run: ``TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python scripts/build_integration_test_models.py``
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import random
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from custom_components.nilm.engine.card import REFIT_ATTRIBUTION, ModelCard, StatusRule  # noqa: E402
-from scripts.ha_dev.refit import DATA_DIR, read_refit_csv, refit_30s_file  # noqa: E402
+from custom_components.nilm.engine.card import ModelCard, StatusRule, load_card  # noqa: E402
 from trainer.appliances import get_appliance  # noqa: E402
-from trainer.config import PipelineConfig, default  # noqa: E402
+from trainer.config import DataConfig, EvalConfig, PipelineConfig, QuantizeConfig  # noqa: E402
+from trainer.config import default as config_default  # noqa: E402
+from trainer.data import default_data_dir, load_refit_30s  # noqa: E402
+from trainer.files import jsonable  # noqa: E402
+from trainer.pipeline import METRIC_COLUMNS  # noqa: E402
 
 OUT_DIR = ROOT / "tests" / "components" / "nilm" / "fixtures" / "models"
+APPLIANCES = ("kettle", "microwave")
+TRAIN_HOUSE = 2
 TRAIN_MONTHS = ("2014-03", "2014-04", "2014-05", "2014-06")
-VAL_MONTH = "2014-07"
-COLUMNS = {"kettle": "Kettle", "microwave": "Microwave"}
+VAL_MONTH = "2014-07"  # held out: the cards' metrics, never trained or calibrated on
 # The pipeline's geometry: 99 samples, target 96 = 2 samples (60 s) of look-ahead, so
 # entities lag real time by one minute.
-WINDOW: int = default(PipelineConfig, "window_length")
-TARGET_INDEX: int = default(PipelineConfig, "target_index")
+WINDOW: int = config_default(PipelineConfig, "window_length")
+TARGET_INDEX: int = config_default(PipelineConfig, "target_index")
+SEED = 7
+# The smoke configuration: the pipeline's defaults (compact CNN, time split, validation
+# chooses the status threshold) at a tiny width and 800 steps at most, seconds on a CPU.
+# 5 % "on" training windows: the "on" windows are all kept, so this buys more "off" ones
+# (a House 2 microwave runs for only ~500 of the training months' windows).
+SMOKE: dict[str, Any] = {
+    "train_house": TRAIN_HOUSE,
+    "train_months": TRAIN_MONTHS,
+    "architecture": "compact",
+    "width": 0.5,
+    "dropout": 0.0,
+    "on_share": 0.05,
+    "epochs": 10,
+    "patience": 4,
+    "batch_size": 256,
+    "steps_per_epoch": 80,
+    "learning_rate": 3e-3,
+    "max_windows": 40_000,
+    "max_validation_windows": 10_000,
+    "representative_size": 200,
+    "seed": SEED,
+}
+# What the cards keep of trainer.evaluate's metrics on the held-out month.
+CARD_METRICS = (
+    *METRIC_COLUMNS,
+    "precision",
+    "recall",
+    "event_recall",
+    "event_precision",
+    "running_on_delay_s",
+    "running_off_delay_s",
+    "samples",
+)
+# Only the unsupported-op fixture below uses these (it is not trained on data).
 PERIOD_S = 30.0
 INPUT_MEAN_W = 400.0
 INPUT_STD_W = 700.0
-SEED = 7
-EPOCHS = 10
 
 
-def load_month(month: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Aggregate and appliance columns of one House 2 month, gaps (zero aggregate) as NaN."""
-    table = read_refit_csv(
-        refit_30s_file(DATA_DIR, 2, month), columns=("Aggregate", *COLUMNS.values())
+def smoke_config(appliance: str, data_dir: Path) -> PipelineConfig:
+    """The pipeline configuration these fixtures are trained with."""
+    cfg = PipelineConfig(appliance=appliance, data_dir=str(data_dir), **SMOKE)
+    assert cfg.window_length == WINDOW and cfg.target_index == TARGET_INDEX
+    return cfg
+
+
+def build_fixture(appliance: str, data_dir: Path, held_out: Any, work: Path) -> None:
+    """Train, calibrate, convert, evaluate and write ``test_<appliance>`` (model + card)."""
+    from trainer.evaluate import evaluate
+    from trainer.export import card_for
+    from trainer.quantize import convert
+    from trainer.runs import TrainedRun
+    from trainer.train import train
+
+    started = time.perf_counter()
+    cfg = smoke_config(appliance, data_dir)
+    train_cfg = cfg.train_config()
+    house = load_refit_30s(
+        data_dir, cfg.train_house, list(TRAIN_MONTHS), DataConfig(appliances=(appliance,))
     )
-    agg = table["Aggregate"].astype(np.float32)
-    agg[agg <= 0] = np.nan
-    apps = {name: table[col].astype(np.float32) for name, col in COLUMNS.items()}
-    return agg, apps
+    run_dir = work / appliance / "train"
+    result = train(house, train_cfg, run_dir, progress=False, log=print)
+    run = TrainedRun.load(run_dir, house=house)  # trainer.windows split, model, card template
 
-
-def windows_for(
-    agg: np.ndarray, target: np.ndarray, threshold: float, rng: np.random.Generator, count: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Gap-free windows, a fifth of them with the appliance on at the target.
-
-    Rebalanced (appliances are on ~1 % of the time) but still mostly "off", so the tiny
-    model learns that a high baseline alone is not an appliance."""
-    n = agg.size - WINDOW
-    starts = np.arange(n)
-    valid = ~np.isnan(np.lib.stride_tricks.sliding_window_view(agg, WINDOW)[:n]).any(axis=1)
-    starts = starts[valid]
-    on = target[starts + TARGET_INDEX] >= threshold
-    on_starts, off_starts = starts[on], starts[~on]
-    half = count // 5
-    picks = np.concatenate(
-        [
-            rng.choice(on_starts, half, replace=on_starts.size < half),
-            rng.choice(off_starts, count - half, replace=False),
-        ]
+    test_label = f"REFIT house {cfg.test_house}"  # excluded from calibration, never loaded
+    rep = run.representative(cfg.representative_size, cfg.seed, [test_label])
+    quant = QuantizeConfig(
+        mode="w8_a8", int8_io=False, seed=cfg.seed, representative_size=cfg.representative_size
     )
-    idx = picks[:, None] + np.arange(WINDOW)[None, :]
-    return agg[idx], target[picks + TARGET_INDEX]
+    converted = convert(run.model, quant, rep)
 
+    name = f"test_{appliance}"
+    training = {
+        "train_house": f"REFIT house {cfg.train_house}",
+        "months": list(TRAIN_MONTHS),
+        "windows": len(run.split.train),
+        "epochs": result.epochs_run,
+        "representative": rep.summary(),
+        "smoke_config": {k: v for k, v in cfg.to_dict().items() if k in SMOKE},
+        "purpose": "integration tests only (tiny, trained in seconds)",
+    }
 
-def build_model() -> Any:
-    from tensorflow import keras
+    def write(folder: Path, metrics: dict[str, Any] | None) -> Path:
+        card = card_for(run.card, converted, name=name, metrics=metrics, training=training)
+        # No head in the card: the integration tests' user models are the non-adaptable
+        # ones (the bundled kettle is the adaptable model they test re-fits with).
+        card = dataclasses.replace(card, head=None)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.tflite"
+        path.write_bytes(converted.data)
+        card_path = path.with_suffix(".json")
+        card_path.write_text(card.with_file(path).to_json(), encoding="utf-8")
+        load_card(card_path, verify_hash=True)  # what the integration will do
+        return card_path
 
-    inp = keras.Input((WINDOW,), name="mains")
-    x = keras.layers.Reshape((WINDOW, 1))(inp)
-    x = keras.layers.Conv1D(12, 7, activation="relu", padding="same")(x)
-    x = keras.layers.MaxPooling1D(2)(x)
-    x = keras.layers.Conv1D(16, 5, activation="relu", padding="same")(x)
-    x = keras.layers.MaxPooling1D(2)(x)
-    x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(32, activation="relu")(x)
-    power = keras.layers.Dense(1, name="power")(x)
-    status = keras.layers.Dense(1, activation="sigmoid", name="status")(x)
-    return keras.Model(inp, [power, status])
-
-
-def convert_int8(model: Any, calibration: np.ndarray) -> bytes:
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-
-    def representative() -> Any:
-        for row in calibration[:200]:
-            yield [row[np.newaxis, :].astype(np.float32)]
-
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.float32
-    converter.inference_output_type = tf.float32
-    return bytes(converter.convert())
-
-
-def run_tflite(data: bytes, x: np.ndarray) -> list[np.ndarray]:
-    """Evaluate the converted file (not the Keras model): the card reports what ships."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_content=data)
-    inp = interp.get_input_details()[0]
-    interp.resize_tensor_input(inp["index"], [len(x), WINDOW])
-    interp.allocate_tensors()
-    interp.set_tensor(inp["index"], x.astype(np.float32))
-    interp.invoke()
-    return [interp.get_tensor(d["index"]).reshape(len(x)) for d in interp.get_output_details()]
+    # Held-out House 2 month, every complete window, on the engine's LiteRT backend: the
+    # card reports what ships.
+    draft = write(work / appliance / "draft", None)
+    ev = evaluate(
+        held_out, EvalConfig(model=str(draft), backend="litert", plots=False, rule_baseline=False)
+    )
+    metrics = {
+        f"held_out_{VAL_MONTH.replace('-', '_')}": {
+            "split": f"REFIT house {cfg.train_house} {VAL_MONTH} (held out, every window)",
+            **{
+                k: round(float(v), 4)
+                for k, v in jsonable(ev.metrics).items()
+                if k in CARD_METRICS and isinstance(v, int | float)
+            },
+        }
+    }
+    card_path = write(OUT_DIR, metrics)
+    card = load_card(card_path, verify_hash=True)
+    held = card.metrics[next(iter(metrics))]
+    print(
+        f"{name}.tflite: {len(converted.data)} bytes, {time.perf_counter() - started:.0f} s, "
+        f"threshold {card.status.probability_threshold}, held-out F1 {held.get('f1')}, "
+        f"MAE {held.get('mae_w')} W"
+    )
 
 
 def main() -> None:
-    import tensorflow as tf
-    from tensorflow import keras
-
-    random.seed(SEED)
-    np.random.seed(SEED)
-    tf.keras.utils.set_random_seed(SEED)
-    tf.config.experimental.enable_op_determinism()
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-
-    train = [load_month(m) for m in TRAIN_MONTHS]
-    val_agg, val_apps = load_month(VAL_MONTH)
-    for name in COLUMNS:
-        spec = get_appliance(name)
-        rng = np.random.default_rng(SEED)
-        parts = [
-            windows_for(agg, apps[name], spec.on_power_threshold_w, rng, 4000)
-            for agg, apps in train
-        ]
-        x = (np.concatenate([p[0] for p in parts]) - INPUT_MEAN_W) / INPUT_STD_W
-        y = np.concatenate([p[1] for p in parts])
-        y_power = (y / spec.max_power_w).astype(np.float32)
-        y_on = (y >= spec.on_power_threshold_w).astype(np.float32)
-        model = build_model()
-        model.compile(
-            optimizer=keras.optimizers.Adam(1e-3),
-            loss={"power": "mse", "status": "binary_crossentropy"},
-        )
-        model.fit(
-            x,
-            {"power": y_power, "status": y_on},
-            epochs=EPOCHS,
-            batch_size=128,
-            verbose=0,
-            shuffle=True,
-        )
-        data = convert_int8(model, x)
-        tflite_path = OUT_DIR / f"test_{name}.tflite"
-        tflite_path.write_bytes(data)
-
-        # Held-out House 2 month, natural (unbalanced) distribution of gap-free windows.
-        vx, vy = windows_for(val_agg, val_apps[name], spec.on_power_threshold_w, rng, 4000)
-        vxn = ((vx - INPUT_MEAN_W) / INPUT_STD_W).astype(np.float32)
-        heads = run_tflite(data, vxn)
-        # The converter may reorder outputs: match each file output to the Keras status head.
-        keras_status = model.predict(vxn[:256], verbose=0)[1].reshape(-1)
-        errors = [float(np.mean(np.abs(h[:256] - keras_status))) for h in heads]
-        status_out = int(np.argmin(errors))
-        power_out = 1 - status_out
-        prob = heads[status_out]
-        power = np.maximum(heads[power_out] * spec.max_power_w, 0.0)
-        on_true = vy >= spec.on_power_threshold_w
-        on_pred = prob >= 0.5
-        gated = np.where(on_pred, power, 0.0)
-        tp = float(np.sum(on_pred & on_true))
-        f1 = 2 * tp / max(1.0, float(on_pred.sum() + on_true.sum()))
-        card = ModelCard(
-            name=f"test_{name}",
-            appliance=name,
-            architecture="cnn_tiny",
-            sample_period_s=PERIOD_S,
-            window_length=WINDOW,
-            target_index=TARGET_INDEX,
-            input_mean_w=INPUT_MEAN_W,
-            input_std_w=INPUT_STD_W,
-            power_scale_w=spec.max_power_w,
-            status=StatusRule(
-                on_power_threshold_w=spec.on_power_threshold_w,
-                min_on_s=spec.min_on_s,
-                min_off_s=spec.min_off_s,
-                probability_threshold=0.5,
-            ),
-            quantization="w8_a8",
-            power_output=power_out,
-            status_output=status_out,
-            training={
-                "dataset": "REFIT House 2, 30 s",
-                "months": list(TRAIN_MONTHS),
-                "windows": len(x),
-                "epochs": EPOCHS,
-                "purpose": "integration tests only (tiny, trained in seconds)",
-                "attribution": REFIT_ATTRIBUTION,
-            },
-            metrics={
-                "split": f"REFIT House 2 {VAL_MONTH} (held out, 20 % 'on' windows)",
-                "mae_w": round(float(np.mean(np.abs(gated - vy))), 1),
-                "f1": round(f1, 3),
-            },
-            trainer_version="scripts/build_integration_test_models.py",
-        ).with_file(tflite_path)
-        (OUT_DIR / f"test_{name}.json").write_text(card.to_json(), encoding="utf-8")
-        print(f"{tflite_path.name}: {len(data)} bytes, {card.metrics}")
+    data_dir = default_data_dir()
+    held_out = load_refit_30s(data_dir, TRAIN_HOUSE, [VAL_MONTH], DataConfig(appliances=APPLIANCES))
+    with tempfile.TemporaryDirectory(prefix="nilm-fixtures-") as tmp:
+        for appliance in APPLIANCES:
+            build_fixture(appliance, data_dir, held_out, Path(tmp))
 
 
 def build_unsupported_op_model() -> None:

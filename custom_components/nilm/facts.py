@@ -18,7 +18,6 @@ from .engine.model import NilmModel
 ARCHITECTURES = {
     "compact": "Compact CNN",
     "cnn": "CNN",
-    "cnn_tiny": "Tiny CNN",
     "transformer": "Transformer",
 }
 QUANTIZATIONS = {

@@ -189,7 +189,8 @@ async def test_options_flow_changes_and_reloads(hass: HomeAssistant, user_models
     assert result["type"] is FlowResultType.FORM
     schema = {str(k): k for k in result["data_schema"].schema}
     # Thresholds are keyed by appliance: every field has a translated label.
-    assert schema["threshold_kettle"].default() == 0.5
+    kettle = json.loads((user_models / "test_kettle.json").read_text(encoding="utf-8"))
+    assert schema["threshold_kettle"].default() == kettle["status"]["probability_threshold"]
     assert schema["threshold_fridge"].default() == 500.0
     assert schema[CONF_MAX_GAP_S].default() == 300.0
 

@@ -3,6 +3,7 @@ options flow read the same values)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from homeassistant.core import HomeAssistant
@@ -10,7 +11,7 @@ from homeassistant.core import HomeAssistant
 from custom_components.nilm.const import CONF_MAX_GAP_S
 from custom_components.nilm.data import MainsSources, NilmSettings
 
-from .conftest import make_entry, setup_entry
+from .conftest import FIXTURE_MODELS, make_entry, setup_entry
 
 
 async def test_non_finite_saved_options_fall_back_to_defaults(
@@ -27,7 +28,8 @@ async def test_non_finite_saved_options_fall_back_to_defaults(
     coordinator = entry.runtime_data.coordinator
     assert coordinator.max_gap_s == 300.0
     card = coordinator.appliances["test_kettle"].model.card
-    assert card.status.probability_threshold == 0.5
+    raw = json.loads((FIXTURE_MODELS / "test_kettle.json").read_text(encoding="utf-8"))
+    assert card.status.probability_threshold == raw["status"]["probability_threshold"]
 
 
 async def test_thresholds_are_read_by_appliance_and_by_older_model_keys(

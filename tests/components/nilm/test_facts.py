@@ -10,11 +10,11 @@ from custom_components.nilm.facts import model_facts, model_label, model_version
 
 from .conftest import FIXTURE_MODELS
 
+FIXTURE = json.loads((FIXTURE_MODELS / "test_kettle.json").read_text(encoding="utf-8"))
+
 
 def card(**overrides: Any) -> ModelCard:
-    raw = json.loads((FIXTURE_MODELS / "test_kettle.json").read_text(encoding="utf-8"))
-    raw.update(overrides)
-    return ModelCard.from_dict(raw)
+    return ModelCard.from_dict({**FIXTURE, **overrides})
 
 
 # The shape the trainer's bundle writes (trainer/bundle.py), numbers made up.
@@ -46,15 +46,15 @@ def test_facts_from_a_full_card() -> None:
     assert facts == {
         "model": "test_kettle",
         "appliance": "kettle",
-        "architecture": "Tiny CNN",
+        "architecture": "Compact CNN",
         "quantization": "int8",
         "backend": "numpy",
-        "version": "4b46de87ba6e",
+        "version": FIXTURE["tflite_sha256"][:12],
         "sample_period_s": 30.0,
         "window_samples": 99,
         "prediction_delay_s": 60.0,
         "warm_up_min": 49.5,
-        "on_probability_threshold": 0.5,
+        "on_probability_threshold": FIXTURE["status"]["probability_threshold"],
         "trained_on": ["REFIT house 2", "UK-DALE house 1"],
         "synthetic_training_windows": 50000,
         "validated_on": ["REFIT house 5"],
@@ -99,12 +99,16 @@ def test_absent_or_unusable_keys_are_left_out() -> None:
         "synthetic_training_windows",
     ):
         assert key not in facts, key
-    # The integration tests' own cards name their data in "dataset".
-    assert model_facts(card())["trained_on"] == ["REFIT House 2, 30 s"]
+    # The integration tests' own cards name their training house, as the pipeline does;
+    # a card may also name its data in "source" or "dataset" alone.
+    assert model_facts(card())["trained_on"] == ["REFIT house 2"]
+    for key in ("source", "dataset"):
+        only = card(training={key: "REFIT House 2, 30 s"})
+        assert model_facts(only)["trained_on"] == ["REFIT House 2, 30 s"]
 
 
 def test_labels_without_nested_brackets() -> None:
-    assert model_label(card()) == "Tiny CNN, int8"
+    assert model_label(card()) == "Compact CNN, int8"
     assert model_label(card(architecture="compact", quantization="w8_a16")) == (
         "Compact CNN, int8 weights, int16 activations"
     )
