@@ -1224,7 +1224,10 @@ def _run_qat(args: argparse.Namespace) -> int:
         models_dir=args.models_dir, parents_dir=args.parents_dir or PARENTS_DIR,
     )  # fmt: skip
     for name, m in summary["models"].items():
-        print(f"{name}: F1 {m['f1']:.3f}")
+        if "not_converted" in m:
+            print(f"{name}: not converted ({m['not_converted']})")
+        else:
+            print(f"{name}: F1 {m['f1']:.3f} ({m['backend']})")
     print(f"report: {args.out / args.appliance / 'qat.md'}")
     return 0
 

@@ -313,6 +313,8 @@ def run(
     from .quantize import QuantizeConfig, convert
     from .recipes import load_recipes, load_split
 
+    bundled = models_dir.resolve() == BUNDLED_MODELS_DIR.resolve()
+    own_parents = parents_dir.resolve() == PARENTS_DIR.resolve()
     parent: Parent = load_parent(config.appliance, models_dir, parents_dir)
     built = parent.record.get("recipe", {})
     recipe = load_recipes()[config.appliance].with_overrides(
@@ -396,7 +398,7 @@ def run(
             if a16_path is not None
             else {"backend": "-", "not_converted": a16_error}
         ),
-        f"PTQ w8_a8 ({'shipped' if models_dir == BUNDLED_MODELS_DIR else 'exported'})": (
+        f"PTQ w8_a8 ({'shipped' if bundled else 'exported'})": (
             _tflite_scores(test.house, shipped)
         ),
         "QAT w8_a8": _tflite_scores(test.house, card_path),
@@ -444,8 +446,8 @@ def run(
         "command": " ".join(
             [
                 f"nilm-trainer qat {config.appliance} --epochs {config.epochs} --out {out_dir}",
-                *([f"--models-dir {models_dir}"] if models_dir != BUNDLED_MODELS_DIR else []),
-                *([f"--parents-dir {parents_dir}"] if parents_dir != PARENTS_DIR else []),
+                *([] if bundled else [f"--models-dir {models_dir}"]),
+                *([] if own_parents else [f"--parents-dir {parents_dir}"]),
             ]
         ),
     }
@@ -525,7 +527,7 @@ def markdown(summary: dict[str, Any]) -> str:
 
             def ms(key: str, b: dict[str, Any] = b) -> str:
                 v = b.get(key, {}).get("latency_ms")
-                return f"{v:.2f} ms" if isinstance(v, (int, float)) else "n/a"
+                return f"{v:.3f} ms" if isinstance(v, (int, float)) else "n/a"
 
             peak = b.get("numpy", {}).get("peak_memory_kb")
             lines.append(

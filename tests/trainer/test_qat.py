@@ -115,7 +115,11 @@ def test_with_validation_the_best_epoch_stays_and_it_may_be_the_parent() -> None
 
 
 def _tiny_transformer(norm: str, activation: str, pool: str) -> Any:
+    import keras
+
     from trainer.models import ModelConfig, build_model
+
+    keras.utils.set_random_seed(0)
 
     return build_model(
         ModelConfig(
@@ -226,5 +230,29 @@ def test_the_report_says_which_engine_ran_each_file_and_what_did_not_convert() -
     assert "| PTQ w8_a8 (exported) | litert | 0.800 |" in text
     assert "PTQ w8_a16 (16x8): not converted (op L2_NORMALIZATION)" in text
     assert "the numpy engine refuses this file (unsupported operator(s): NEG)" in text
-    assert "| PTQ w8_a8 | 40 KB | 1.500 | 2 | 2.00 ms | 0.10 ms | n/a | 300 KB |" in text
+    assert "| PTQ w8_a8 | 40 KB | 1.500 | 2 | 2.000 ms | 0.100 ms | n/a | 300 KB |" in text
     assert "Float and PTQ ..." in text  # the first letter only is capitalised
+
+
+def test_the_bert_forms_weights_only_file_runs_on_the_engine_like_litert() -> None:
+    """Layer norm and L2 pooling leave float NEG, SQUARE and SQRT in a w8 file: the
+    engine runs them as LiteRT's reference kernels do; its full-int8 file keeps an int8
+    SQRT the engine has no kernel for, and says which."""
+    from custom_components.nilm.engine.errors import UnsupportedOpError
+    from trainer.quantize import QuantizeConfig, convert, run_litert
+
+    model = _tiny_transformer("layer", "gelu", "l2")
+    x = np.random.default_rng(8).normal(size=(48, 33)).astype(np.float32)
+    w8 = convert(model, QuantizeConfig("w8"), None).data
+    graph = read_model(w8)
+    assert {"NEG", "SQUARE", "SQRT"} <= {op.opcode for op in graph.operators}
+    ours = NumpyInterpreter(graph).run([x])
+    theirs = run_litert(w8, x, reference=True)
+    for got, want in zip(ours, theirs, strict=True):
+        # Layer norm's float MEAN/RSQRT sum in another order than LiteRT (a few ulps, as
+        # in the parity suite); a hybrid dense layer quantizes its input per row, so an
+        # ulp on a rounding boundary moves one int8 step: 1e-3, not the suite's 1e-5.
+        np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-3, atol=1e-5)
+    full = convert(model, QuantizeConfig("w8_a8"), _calibration(x)).data
+    with pytest.raises(UnsupportedOpError, match=r"SQRT\(int8\)"):
+        NumpyInterpreter(read_model(full))

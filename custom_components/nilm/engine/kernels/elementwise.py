@@ -464,6 +464,36 @@ def gelu(node: Node) -> Eval:
     return gelu_int(node, approximate)
 
 
+def _float_only(node: Node, fn: Callable[[Array], Array]) -> Eval:
+    """A float32 op whose quantized form LiteRT computes differently (not here yet)."""
+    if node.input(0).dtype != "float32" or is_quantized(node.outputs[0]):
+        raise _unsupported(node, node.input(0).dtype)
+    return _float_unary(fn)
+
+
+def _sqrt(x: Array) -> Array:
+    with np.errstate(invalid="ignore"):  # sqrt of a negative is NaN, as in LiteRT
+        return np.sqrt(x)
+
+
+# The converter leaves these in float between DEQUANTIZE/QUANTIZE pairs where a model's
+# int8 form has no kernel (Keras' layer norm: NEG; an L2-norm pooling: SQUARE, SQRT):
+# float32 negation, x * x and the square root are exact (IEEE-rounded) in both.
+@register("NEG")
+def neg(node: Node) -> Eval:
+    return _float_only(node, np.negative)
+
+
+@register("SQUARE")
+def square(node: Node) -> Eval:
+    return _float_only(node, np.square)
+
+
+@register("SQRT")
+def sqrt(node: Node) -> Eval:
+    return _float_only(node, _sqrt)
+
+
 @register("RSQRT")
 def rsqrt(node: Node) -> Eval:
     if node.input(0).dtype == "float32":
