@@ -116,6 +116,7 @@ def fine_tune(
     import tensorflow as tf
 
     keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()  # as the bundle trains: reruns agree
     parent = [w.copy() for w in model.get_weights()]
     for layer in model._flatten_layers(include_self=False, recursive=True):
         if isinstance(layer, keras.layers.BatchNormalization):
