@@ -234,11 +234,10 @@ def test_the_report_says_which_engine_ran_each_file_and_what_did_not_convert() -
     assert "Float and PTQ ..." in text  # the first letter only is capitalised
 
 
-def test_the_bert_forms_weights_only_file_runs_on_the_engine_like_litert() -> None:
-    """Layer norm and L2 pooling leave float NEG, SQUARE and SQRT in a w8 file: the
-    engine runs them as LiteRT's reference kernels do; its full-int8 file keeps an int8
-    SQRT the engine has no kernel for, and says which."""
-    from custom_components.nilm.engine.errors import UnsupportedOpError
+def test_the_bert_forms_files_run_on_the_engine_like_litert() -> None:
+    """Layer norm and L2 pooling leave float NEG, SQUARE and SQRT in a w8 file and float
+    NEG/SQUARE plus an int8 SQRT in the full-int8 one: the engine runs both as LiteRT's
+    reference kernels do (the int8 file bit for bit)."""
     from trainer.quantize import QuantizeConfig, convert, run_litert
 
     model = _tiny_transformer("layer", "gelu", "l2")
@@ -254,5 +253,34 @@ def test_the_bert_forms_weights_only_file_runs_on_the_engine_like_litert() -> No
         # ulp on a rounding boundary moves one int8 step: 1e-3, not the suite's 1e-5.
         np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-3, atol=1e-5)
     full = convert(model, QuantizeConfig("w8_a8"), _calibration(x)).data
-    with pytest.raises(UnsupportedOpError, match=r"SQRT\(int8\)"):
-        NumpyInterpreter(read_model(full))
+    graph = read_model(full)
+    assert any(op.opcode == "SQRT" and graph.tensors[op.outputs[0]].dtype == "int8"
+               for op in graph.operators)  # fmt: skip
+    ours = NumpyInterpreter(graph).run([x])
+    theirs = run_litert(full, x, reference=True)
+    for got, want in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(got.reshape(want.shape), want)
+
+
+@pytest.mark.parametrize(("shift", "gain"), [(1e-3, 3.0), (0.5, 1.0), (2.0, 10.0), (1e-6, 0.2)])
+def test_int8_sqrt_is_bit_exact_with_litert(shift: float, gain: float) -> None:
+    """LiteRT's int8 SQRT truncates sqrt(x) / output scale in float32 (rounding, or
+    double precision, differs at codes a fraction of an ulp below an integer)."""
+    import keras
+    import tensorflow as tf
+
+    from trainer.quantize import QuantizeConfig, convert, run_litert
+
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((16,), name="mains")
+    h = keras.layers.Dense(16)(inp)
+    h = keras.layers.Lambda(lambda t: tf.sqrt(tf.nn.relu(t) + shift))(h)
+    model = keras.Model(inp, keras.layers.Dense(1, name="power")(h))
+    x = np.random.default_rng(2).normal(size=(600, 16)).astype(np.float32) * np.float32(gain)
+    data = convert(model, QuantizeConfig("w8_a8"), _calibration(x[:200])).data
+    graph = read_model(data)
+    assert "SQRT" in {op.opcode for op in graph.operators}
+    (ours,) = NumpyInterpreter(graph).run([x])
+    (theirs,) = run_litert(data, x, reference=True)
+    np.testing.assert_array_equal(ours.reshape(theirs.shape), theirs)
+    keras.backend.clear_session()

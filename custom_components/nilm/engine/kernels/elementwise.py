@@ -491,7 +491,27 @@ def square(node: Node) -> Eval:
 
 @register("SQRT")
 def sqrt(node: Node) -> Eval:
+    src, out = node.input(0), node.outputs[0]
+    if src.dtype == "int8" and out.dtype == "int8" and is_quantized(src) and is_quantized(out):
+        return _lut_unary(node, _sqrt_table(src, out))
     return _float_only(node, _sqrt)
+
+
+def _sqrt_table(src: Tensor, out: Tensor) -> Callable[[Array], Array]:
+    """LiteRT's int8 SQRT over every input value: dequantize, square root and divide by
+    the output scale in float32, truncated (not rounded) towards zero, plus the zero
+    point. LiteRT refuses a negative input at runtime; here it maps to the lowest code."""
+    s_in, s_out = np.float32(scale_of(src)), np.float32(scale_of(out))
+    z_in, z_out = zp_of(src), zp_of(out)
+    lo, hi = INT_RANGES[out.dtype]
+
+    def table(v: Array) -> Array:
+        x = (s_in * (v - z_in).astype(np.float32)).astype(np.float32)
+        q = np.trunc((_sqrt(x) / s_out).astype(np.float32))
+        q = np.where(np.isfinite(q), q + z_out, lo)
+        return np.clip(q, lo, hi).astype(np.int64)
+
+    return table
 
 
 @register("RSQRT")
