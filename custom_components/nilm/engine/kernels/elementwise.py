@@ -8,6 +8,7 @@ in ADD/SUB), combined in int32 and requantized to the output.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Concatenate
 
 import numpy as np
 
@@ -140,6 +141,17 @@ def dequantize(node: Node) -> Eval:
 # ----------------------------------------------------------------- binary arithmetic
 
 
+def _aligned[**P](
+    prepare: Callable[Concatenate[Node, P], Eval],
+) -> Callable[Concatenate[Node, P], Eval]:
+    """Every binary op's Eval goes through :func:`batch_aligned`."""
+
+    def wrapped(node: Node, /, *args: P.args, **kwargs: P.kwargs) -> Eval:
+        return batch_aligned(node, prepare(node, *args, **kwargs))
+
+    return wrapped
+
+
 def batch_aligned(node: Node, run: Eval) -> Eval:
     """``run`` with the runtime batch put back into a lower-rank operand.
 
@@ -171,6 +183,7 @@ def batch_aligned(node: Node, run: Eval) -> Eval:
     return aligned
 
 
+@_aligned
 def _float_binary(node: Node, fn: Callable[[Array, Array], Array]) -> Eval:
     act = check_activation(node)
     if act == "NONE" and all(t is not None and t.dtype == "float32" for t in node.inputs[:2]):
@@ -197,6 +210,7 @@ def _int_binary(node: Node) -> tuple[Tensor, Tensor, Tensor, tuple[int, int]]:
     return a, b, out, activation_range_quantized(check_activation(node), out)
 
 
+@_aligned
 def _binary_eval(
     node: Node,
     lo: int,
@@ -324,23 +338,19 @@ def _add_sub(node: Node, sign: int) -> Eval:
 @register("ADD")
 def add(node: Node) -> Eval:
     if node.outputs[0].dtype in ("float32", "int32", "int64") and not is_quantized(node.outputs[0]):
-        return batch_aligned(node, _float_binary(node, np.add))
-    return batch_aligned(node, _add_sub(node, 1))
+        return _float_binary(node, np.add)
+    return _add_sub(node, 1)
 
 
 @register("SUB")
 def sub(node: Node) -> Eval:
     if node.outputs[0].dtype in ("float32", "int32", "int64") and not is_quantized(node.outputs[0]):
-        return batch_aligned(node, _float_binary(node, np.subtract))
-    return batch_aligned(node, _add_sub(node, -1))
+        return _float_binary(node, np.subtract)
+    return _add_sub(node, -1)
 
 
 @register("MUL")
 def mul(node: Node) -> Eval:
-    return batch_aligned(node, _mul(node))
-
-
-def _mul(node: Node) -> Eval:
     if node.outputs[0].dtype in ("float32", "int32", "int64") and not is_quantized(node.outputs[0]):
         return _float_binary(node, np.multiply)
     a_t, b_t, out, (lo, hi) = _int_binary(node)
