@@ -27,7 +27,6 @@ import numpy as np
 import numpy.typing as npt
 
 from custom_components.nilm.engine.card import ModelCard, load_card
-from custom_components.nilm.engine.model import gated_prediction
 from custom_components.nilm.engine.windows import valid_starts
 
 from .config import DistillConfig
@@ -39,41 +38,35 @@ FloatArray = npt.NDArray[np.float32]
 
 @dataclass(frozen=True)
 class Teacher:
-    """A trained float model and the card that says how it reads windows."""
+    """A trained float model run as the integration runs models: the engine's
+    ``NilmModel`` (normalisation, power scale, status gating) on a Keras backend."""
 
     run_dir: Path
-    model: Any
-    card: ModelCard
+    model: Any  # engine.model.NilmModel
 
-    def predict(self, x_w: FloatArray, batch: int = 4096) -> tuple[FloatArray, FloatArray]:
-        """(power in watts, gated by the teacher's own on decision as the engine gates
-        it; on-probability) for windows in watts."""
-        import tensorflow as tf
-
-        spec = tf.TensorSpec((None, x_w.shape[1]), tf.float32)
-        fn = tf.function(lambda t: self.model(t, training=False), input_signature=[spec])
-        mean, std = np.float32(self.card.input_mean_w), np.float32(self.card.input_std_w)
-        powers, probs = [], []
-        for i in range(0, len(x_w), batch):
-            p, s = fn(tf.constant((x_w[i : i + batch] - mean) / std))
-            powers.append(p.numpy().reshape(-1))
-            probs.append(s.numpy().reshape(-1))
-        if not powers:
-            return np.zeros(0, np.float32), np.zeros(0, np.float32)
-        scale = np.float32(self.card.power_scale_w)
-        prob = np.concatenate(probs)
-        gated = gated_prediction(self.card, np.concatenate(powers) * scale, prob, self.threshold)
-        return gated.power_w, gated.probability if gated.probability is not None else prob
+    @property
+    def card(self) -> ModelCard:
+        card: ModelCard = self.model.card
+        return card
 
     @property
     def threshold(self) -> float:
         """The teacher's on threshold, chosen on validation when it was trained."""
         return float(self.card.status.probability_threshold)
 
+    def predict(self, x_w: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """(power in watts, gated by the teacher's own on decision; on-probability) for
+        windows in watts."""
+        if len(x_w) == 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        out = self.model.predict(x_w)
+        assert out.probability is not None  # load_teacher refuses a card without status
+        return out.power_w, out.probability
+
 
 def load_teacher(run_dir: Path, *, window_length: int, target_index: int) -> Teacher:
     """The teacher in ``run_dir``; its windows must be the student's (same geometry)."""
-    from .models import load_keras_model
+    from .keras_backend import keras_model
 
     model_path, card_path = run_dir / MODEL_KERAS, run_dir / CARD_JSON
     if not model_path.is_file() or not card_path.is_file():
@@ -84,7 +77,9 @@ def load_teacher(run_dir: Path, *, window_length: int, target_index: int) -> Tea
             f"the teacher in {run_dir} reads {card.window_length} samples with target "
             f"{card.target_index}; the student needs {window_length} and {target_index}"
         )
-    return Teacher(run_dir, load_keras_model(str(model_path)), card)
+    if card.status_output is None:
+        raise TrainerError(f"the teacher in {run_dir} has no status output to distil")
+    return Teacher(run_dir, keras_model(str(model_path), card))
 
 
 def _logit(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
