@@ -34,10 +34,7 @@ from trainer import bundle  # noqa: E402
 from trainer.config import DistillConfig, EvalConfig  # noqa: E402
 from trainer.data import default_data_dir  # noqa: E402
 from trainer.evaluate import evaluate  # noqa: E402
-from trainer.export import card_for  # noqa: E402
-from trainer.files import CARD_JSON, MODEL_KERAS, load_json, write_json  # noqa: E402
-from trainer.models import load_keras_model  # noqa: E402
-from trainer.quantize import QuantizeConfig, convert  # noqa: E402
+from trainer.files import load_json, write_json  # noqa: E402
 from trainer.recipes import load_recipes, load_split  # noqa: E402
 
 KEYS = ("f1", "mcc", "mae_w", "sae", "predicted_energy_kwh", "true_energy_kwh")
@@ -47,24 +44,6 @@ SHIPPED = ROOT / "custom_components" / "nilm" / "models"
 def _scores(house: Any, model: str) -> dict[str, Any]:
     ev = evaluate(house, EvalConfig(model=model, plots=False, rule_baseline=False))
     return {k: ev.metrics.get(k) for k in KEYS}
-
-
-def _int8(run_dir: Path, appliance: str, seed: int, export_mode: str) -> Path:
-    """The seed converted exactly as the bundle exports it (its calibration set)."""
-    card = load_card(run_dir / CARD_JSON, verify_hash=False)
-    converted = convert(
-        load_keras_model(str(run_dir / MODEL_KERAS)),
-        QuantizeConfig(mode=export_mode, seed=seed),
-        bundle.load_representative(run_dir),
-    )
-    tflite = run_dir / "int8" / f"{appliance}.tflite"
-    tflite.parent.mkdir(exist_ok=True)
-    tflite.write_bytes(converted.data)
-    path = tflite.with_suffix(".json")
-    path.write_text(
-        card_for(card, converted, name=appliance).with_file(tflite).to_json(), encoding="utf-8"
-    )
-    return path
 
 
 def _build(appliance: str, data_dir: Path, root: Path, reuse: bool, **kwargs: Any) -> None:
@@ -133,7 +112,8 @@ def main() -> int:
         for entry in selection["seeds"]:
             seed = int(entry["seed"])
             run_dir = root / app / f"seed{seed}"
-            int8 = _int8(run_dir, app, seed, recipe.export_mode)
+            # Converted exactly as the bundle exports a chosen seed (its calibration set).
+            int8 = bundle.export_seed(recipe, run_dir, models_dir=run_dir / "int8", seed=seed)
             sha = hashlib.sha256(int8.with_suffix(".tflite").read_bytes()).hexdigest()
             row = {
                 "seed": seed,
