@@ -229,17 +229,23 @@ def _tflite_scores(house: Any, card_path: Path) -> dict[str, Any]:
     return _scores(house, card, predictor, "numpy")
 
 
-def _write_variant(
-    folder: Path, appliance: str, mode: str, card: ModelCard, converted: Any
+def _write_model(
+    folder: Path,
+    stem: str,
+    card: ModelCard,
+    converted: Any,
+    *,
+    training: dict[str, Any] | None = None,
 ) -> Path:
-    """``<appliance>_<mode>.tflite`` + its card in ``folder``; returns the card's path."""
+    """``<stem>.tflite`` + its card in ``folder``, named after the card's appliance;
+    returns the card's path."""
     from .export import card_for
 
-    tflite = folder / f"{appliance}_{mode}.tflite"
+    tflite = folder / f"{stem}.tflite"
     tflite.write_bytes(converted.data)
     path = tflite.with_suffix(".json")
-    variant = card_for(card, converted, name=appliance).with_file(tflite)
-    path.write_text(variant.to_json(), encoding="utf-8")
+    model_card = card_for(card, converted, name=card.appliance, training=training)
+    path.write_text(model_card.with_file(tflite).to_json(), encoding="utf-8")
     return path
 
 
@@ -309,7 +315,6 @@ def run(
         validation_windows,
     )
     from .evaluate import keras_predictor
-    from .export import card_for
     from .models import load_keras_model
     from .quantize import QuantizeConfig, convert
     from .recipes import load_recipes, load_split
@@ -363,26 +368,23 @@ def run(
     )
     rep = load_representative(parent.model_path.parent)
     converted = convert(model, QuantizeConfig(mode=card.quantization, seed=parent.seed), rep)
-    tflite = folder / f"{config.appliance}.tflite"
-    tflite.write_bytes(converted.data)
+    card_path = _write_model(
+        folder, config.appliance, dataclasses.replace(card, status=status), converted,
+        training={"qat": {**config.to_dict(), **history}},
+    )  # fmt: skip
+    tflite = card_path.with_suffix(".tflite")
     # Weights-only PTQ of the parent: the mode the seed article could ship the
     # transformer in, when int8 activations ruined it.
     weights_only = convert(parent.load_model(), QuantizeConfig(mode="w8", seed=parent.seed), None)
-    w8_path = _write_variant(folder, config.appliance, "w8", card, weights_only)
+    w8_path = _write_model(folder, f"{config.appliance}_w8", card, weights_only)
     # 16x8 where the ops allow it (the BERT form's L2 pooling has no int16 kernel).
     a16_path: Path | None = None
     a16_error = ""
     try:
         a16 = convert(parent.load_model(), QuantizeConfig(mode="w8_a16", seed=parent.seed), rep)
-        a16_path = _write_variant(folder, config.appliance, "w8_a16", card, a16)
+        a16_path = _write_model(folder, f"{config.appliance}_w8_a16", card, a16)
     except TrainerError as err:
         a16_error = str(err)
-    qat_card = card_for(
-        dataclasses.replace(card, status=status), converted, name=config.appliance,
-        training={"qat": {**config.to_dict(), **history}},
-    )  # fmt: skip
-    card_path = folder / f"{config.appliance}.json"
-    card_path.write_text(qat_card.with_file(tflite).to_json(), encoding="utf-8")
     seconds = time.monotonic() - t0
     keras.backend.clear_session()
 
@@ -407,7 +409,7 @@ def run(
     log(f"{config.appliance}: inspecting the converted files")
     inspection = inspect_files(
         {
-            "PTQ w8": (folder / f"{config.appliance}_w8.tflite", parent.load_model()),
+            "PTQ w8": (w8_path.with_suffix(".tflite"), parent.load_model()),
             "PTQ w8_a8": (models_dir / f"{config.appliance}.tflite", parent.load_model()),
             "QAT w8_a8": (tflite, load_keras_model(str(folder / MODEL_KERAS))),
         },
