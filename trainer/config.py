@@ -171,14 +171,10 @@ class ModelConfig:
     pool: str = "l2"
 
     def __post_init__(self) -> None:
-        if self.pool not in POOLS:
-            raise TrainerError(f"unknown pool {self.pool!r} (known: {', '.join(POOLS)})")
-        if self.norm not in NORMS:
-            raise TrainerError(f"unknown norm {self.norm!r} (known: {', '.join(NORMS)})")
-        if self.activation not in ACTIVATIONS:
-            raise TrainerError(
-                f"unknown activation {self.activation!r} (known: {', '.join(ACTIVATIONS)})"
-            )
+        for name, known in (("norm", NORMS), ("activation", ACTIVATIONS), ("pool", POOLS)):
+            value = getattr(self, name)
+            if value not in known:
+                raise TrainerError(f"unknown {name} {value!r} (known: {', '.join(known)})")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -574,8 +570,8 @@ class DistillConfig:
     reference ``cnn``). On the labelled windows the targets become ``alpha`` x label +
     (1 - ``alpha``) x teacher; ``unlabelled_windows`` more windows of the training houses'
     mains (no sub-meter needed) get the teacher's outputs alone: a second source of
-    signal. ``temperature`` > 1 softens the teacher's on-probabilities
-    (sigmoid(logit / T))."""
+    signal. The teacher's on-probability is centred on its own threshold and softened by
+    ``temperature`` > 1: sigmoid((logit(p) - logit(threshold)) / T)."""
 
     teacher: str
     alpha: float = 0.5
