@@ -389,19 +389,19 @@ def train_seed(
     data = training_data(recipe, train, seed, log)
     spec = get_appliance(recipe.appliance)
     scale = spec.max_power_w
-    x = (data.x_w - np.float32(data.mean_w)) / np.float32(data.std_w)
+    x_w = data.x_w
     y_power = (data.target_w / np.float32(scale)).reshape(-1, 1)
     y_on = data.on.astype(np.float32).reshape(-1, 1)
     distilled = None
     if distill is not None:
-        distilled = _distilled(recipe, distill, data, train, seed)
-        x = (distilled.x_w - np.float32(data.mean_w)) / np.float32(data.std_w)
-        y_power, y_on = distilled.power, distilled.on
+        distilled = _distilled(recipe, distill, train, seed, (x_w, y_power, y_on))
+        x_w, y_power, y_on = distilled.x_w, distilled.power, distilled.on
         log(
             f"{recipe.appliance} seed {seed}: distilling from {distill.teacher} "
             f"({distilled.summary['unlabelled_windows']:,} unlabelled windows, teacher "
             f"agrees with {distilled.summary['teacher_agreement_on_labels']:.1%} of labels)"
         )
+    x = (x_w - np.float32(data.mean_w)) / np.float32(data.std_w)
     order = np.random.default_rng(seed).permutation(len(x))
     x, y_power, y_on = x[order], y_power[order], y_on[order]
     val_x, *val_y = validation_windows(
@@ -494,10 +494,15 @@ def train_seed(
 
 
 def _distilled(
-    recipe: Recipe, config: DistillConfig, data: TrainingData, train: list[Source], seed: int
+    recipe: Recipe,
+    config: DistillConfig,
+    train: list[Source],
+    seed: int,
+    labelled: tuple[FloatArray, FloatArray, FloatArray],
 ) -> DistilledSet:
-    """The training set with the teacher's targets blended in and unlabelled mains
-    windows of every training house added."""
+    """The ``labelled`` training set (windows in watts, power / scale, on) with the
+    teacher's targets blended in and unlabelled mains windows of every training house
+    added."""
     from .distill import distilled_targets, load_teacher, unlabelled_windows
 
     teacher = load_teacher(
@@ -509,10 +514,10 @@ def _distilled(
     unlabelled = unlabelled_windows(
         mains, recipe.window_length, recipe.target_index, config.unlabelled_windows, rng
     )
-    scale_w = get_appliance(recipe.appliance).max_power_w
+    x_w, power, on = labelled
     return distilled_targets(
-        teacher, config, x_w=data.x_w, power=data.target_w / np.float32(scale_w),
-        on=data.on.astype(np.float32), unlabelled_w=unlabelled, scale_w=scale_w,
+        teacher, config, x_w=x_w, power=power, on=on, unlabelled_w=unlabelled,
+        scale_w=get_appliance(recipe.appliance).max_power_w,
     )  # fmt: skip
 
 
