@@ -37,6 +37,7 @@ from custom_components.nilm.engine.metrics import f1_score
 from .appliances import get_appliance, truth_rule
 from .errors import TrainerError
 from .files import CARD_JSON, CONFIG_JSON, MODEL_KERAS, jsonable, load_json, write_json
+from .keras_backend import KerasBackend
 from .recipes import TEST_HOUSE, Recipe, Source, load_recipes, load_split
 from .synthetic import (
     Activation,
@@ -196,22 +197,15 @@ def training_data(recipe: Recipe, train: list[Source], seed: int, log: Any = pri
     )
 
 
-def _predict(model: Any, x: FloatArray, batch: int = 4096) -> tuple[FloatArray, FloatArray]:
-    import tensorflow as tf
-
-    fn = getattr(model, "_nilm_predict", None)
-    if fn is None:
-        spec = tf.TensorSpec((None, x.shape[1]), tf.float32)
-        fn = tf.function(lambda t: model(t, training=False), input_signature=[spec])
-        model._nilm_predict = fn
-    powers, probs = [], []
-    for i in range(0, len(x), batch):
-        p, s = fn(tf.constant(x[i : i + batch]))
-        powers.append(p.numpy().reshape(-1))
-        probs.append(s.numpy().reshape(-1))
-    if not powers:
-        return np.zeros(0, np.float32), np.zeros(0, np.float32)
-    return np.concatenate(powers), np.concatenate(probs)
+def _status(model: Any, x: FloatArray) -> FloatArray:
+    """The status head's probabilities for normalised windows, through the same
+    ``KerasBackend`` that ``NilmModel`` uses; kept on the model so a validation pass over
+    many series compiles its call once."""
+    backend = getattr(model, "_nilm_backend", None)
+    if backend is None:
+        backend = KerasBackend(model, batch_size=4096)
+        model._nilm_backend = backend
+    return np.asarray(backend.run(x)[1], dtype=np.float32).reshape(-1)
 
 
 def _house_of(label: str) -> str:
@@ -246,7 +240,7 @@ def validation_scores(
         valid = np.zeros(s.aggregate_w.size, dtype=bool)
         if starts.size:
             x = (_windows(s, starts, length) - np.float32(mean_w)) / np.float32(std_w)
-            _, p = _predict(model, x)
+            p = _status(model, x)
             prob[starts + t_idx] = p
             valid[starts + t_idx] = True
         probs.append(prob)

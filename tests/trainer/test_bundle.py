@@ -102,22 +102,20 @@ def test_float_parent_is_bound_to_the_bundled_model_it_produced(tmp_path: Path) 
         load_parent("fridge", models, parents)
 
 
-class _LastSampleModel:
-    """A stand-in model: 'running' where the window's newest sample is above 1 kW."""
+class _LastSampleBackend:
+    """A stand-in backend: 'running' where the window's newest sample is above 1 kW."""
 
     @staticmethod
-    def _nilm_predict(x: object) -> tuple[object, object]:
-        values = np.asarray(x)
-        prob = (values[:, -1:] > 1000.0).astype(np.float32)
+    def run(x: np.ndarray) -> list[np.ndarray]:
+        prob = (np.asarray(x)[:, -1:] > 1000.0).astype(np.float32)
+        return [prob, prob]
 
-        class _T:
-            def __init__(self, a: np.ndarray) -> None:
-                self.a = a
 
-            def numpy(self) -> np.ndarray:
-                return self.a
+class _LastSampleModel:
+    """A stand-in Keras model whose cached backend (what ``bundle`` compiles once per
+    model) is the one above."""
 
-        return _T(prob), _T(prob)
+    _nilm_backend = _LastSampleBackend()
 
 
 def _cycle_series(gap: int) -> bundle.Series:
