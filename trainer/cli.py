@@ -241,6 +241,45 @@ def add_data_cli(subparsers: Subparsers) -> None:
     parser.set_defaults(func=_run_data)
 
 
+# ---------------------------------------------------------------------------- distillation
+
+
+def add_distill_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--teacher`` and its settings, shared by ``train`` and ``bundle``."""
+    dd = functools.partial(default, DistillConfig)
+    g = parser.add_argument_group("distillation (trainer.distill)")
+    g.add_argument(
+        "--teacher", type=Path, default=None,
+        help="a finished run directory with model.keras and card.json (a `train` run or a "
+        "bundle seed, e.g. runs/reference/kettle/seed0): train against its soft outputs "
+        "as well as the labels",
+    )  # fmt: skip
+    g.add_argument(
+        "--distill-alpha", type=float, default=dd("alpha"),
+        help="weight of the labels on labelled windows (default %(default)s)",
+    )  # fmt: skip
+    g.add_argument(
+        "--unlabelled-windows", type=int, default=dd("unlabelled_windows"),
+        help="mains windows of the training data labelled by the teacher alone "
+        "(default %(default)s)",
+    )  # fmt: skip
+    g.add_argument(
+        "--temperature", type=float, default=dd("temperature"),
+        help="softens the teacher's probabilities (default %(default)s)",
+    )  # fmt: skip
+
+
+def distill_config_from_args(args: argparse.Namespace) -> DistillConfig | None:
+    if args.teacher is None:
+        return None
+    return DistillConfig(
+        teacher=str(args.teacher),
+        alpha=args.distill_alpha,
+        unlabelled_windows=args.unlabelled_windows,
+        temperature=args.temperature,
+    )
+
+
 # ---------------------------------------------------------------------------- train
 
 _TRAIN_WINDOWS: WindowConfig = default(TrainConfig, "windows")
@@ -296,6 +335,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         logical_cpus=args.logical_cpus,
         deterministic=not args.nondeterministic,
         data=data,
+        distill=distill_config_from_args(args),
     )
 
 
@@ -333,9 +373,12 @@ def add_train_cli(subparsers: Subparsers) -> None:
             "threshold is chosen on the validation block of the training house."
         ),
         epilog=(
-            "example: nilm-trainer train --house 2 --appliance kettle --arch compact "
-            "--run-dir runs/kettle"
+            "examples:\n"
+            "  nilm-trainer train --house 2 --appliance kettle --arch cnn --run-dir runs/teacher\n"
+            "  nilm-trainer train --house 2 --appliance kettle --arch compact "
+            "--run-dir runs/kettle \\\n      --teacher runs/teacher"
         ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_data_arguments(parser, default_house=default(SourceConfig, "house"))
     m = parser.add_argument_group("model and windows")
@@ -475,6 +518,7 @@ def add_train_cli(subparsers: Subparsers) -> None:
         action="store_true",
         help="allow non-deterministic TF ops (faster on some GPUs; runs no longer repeat)",
     )
+    add_distill_arguments(parser)
     o = parser.add_argument_group("output")
     o.add_argument("--run-dir", required=True, help="run directory (created)")
     o.add_argument(
@@ -1067,26 +1111,7 @@ def add_bundle_cli(subparsers: Subparsers) -> None:
         help="a model setting of the architecture on top of the recipe's "
         "(e.g. norm=batch activation=relu d_model=64)",
     )  # fmt: skip
-    dd = functools.partial(default, DistillConfig)
-    g = p.add_argument_group("distillation (trainer.distill)")
-    g.add_argument(
-        "--teacher", type=Path, default=None,
-        help="a bundle run directory (e.g. runs/reference/kettle/seed0): train against its "
-        "soft outputs as well as the labels",
-    )  # fmt: skip
-    g.add_argument(
-        "--distill-alpha", type=float, default=dd("alpha"),
-        help="weight of the labels on labelled windows (default %(default)s)",
-    )  # fmt: skip
-    g.add_argument(
-        "--unlabelled-windows", type=int, default=dd("unlabelled_windows"),
-        help="mains windows of the training houses labelled by the teacher alone "
-        "(default %(default)s)",
-    )  # fmt: skip
-    g.add_argument(
-        "--temperature", type=float, default=dd("temperature"),
-        help="softens the teacher's probabilities (default %(default)s)",
-    )  # fmt: skip
+    add_distill_arguments(p)
     p.add_argument(
         "--no-export", action="store_true", help="train and select only (comparison runs)"
     )
@@ -1163,16 +1188,7 @@ def _run_bundle(args: argparse.Namespace) -> int:
         args.models_dir,
         overrides=overrides,
         model_settings=_model_settings(args.model),
-        distill=(
-            DistillConfig(
-                teacher=str(args.teacher),
-                alpha=args.distill_alpha,
-                unlabelled_windows=args.unlabelled_windows,
-                temperature=args.temperature,
-            )
-            if args.teacher is not None
-            else None
-        ),
+        distill=distill_config_from_args(args),
         export=not args.no_export,
     )
     return 0

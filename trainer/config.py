@@ -241,6 +241,38 @@ class WindowConfig:
         return int(index)
 
 
+# ---------------------------------------------------------------------------- distillation
+
+
+@dataclass(frozen=True, slots=True)
+class DistillConfig:
+    """Training against a teacher's soft outputs (Hinton et al. 2015) beside the labels.
+
+    ``teacher``: a finished run directory (``model.keras`` + ``card.json``: a ``train`` run
+    or a bundle seed, e.g. the reference ``cnn``). On the labelled windows the targets
+    become ``alpha`` x label + (1 - ``alpha``) x teacher; ``unlabelled_windows`` more
+    windows of the training houses' mains (no sub-meter needed) get the teacher's outputs
+    alone: a second source of signal. The teacher's on-probability is centred on its own
+    threshold and softened by ``temperature`` > 1:
+    sigmoid((logit(p) - logit(threshold)) / T)."""
+
+    teacher: str
+    alpha: float = 0.5
+    unlabelled_windows: int = 40_000
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha <= 1.0:
+            raise TrainerError("distillation alpha must be between 0 and 1")
+        if self.unlabelled_windows < 0:
+            raise TrainerError("unlabelled_windows cannot be negative")
+        if not self.temperature > 0:
+            raise TrainerError("the distillation temperature must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 # ---------------------------------------------------------------------------- training
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
@@ -256,6 +288,7 @@ class TrainConfig:
     bound the cost of an epoch. ``logical_cpus`` splits the CPU into that many logical
     devices for the ``mirrored`` strategy (tests and CPU-only hosts). ``data`` records
     the :class:`SourceConfig` fields the run was loaded with (None: the default).
+    ``distill`` trains against a teacher's soft outputs as well (:class:`DistillConfig`).
     """
 
     appliance: str
@@ -276,6 +309,7 @@ class TrainConfig:
     logical_cpus: int = 0
     deterministic: bool = True
     data: Mapping[str, Any] = field(default_factory=dict)
+    distill: DistillConfig | None = None
 
     def __post_init__(self) -> None:
         check_appliance(self.appliance)
@@ -305,6 +339,8 @@ class TrainConfig:
         values = dict(raw)
         values["model"] = ModelConfig.from_dict(values.get("model", {}))
         values["windows"] = WindowConfig(**values.get("windows", {}))
+        if values.get("distill"):
+            values["distill"] = DistillConfig(**values["distill"])
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in values.items() if k in known})
 
@@ -557,37 +593,6 @@ class SyntheticConfig:
             raise TrainerError("amplitude and stretch jitter must be in [0, 1)")
         if not 0 <= self.on_share <= 1 or not 0 <= self.distractor_probability <= 1:
             raise TrainerError("shares and probabilities must be in [0, 1]")
-
-
-# ---------------------------------------------------------------------------- distillation
-
-
-@dataclass(frozen=True, slots=True)
-class DistillConfig:
-    """Training against a teacher's soft outputs (Hinton et al. 2015) beside the labels.
-
-    ``teacher``: a bundle run directory (``model.keras`` + ``card.json``, e.g. the
-    reference ``cnn``). On the labelled windows the targets become ``alpha`` x label +
-    (1 - ``alpha``) x teacher; ``unlabelled_windows`` more windows of the training houses'
-    mains (no sub-meter needed) get the teacher's outputs alone: a second source of
-    signal. The teacher's on-probability is centred on its own threshold and softened by
-    ``temperature`` > 1: sigmoid((logit(p) - logit(threshold)) / T)."""
-
-    teacher: str
-    alpha: float = 0.5
-    unlabelled_windows: int = 40_000
-    temperature: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.alpha <= 1.0:
-            raise TrainerError("distillation alpha must be between 0 and 1")
-        if self.unlabelled_windows < 0:
-            raise TrainerError("unlabelled_windows cannot be negative")
-        if not self.temperature > 0:
-            raise TrainerError("the distillation temperature must be positive")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # ---------------------------------------------------------------------------- recipes

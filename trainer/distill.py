@@ -1,8 +1,10 @@
 """Knowledge distillation: a teacher's soft outputs as training targets beside the labels.
 
-The teacher is a finished bundle run (``model.keras`` + ``card.json``), typically the
-reference ``cnn``, about 100x the compact model's size. It adds two things to a
-student's training set (:func:`distilled_targets`):
+The teacher is a finished run (``model.keras`` + ``card.json``: a ``train`` run or a
+bundle seed), typically the reference ``cnn``, about 100x the compact model's size. It
+adds two things to a student's training set (:func:`distilled_targets` for windows in
+memory, as ``bundle`` holds them; :func:`distilled_starts` for starts into one series,
+as ``train`` holds them):
 
 * on the labelled windows, the targets become ``alpha`` x label + (1 - ``alpha``) x
   teacher: the teacher's confidence between 0 and 1 where the label is a hard step
@@ -34,6 +36,8 @@ from .errors import TrainerError
 from .files import CARD_JSON, MODEL_KERAS
 
 FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
@@ -97,25 +101,69 @@ def soften(prob: FloatArray, temperature: float, threshold: float = 0.5) -> Floa
     return (1.0 / (1.0 + np.exp(-centred / temperature))).astype(np.float32)
 
 
-def unlabelled_windows(
-    mains: list[FloatArray], length: int, target_index: int, n: int, rng: np.random.Generator
-) -> FloatArray:
-    """``n`` windows in watts drawn uniformly from every unmasked stretch of ``mains``."""
-    pools = [valid_starts(m, m, length, target_index) for m in mains]
+def draw_starts(pools: list[IntArray], n: int, rng: np.random.Generator) -> list[IntArray]:
+    """``n`` window starts drawn uniformly without replacement from all ``pools``
+    together, returned per pool (sorted); every pool empty is an error."""
     sizes = np.array([p.size for p in pools], dtype=np.int64)
     if n == 0:
-        return np.zeros((0, length), np.float32)
+        return [np.zeros(0, np.int64) for _ in pools]
     if sizes.sum() == 0:
         raise TrainerError("no unmasked mains window to distil on")
     chosen = rng.choice(int(sizes.sum()), size=min(n, int(sizes.sum())), replace=False)
     owner = np.searchsorted(np.cumsum(sizes), chosen, side="right")
     offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    out = []
-    for k in np.unique(owner):
-        starts = np.sort(pools[k][chosen[owner == k] - offsets[k]])
-        view = np.lib.stride_tricks.sliding_window_view(mains[k], length)
-        out.append(np.ascontiguousarray(view[starts]))
+    return [
+        np.sort(pools[k][chosen[owner == k] - offsets[k]]).astype(np.int64)
+        for k in range(len(pools))
+    ]
+
+
+def unlabelled_windows(
+    mains: list[FloatArray], length: int, target_index: int, n: int, rng: np.random.Generator
+) -> FloatArray:
+    """``n`` windows in watts drawn uniformly from every unmasked stretch of ``mains``."""
+    pools = [valid_starts(m, m, length, target_index) for m in mains]
+    if n == 0:
+        return np.zeros((0, length), np.float32)
+    drawn = draw_starts(pools, n, rng)
+    out = [
+        np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(m, length)[starts])
+        for m, starts in zip(mains, drawn, strict=True)
+        if starts.size
+    ]
     return np.concatenate(out).astype(np.float32)
+
+
+def teacher_targets(
+    teacher: Teacher, config: DistillConfig, x_w: FloatArray, scale_w: float
+) -> tuple[FloatArray, FloatArray, BoolArray]:
+    """The teacher's targets for windows in watts: (power / the student's scale, its
+    softened on-probability, its own on decision)."""
+    t_power_w, t_prob = teacher.predict(x_w)
+    return (
+        (t_power_w / np.float32(scale_w)).astype(np.float32),
+        soften(t_prob, config.temperature, teacher.threshold),
+        t_prob >= teacher.threshold,
+    )
+
+
+def _summary(
+    teacher: Teacher, config: DistillConfig, label_on: FloatArray, says_on: BoolArray
+) -> dict[str, Any]:
+    """What the distillation did, for the run's config and card (``says_on``: the
+    teacher's decisions on the labelled windows, then the unlabelled ones)."""
+    n = len(label_on)
+    agree = float(np.mean(says_on[:n] == (label_on.reshape(-1) >= 0.5))) if n else math.nan
+    return {
+        **config.to_dict(),
+        "teacher_architecture": teacher.card.architecture,
+        "labelled_windows": n,
+        "unlabelled_windows": len(says_on) - n,
+        "teacher_agreement_on_labels": round(agree, 4),
+        "teacher_on_share_unlabelled": (
+            round(float(np.mean(says_on[n:])), 4) if len(says_on) > n else None
+        ),
+    }
 
 
 @dataclass(frozen=True)
@@ -139,28 +187,66 @@ def distilled_targets(
     scale_w: float,
 ) -> DistilledSet:
     """Labelled windows with blended targets, then unlabelled ones with the teacher's."""
-    t_power_w, t_prob = teacher.predict(np.concatenate([x_w, unlabelled_w]))
-    t_power = t_power_w / np.float32(scale_w)
-    t_on = soften(t_prob, config.temperature, teacher.threshold)
+    t_power, t_on, says_on = teacher_targets(
+        teacher, config, np.concatenate([x_w, unlabelled_w]), scale_w
+    )
     n = len(x_w)
     a = np.float32(config.alpha)
     blended_power = a * power.reshape(-1) + (1 - a) * t_power[:n]
     blended_on = a * on.reshape(-1) + (1 - a) * t_on[:n]
-    t_says_on = t_prob >= teacher.threshold
-    agree = float(np.mean(t_says_on[:n] == (on.reshape(-1) >= 0.5))) if n else math.nan
-    summary = {
-        **config.to_dict(),
-        "teacher_architecture": teacher.card.architecture,
-        "labelled_windows": n,
-        "unlabelled_windows": len(unlabelled_w),
-        "teacher_agreement_on_labels": round(agree, 4),
-        "teacher_on_share_unlabelled": (
-            round(float(np.mean(t_says_on[n:])), 4) if len(unlabelled_w) else None
-        ),
-    }
     return DistilledSet(
         x_w=np.concatenate([x_w, unlabelled_w]).astype(np.float32),
         power=np.concatenate([blended_power, t_power[n:]]).astype(np.float32).reshape(-1, 1),
         on=np.concatenate([blended_on, t_on[n:]]).astype(np.float32).reshape(-1, 1),
-        summary=summary,
+        summary=_summary(teacher, config, on, says_on),
+    )
+
+
+@dataclass(frozen=True)
+class DistilledStarts:
+    """The same for windows kept as starts into one series (``trainer.train`` gathers
+    its batches in the graph): labelled starts then unlabelled ones, with their targets
+    (power / student scale, on in [0, 1])."""
+
+    starts: IntArray
+    power: FloatArray
+    on: FloatArray
+    summary: dict[str, Any]
+
+
+def distilled_starts(
+    teacher: Teacher,
+    config: DistillConfig,
+    *,
+    aggregate_w: FloatArray,
+    starts: IntArray,
+    power: FloatArray,
+    on: FloatArray,
+    unlabelled: IntArray,
+    window_length: int,
+    scale_w: float,
+    chunk: int = 8192,
+) -> DistilledStarts:
+    """:func:`distilled_targets` for windows given as starts into ``aggregate_w``; the
+    teacher reads them ``chunk`` at a time, so memory stays one chunk of windows."""
+    view = np.lib.stride_tricks.sliding_window_view(aggregate_w, window_length)
+    every = np.concatenate([starts, unlabelled]).astype(np.int64)
+    parts = [
+        teacher_targets(teacher, config, np.ascontiguousarray(view[every[i : i + chunk]]), scale_w)
+        for i in range(0, every.size, chunk)
+    ]
+    t_power, t_on, says_on = (
+        (np.concatenate([p[k] for p in parts]) for k in range(3))
+        if parts
+        else (np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, bool))
+    )
+    n = len(starts)
+    a = np.float32(config.alpha)
+    return DistilledStarts(
+        starts=every,
+        power=np.concatenate([a * power.reshape(-1) + (1 - a) * t_power[:n], t_power[n:]]).astype(
+            np.float32
+        ),
+        on=np.concatenate([a * on.reshape(-1) + (1 - a) * t_on[:n], t_on[n:]]).astype(np.float32),
+        summary=_summary(teacher, config, on, says_on),
     )

@@ -36,6 +36,7 @@ from . import __version__
 from .appliances import get_appliance
 from .config import DEFAULT_EPOCHS, STRATEGIES, ModelConfig, TrainConfig, WindowConfig
 from .data import HouseData
+from .distill import DistilledStarts, distilled_starts, draw_starts, load_teacher
 from .errors import TrainerError
 from .files import (
     BEST_WEIGHTS,
@@ -48,7 +49,7 @@ from .files import (
     STATE_JSON,
     write_json,
 )
-from .windows import WindowSet, WindowSplit, make_windows
+from .windows import WindowSet, WindowSplit, make_windows, valid_starts
 
 __all__ = [
     "DEFAULT_EPOCHS", "STRATEGIES", "THRESHOLD_GRID", "ModelConfig", "TrainConfig",
@@ -57,8 +58,8 @@ __all__ = [
 ]  # fmt: skip
 
 if TYPE_CHECKING:
-    # Importing the engine loads the integration package (and Home Assistant) today, so
-    # it happens inside functions: `nilm-trainer --help` must not pay for it.
+    # Names for the type checker only: TensorFlow is imported inside functions, so
+    # `nilm-trainer --help` does not pay for it.
     import tensorflow as tf
 
     from custom_components.nilm.engine.card import StatusRule
@@ -206,27 +207,31 @@ def _dataset(
     batch_size: int,
     *,
     drop_remainder: bool,
+    power: FloatArray | None = None,
 ) -> tf.data.Dataset:
     """Batches gathered in the graph from the 1-D series: no window is materialised
-    outside the batch being trained on, and the pipeline works under any strategy."""
+    outside the batch being trained on, and the pipeline works under any strategy.
+    Targets are one scaled power per window: the sub-meter's at the target index, or
+    ``power`` where given (a teacher's blend)."""
     import tensorflow as tf
 
     norm = windows.norm
     series = np.nan_to_num(
         (windows.aggregate_w - np.float32(norm.input_mean_w)) / np.float32(norm.input_std_w)
     ).astype(np.float32)
-    targets = np.nan_to_num(windows.target_w / np.float32(norm.power_scale_w)).astype(np.float32)
+    if power is None:
+        scaled = np.nan_to_num(windows.target_w / np.float32(norm.power_scale_w))
+        power = scaled.astype(np.float32)[windows.starts + windows.target_index]
     series_t = tf.constant(series)
-    targets_t = tf.constant(targets)
     offsets = tf.range(windows.window_length, dtype=tf.int64)
-    t_idx = windows.target_index
 
-    def gather(starts: tf.Tensor, on: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    def gather(
+        starts: tf.Tensor, y: tf.Tensor, on: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         x = tf.gather(series_t, starts[:, None] + offsets[None, :])
-        y = tf.gather(targets_t, starts + t_idx)[:, None]
-        return x, y, on[:, None]
+        return x, y[:, None], on[:, None]
 
-    ds = tf.data.Dataset.from_tensor_slices((windows.starts[order], labels[order]))
+    ds = tf.data.Dataset.from_tensor_slices((windows.starts[order], power[order], labels[order]))
     return (
         ds.batch(batch_size, drop_remainder=drop_remainder)
         .map(gather, num_parallel_calls=1, deterministic=True)
@@ -354,6 +359,44 @@ class _Runner:
         )
 
 
+def _distilled(
+    house: HouseData, config: TrainConfig, split: WindowSplit, labels: FloatArray
+) -> DistilledStarts:
+    """The balanced training windows with the teacher's targets blended in, plus
+    ``unlabelled_windows`` more windows of the training block's mains (any valid mains
+    window before the validation boundary, its sub-meter ignored) with the teacher's
+    targets alone; the validation block is never shown to the teacher."""
+    assert config.distill is not None
+    if config.appliance in house.status_columns:
+        raise TrainerError(
+            f"{house.source}: {config.appliance} has on/off labels only; distillation "
+            "needs power labels to blend with the teacher's power"
+        )
+    length, t_idx = config.windows.window_length, config.windows.target_index
+    teacher = load_teacher(Path(config.distill.teacher), window_length=length, target_index=t_idx)
+    if teacher.card.sample_period_s != house.period_s:
+        raise TrainerError(
+            f"the teacher reads {teacher.card.sample_period_s:g} s samples, "
+            f"{house.source} has {house.period_s:g} s"
+        )
+    train = split.train
+    pool = valid_starts(train.aggregate_w, train.aggregate_w, length, t_idx)
+    pool = pool[pool + length <= split.boundary]
+    rng = np.random.default_rng([config.seed, 1])  # its own stream: the labelled draw stays
+    (unlabelled,) = draw_starts([pool], config.distill.unlabelled_windows, rng)
+    return distilled_starts(
+        teacher,
+        config.distill,
+        aggregate_w=train.aggregate_w,
+        starts=train.starts,
+        power=train.targets(),
+        on=labels,
+        unlabelled=unlabelled,
+        window_length=length,
+        scale_w=split.norm.power_scale_w,
+    )
+
+
 def _progress(total: int, desc: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
@@ -388,7 +431,6 @@ def train(
         raise TrainerError(f"{run_dir} already holds a run; use --resume or another --run-dir")
 
     strategy = make_strategy(config.strategy, config.logical_cpus)
-    keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
 
@@ -396,12 +438,28 @@ def train(
     if len(split.validation) == 0:
         raise TrainerError("the validation block is empty: use a validation fraction > 0")
     rule = status_rule(config.appliance, on_threshold_w=split.norm.on_threshold_w)
-    train_labels = status_labels(split.train, rule)
+    train_set = split.train
+    train_labels = status_labels(train_set, rule)
+    train_power: FloatArray | None = None
+    distillation: dict[str, Any] | None = None
+    if config.distill is not None:
+        distilled = _distilled(house, config, split, train_labels)
+        train_set = dataclasses.replace(split.train, starts=distilled.starts)
+        train_labels, train_power = distilled.on, distilled.power
+        distillation = distilled.summary
+        log(
+            f"distilling from {config.distill.teacher}: {distillation['unlabelled_windows']:,} "
+            f"unlabelled windows, the teacher agrees with "
+            f"{distillation['teacher_agreement_on_labels']:.1%} of the labels"
+        )
+    # Seeded after the teacher ran: loading it draws from Keras' global generators, and
+    # the student must start from the same weights with or without one.
+    keras.utils.set_random_seed(config.seed)
     val_labels_all = status_labels(split.validation, rule)
     val_pick = thin(len(split.validation), config.max_validation_windows)
     replicas = strategy.num_replicas_in_sync
     global_batch = config.batch_size * replicas
-    n_train = len(split.train)
+    n_train = len(train_set)
     steps = config.steps_per_epoch or max(1, n_train // global_batch)
     if n_train < global_batch:
         raise TrainerError(
@@ -441,7 +499,12 @@ def train(
             extra = rng_order([config.seed, epoch, 1]).integers(0, n_train, needed - order.size)
             order = np.concatenate((order, extra))
         train_ds = _dataset(
-            split.train, train_labels, order[:needed], global_batch, drop_remainder=True
+            train_set,
+            train_labels,
+            order[:needed],
+            global_batch,
+            drop_remainder=True,
+            power=train_power,
         )
         dist_ds = strategy.experimental_distribute_dataset(train_ds)
         sums: dict[str, float] = {}
@@ -517,6 +580,7 @@ def train(
             "validation_boundary": str(house.frame.index[split.boundary])
             if split.boundary < len(house.frame)
             else None,
+            **({"distillation": distillation} if distillation else {}),
         },
         metrics={"validation": validation},
         trainer_version=__version__,

@@ -47,7 +47,7 @@ def test_top_level_help_lists_every_command() -> None:
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
-        ("train", ("--arch", "--resume", "--strategy", "--appliance", "example:")),
+        ("train", ("--arch", "--resume", "--strategy", "--appliance", "--teacher", "examples:")),
         ("evaluate", ("--model", "--out", "--backend", "--delay-tolerance", "example:")),
         ("data", ("--source", "--months")),
     ],

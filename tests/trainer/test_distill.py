@@ -110,6 +110,46 @@ def test_targets_blend_labels_with_the_teacher_and_unlabelled_take_the_teacher(
     assert 0.0 <= out.summary["teacher_agreement_on_labels"] <= 1.0
 
 
+def test_starts_into_a_series_get_the_same_targets_as_materialised_windows(
+    tmp_path: Path,
+) -> None:
+    """train's path (starts into one series, the teacher read a chunk at a time) equals
+    bundle's (windows in memory) on the same windows."""
+    run = _teacher_dir(tmp_path)
+    teacher = distill.load_teacher(run, window_length=99, target_index=97)
+    rng = np.random.default_rng(3)
+    series = rng.uniform(100, 3000, 2000).astype(np.float32)
+    starts = np.sort(rng.choice(1900, 50, replace=False)).astype(np.int64)
+    unlabelled = np.sort(rng.choice(1900, 30, replace=False)).astype(np.int64)
+    power = rng.uniform(0, 1, 50).astype(np.float32)
+    on = (power > 0.5).astype(np.float32)
+    config = DistillConfig(str(run), alpha=0.3, temperature=1.5)
+    view = np.lib.stride_tricks.sliding_window_view(series, 99)
+    in_memory = distill.distilled_targets(
+        teacher, config, x_w=view[starts].copy(), power=power, on=on,
+        unlabelled_w=view[unlabelled].copy(), scale_w=3100.0,
+    )  # fmt: skip
+    as_starts = distill.distilled_starts(
+        teacher, config, aggregate_w=series, starts=starts, power=power, on=on,
+        unlabelled=unlabelled, window_length=99, scale_w=3100.0, chunk=16,
+    )  # fmt: skip
+    np.testing.assert_array_equal(as_starts.starts, np.concatenate([starts, unlabelled]))
+    np.testing.assert_allclose(as_starts.power, in_memory.power[:, 0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(as_starts.on, in_memory.on[:, 0], rtol=1e-6, atol=1e-7)
+    assert as_starts.summary == in_memory.summary
+
+
+def test_draw_starts_spans_every_pool_without_repeats() -> None:
+    pools = [np.arange(0, 10, dtype=np.int64), np.zeros(0, np.int64), np.arange(100, 105)]
+    drawn = distill.draw_starts(pools, 12, np.random.default_rng(0))
+    assert [d.size for d in drawn][1] == 0 and sum(d.size for d in drawn) == 12
+    every = np.concatenate(drawn)
+    assert np.unique(every).size == 12 and set(every) <= set(np.concatenate(pools))
+    assert all(np.all(np.diff(d) > 0) for d in drawn)
+    with pytest.raises(TrainerError, match="no unmasked mains window"):
+        distill.draw_starts([np.zeros(0, np.int64)], 3, np.random.default_rng(0))
+
+
 def test_a_teacher_with_other_windows_or_no_model_is_refused(tmp_path: Path) -> None:
     run = _teacher_dir(tmp_path)
     with pytest.raises(TrainerError, match="reads 99 samples with target 97"):

@@ -136,6 +136,78 @@ def test_resume_continues_exactly(house2_spring: HouseData, tmp_path: Path) -> N
         train(house2_spring, small, tmp_path / "nothing", resume=True, **quiet)
 
 
+def test_alpha_one_without_unlabelled_windows_is_the_plain_run(
+    house2_spring: HouseData, kettle_run: TrainResult, tmp_path: Path
+) -> None:
+    """The distillation path feeds the same batches: with the labels' weight 1 and no
+    teacher-only windows, training is the plain run to the last loss."""
+    from trainer.config import DistillConfig
+
+    small = smoke_config(epochs=2, steps_per_epoch=6, batch_size=64, max_validation_windows=500)
+    quiet = {"progress": False, "log": lambda *_: None}
+    plain = train(house2_spring, small, tmp_path / "plain", **quiet)
+    teacher = DistillConfig(str(kettle_run.run_dir), alpha=1.0, unlabelled_windows=0)
+    labels_only = train(
+        house2_spring, dataclasses.replace(small, distill=teacher), tmp_path / "alpha1", **quiet
+    )
+    assert [h["train_loss"] for h in labels_only.history] == [
+        h["train_loss"] for h in plain.history
+    ]
+    assert labels_only.validation == plain.validation
+
+
+def test_train_distils_from_a_teacher_run_on_the_command_line(
+    data_dir: Path, kettle_run: TrainResult, tmp_path: Path
+) -> None:
+    """`nilm-trainer train --teacher`: a finished `train` run teaches a student; the
+    run's config and card say how, and a resumed run keeps the teacher."""
+    run = tmp_path / "student"
+    cmd = [
+        sys.executable, "-m", "trainer", "train", "--data-dir", str(data_dir), "--house", "2",
+        "--months", "2014-03", "2014-04", "--appliance", "kettle", "--arch", "compact",
+        "--window", "99", "--max-windows", "6000", "--epochs", "2", "--steps-per-epoch", "10",
+        "--batch-size", "128", "--max-validation-windows", "400", "--lr", "1e-3",
+        "--teacher", str(kettle_run.run_dir), "--distill-alpha", "0.4",
+        "--unlabelled-windows", "1500", "--run-dir", str(run), "--no-progress",
+    ]  # fmt: skip
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(
+        cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "distilling from" in done.stdout and "1,500 unlabelled windows" in done.stdout
+    saved = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    assert saved.distill is not None and saved.distill.alpha == 0.4
+    assert saved.distill.teacher == str(kettle_run.run_dir)
+    card = json.loads((run / "card.json").read_text())
+    summary = card["training"]["distillation"]
+    assert summary["unlabelled_windows"] == 1500 and summary["teacher_architecture"] == "compact"
+    # The teacher is a trained kettle model: it agrees with most of the student's labels.
+    assert summary["teacher_agreement_on_labels"] > 0.8
+    resumed = subprocess.run(
+        [*cmd, "--resume", "--epochs", "3"], check=False, cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=600,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "distilling from" in resumed.stdout
+    assert len(json.loads((run / "history.json").read_text())) == 3
+
+
+def test_a_teacher_of_another_period_or_geometry_is_refused(
+    house2_spring: HouseData, kettle_run: TrainResult, tmp_path: Path
+) -> None:
+    from trainer.config import DistillConfig
+
+    teacher = DistillConfig(str(kettle_run.run_dir))
+    other = smoke_config(
+        distill=teacher.to_dict(),
+        model={"architecture": "compact", "window_length": 129},
+        windows={"window_length": 129, "on_share": 0.2, "max_windows": 3000},
+    )
+    with pytest.raises(TrainerError, match="reads 99 samples"):
+        train(house2_spring, other, tmp_path / "other", progress=False, log=lambda *_: None)
+
+
 def test_mirrored_strategy_over_two_logical_cpus(data_dir: Path, tmp_path: Path) -> None:
     run = tmp_path / "mirrored"
     cmd = [
