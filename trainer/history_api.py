@@ -38,6 +38,7 @@ DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF_S = 1.0
 DAY = timedelta(days=1)
+PAGE_OVERLAP = timedelta(milliseconds=1)
 
 
 def parse_time(text: str) -> datetime:
@@ -73,15 +74,20 @@ class HistoryClient:
         self.backoff_s = backoff_s
         self.sleep = sleep
 
+    @staticmethod
+    def request_target(path: str, query: Mapping[str, str | None] | None = None) -> str:
+        """``{path}?{query}`` as sent (None values: bare flags)."""
+        if not query:
+            return path
+        parts = [
+            k if v is None else f"{k}={urllib.parse.quote(v, safe=',:')}"
+            for k, v in query.items()
+        ]
+        return path + "?" + "&".join(parts)
+
     def get(self, path: str, query: Mapping[str, str | None] | None = None) -> Any:
         """The decoded JSON of ``GET {url}{path}?{query}`` (None values: bare flags)."""
-        target = self.url + path
-        if query:
-            parts = [
-                k if v is None else f"{k}={urllib.parse.quote(v, safe=',:')}"
-                for k, v in query.items()
-            ]
-            target += "?" + "&".join(parts)
+        target = self.url + self.request_target(path, query)
         request = urllib.request.Request(
             target,
             headers={"Authorization": f"Bearer {self.token}", "Accept": "application/json"},
@@ -166,8 +172,12 @@ def fetch_states(
     day = start
     while day < end:
         stop = min(day + DAY, end)
+        # HA keeps rows with start < time < end (and the state in force before start):
+        # a state stamped exactly on a page boundary would be in neither page, so each
+        # page starts a millisecond early (the grid starts at ``start`` all the same).
+        since = day - PAGE_OVERLAP
         answer = client.get(
-            f"/api/history/period/{urllib.parse.quote(day.isoformat())}",
+            f"/api/history/period/{urllib.parse.quote(since.isoformat())}",
             {
                 "filter_entity_id": ",".join(entity_ids),
                 "end_time": stop.isoformat(),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +22,13 @@ from typing import Any
 import pytest
 
 from scripts.ha_dev.client import HaClient, Login, field_options
-from scripts.ha_dev.hass import HassProcess, find_faketime, model_timing, prepare_config
+from scripts.ha_dev.hass import (
+    HassProcess,
+    find_faketime,
+    free_port,
+    model_timing,
+    prepare_config,
+)
 from scripts.ha_dev.replay import (
     MAINS_ATTRIBUTES,
     MAINS_ENTITY,
@@ -73,13 +78,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def run(coro: Any) -> Any:
     """Run one coroutine to completion (tests stay synchronous; one loop per call)."""
     return asyncio.run(coro)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

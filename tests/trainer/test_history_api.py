@@ -1,30 +1,37 @@
 """The REST history client against a local ``http.server`` that answers like Home
 Assistant: recorded-style JSON (first state per entity at the page start, then minimal
 rows), 401 for a wrong token, 404 for an unknown entity, a 500 that a retry gets past,
-an empty answer, a timeout and a non-JSON page."""
+an empty answer, a timeout and a non-JSON page; then against a real Home Assistant's
+recorded answers (``tests/trainer/ha_recording.py``), which must give REFIT House 20
+back on the grid."""
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 import pytest
 
+from tests.trainer.ha_recording import TOKEN as RECORDED_TOKEN
+from tests.trainer.ha_recording import RecordedHomeAssistant, load_recording
 from trainer.cli import main
-from trainer.data import DataConfig
+from trainer.data import DataConfig, load_refit_30s
 from trainer.errors import TrainerError
-from trainer.history_api import HistoryClient, load_history
+from trainer.history_api import HistoryClient, entity_unit, load_history
 
 TOKEN = "good-token"
 START = datetime(2024, 5, 1, tzinfo=UTC)
 END = START + timedelta(days=2)
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 UNITS = {"sensor.mains": "W", "sensor.kettle_plug": "kW", "binary_sensor.kettle_on": None}
 
 
@@ -112,9 +119,12 @@ class Server:
                     return
                 query = parse_qs(url.query, keep_blank_values=True)
                 assert "minimal_response" in query and "no_attributes" in query
-                start = datetime.fromisoformat(unquote(url.path.rsplit("/", 1)[1]))
+                asked = datetime.fromisoformat(unquote(url.path.rsplit("/", 1)[1]))
+                # The client starts each page a millisecond before the day: the fake
+                # house's states stay on whole seconds from the day's start.
+                start = datetime.fromtimestamp(math.ceil(asked.timestamp()), UTC)
                 end = datetime.fromisoformat(query["end_time"][0])
-                assert end - start <= timedelta(days=1), "one day per request"
+                assert end - start <= timedelta(days=1, milliseconds=1), "a day per request"
                 ids = query["filter_entity_id"][0].split(",")
                 self._send(200, [_states(e, start, end) for e in ids])
 
@@ -209,3 +219,40 @@ def test_cli_expired_token_is_one_line_exit_2(
     )  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "401" in err
+
+
+@pytest.mark.skipif(not (DATA / "refit_30s").is_dir(), reason="no shared data")
+def test_a_real_home_assistant_history_is_the_house_on_the_grid() -> None:
+    """Eleven days of House 20 as a real HA recorded and served them (a row per change,
+    pages by day, HA's own start-of-page state) come back as the REFIT file's samples:
+    every 30 s bin, both sensors, to the 0.1 W a sensor state is written with. A state
+    on a page boundary is not lost (HA keeps start < time < end in a page)."""
+    recording = load_recording()
+    with RecordedHomeAssistant(recording) as ha:
+        house = load_history(
+            HistoryClient(ha.url, RECORDED_TOKEN), recording.mains_entity,
+            {"microwave": recording.plug_entity}, start=recording.start, end=recording.end,
+            config=DataConfig(period_s=30.0),
+        )  # fmt: skip
+        assert ha.misses == []
+    assert house.source.startswith("HA history 127.0.0.1")
+    refit = load_refit_30s(DATA / "refit_30s", 20, ["2014-04"], DataConfig(period_s=30.0))
+    truth = refit.frame.loc[recording.start : recording.end - timedelta(seconds=1)]
+    assert house.frame.index.equals(truth.index) and len(truth) == 11 * 2880
+    for column in ("aggregate", "microwave"):
+        got, want = house.frame[column].to_numpy(), truth[column].to_numpy()
+        assert np.isfinite(got).all() and np.isfinite(want).all()
+        np.testing.assert_allclose(got, want, atol=0.0501, rtol=0, err_msg=column)
+    # The microwave runs the household's plug recorded: its energy is the sub-meter's.
+    kwh = float(house.frame["microwave"].sum()) * 30 / 3.6e6
+    assert kwh == pytest.approx(float(truth["microwave"].sum()) * 30 / 3.6e6, rel=1e-4)
+
+
+def test_a_recorded_home_assistant_refuses_a_wrong_token_and_entity() -> None:
+    recording = load_recording()
+    with RecordedHomeAssistant(recording) as ha:
+        with pytest.raises(TrainerError, match="401"):
+            entity_unit(HistoryClient(ha.url, "expired", sleep=lambda _s: None), "sensor.x")
+        with pytest.raises(TrainerError, match=r"no entity sensor\.kettle_plug_power \(404\)"):
+            entity_unit(HistoryClient(ha.url, RECORDED_TOKEN), "sensor.kettle_plug_power")
+        assert entity_unit(HistoryClient(ha.url, RECORDED_TOKEN), recording.plug_entity) == "W"

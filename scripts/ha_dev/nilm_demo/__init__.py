@@ -68,6 +68,11 @@ class _WriteStatesTask(RecorderTask):
         try:
             with session_scope(session=instance.get_session()) as session:
                 count = _write_states(instance, session, self.series)
+            # The recorder reads its oldest state's time from the database only at start
+            # and after a purge; the history API answers [] for a span that ends before
+            # it, so rows older than this HA's start would stay invisible until a restart.
+            with session_scope(session=instance.get_session(), read_only=True) as session:
+                instance.states_manager.load_from_db(session)
         except Exception as err:  # reported to the caller of the action
             self.result.set_exception(err)
         else:
