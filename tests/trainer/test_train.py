@@ -37,6 +37,15 @@ house2_spring = training_fixtures.house2_spring
 kettle_run = training_fixtures.kettle_run
 
 
+def _trainer(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """``python -m trainer ARGS`` in the project root, quiet TensorFlow, output captured."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(
+        [sys.executable, "-m", "trainer", *args],
+        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
 def test_loss_by_hand_and_status_term_has_a_gradient() -> None:
     import tensorflow as tf
 
@@ -162,18 +171,15 @@ def test_train_distils_from_a_teacher_run_on_the_command_line(
     """`nilm-trainer train --teacher`: a finished `train` run teaches a student; the
     run's config and card say how, and a resumed run keeps the teacher."""
     run = tmp_path / "student"
-    cmd = [
-        sys.executable, "-m", "trainer", "train", "--data-dir", str(data_dir), "--house", "2",
-        "--months", "2014-03", "2014-04", "--appliance", "kettle", "--arch", "compact",
-        "--window", "99", "--max-windows", "6000", "--epochs", "2", "--steps-per-epoch", "10",
+    args = [
+        "train", "--data-dir", str(data_dir), "--house", "2", "--months", "2014-03",
+        "2014-04", "--appliance", "kettle", "--arch", "compact", "--window", "99",
+        "--max-windows", "6000", "--epochs", "2", "--steps-per-epoch", "10",
         "--batch-size", "128", "--max-validation-windows", "400", "--lr", "1e-3",
         "--teacher", str(kettle_run.run_dir), "--distill-alpha", "0.4",
         "--unlabelled-windows", "1500", "--run-dir", str(run), "--no-progress",
     ]  # fmt: skip
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run(
-        cmd, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
+    done = _trainer(*args)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "distilling from" in done.stdout and "1,500 unlabelled windows" in done.stdout
     saved = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
@@ -184,10 +190,7 @@ def test_train_distils_from_a_teacher_run_on_the_command_line(
     assert summary["unlabelled_windows"] == 1500 and summary["teacher_architecture"] == "compact"
     # The teacher is a trained kettle model: it agrees with most of the student's labels.
     assert summary["teacher_agreement_on_labels"] > 0.8
-    resumed = subprocess.run(
-        [*cmd, "--resume", "--epochs", "3"], check=False, cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=600,
-    )  # fmt: skip
+    resumed = _trainer(*args, "--resume", "--epochs", "3")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "distilling from" in resumed.stdout
     assert len(json.loads((run / "history.json").read_text())) == 3
@@ -210,17 +213,13 @@ def test_a_teacher_of_another_period_or_geometry_is_refused(
 
 def test_mirrored_strategy_over_two_logical_cpus(data_dir: Path, tmp_path: Path) -> None:
     run = tmp_path / "mirrored"
-    cmd = [
-        sys.executable, "-m", "trainer", "train", "--data-dir", str(data_dir),
-        "--house", "2", "--months", "2014-03", "--appliance", "kettle", "--window", "49",
-        "--epochs", "2", "--steps-per-epoch", "5", "--batch-size", "32",
-        "--max-validation-windows", "300", "--lr", "1e-3", "--strategy", "mirrored",
-        "--logical-cpus", "2", "--run-dir", str(run), "--no-progress",
-    ]  # fmt: skip
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run(
-        cmd, check=False, cwd=ROOT, capture_output=True, text=True, env=env, timeout=300
-    )
+    proc = _trainer(
+        "train", "--data-dir", str(data_dir), "--house", "2", "--months", "2014-03",
+        "--appliance", "kettle", "--window", "49", "--epochs", "2", "--steps-per-epoch", "5",
+        "--batch-size", "32", "--max-validation-windows", "300", "--lr", "1e-3",
+        "--strategy", "mirrored", "--logical-cpus", "2", "--run-dir", str(run),
+        "--no-progress", timeout=300,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "2 replica(s)" in proc.stdout
     history = json.loads((run / "history.json").read_text())
