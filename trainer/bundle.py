@@ -678,6 +678,35 @@ def _previous_reference(path: Path) -> dict[str, Any] | None:
     return block
 
 
+def _reference_block(appliance: str, reference_root: Path, tests: list[Source]) -> dict[str, Any]:
+    """The reference build's seeds (float) on the test split, as the report shows them."""
+    ref_sel = load_json(reference_root / appliance / "selection.json")
+    return {
+        "architecture": ref_sel["recipe"]["architecture"],
+        "epochs": ref_sel["recipe"]["epochs"],
+        "note": "same recipe, data, windows and split; float Keras",
+        "seeds": _seed_spread(ref_sel, reference_root, tests),
+    }
+
+
+def refresh_reference(
+    appliance: str, data_dir: Path, reports_dir: Path, reference_root: Path
+) -> dict[str, Any]:
+    """Re-measure only the reference block of an existing report (``seeds.json``): the
+    reference is re-trained after a change of data or rule without the shipped build's
+    seed runs at hand; the rest of the report stays as it was measured."""
+    path = reports_dir / "seeds.json"
+    if not path.is_file():
+        raise TrainerError(f"no report at {path}: run `bundle {appliance} --report` first")
+    if not (reference_root / appliance / "selection.json").is_file():
+        raise TrainerError(f"no reference build of {appliance} under {reference_root}")
+    tests = load_split(load_recipes()[appliance], "test", data_dir)
+    out = load_json(path)
+    out["reference_cnn"] = _reference_block(appliance, reference_root, tests)
+    write_json(path, out)
+    return out
+
+
 def report(
     appliance: str,
     data_dir: Path,
@@ -701,15 +730,8 @@ def report(
         "file's numbers are in metrics.json",
         "seeds": seeds,
     }
-    reference = reference_root / appliance / "selection.json" if reference_root else None
-    if reference is not None and reference.is_file():
-        ref_sel = load_json(reference)
-        out["reference_cnn"] = {
-            "architecture": ref_sel["recipe"]["architecture"],
-            "epochs": ref_sel["recipe"]["epochs"],
-            "note": "same recipe, data, windows and split; float Keras",
-            "seeds": _seed_spread(ref_sel, reference_root, tests),  # type: ignore[arg-type]
-        }
+    if reference_root is not None and (reference_root / appliance / "selection.json").is_file():
+        out["reference_cnn"] = _reference_block(appliance, reference_root, tests)
     elif (previous := _previous_reference(reports_dir / "seeds.json")) is not None:
         # The reference takes hours on a CPU: without a run root, the last measured one
         # stays, saying so (re-run it with REFERENCE_ROOT after a change of data or rule).

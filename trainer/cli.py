@@ -1124,6 +1124,11 @@ def add_bundle_cli(subparsers: Subparsers) -> None:
         help="no training: evaluate the recipe's seeds on its test split (after export)",
     )  # fmt: skip
     p.add_argument(
+        "--report-reference", action="store_true",
+        help="no training: re-measure only the reference block of the existing report "
+        "from --reference-root (the shipped build's seed runs need not be here)",
+    )  # fmt: skip
+    p.add_argument(
         "--reports-dir", type=Path, default=None,
         help="with --report: where seeds.json goes (default reports/bundled/<appliance>)",
     )  # fmt: skip
@@ -1158,7 +1163,7 @@ def _model_settings(pairs: list[str]) -> dict[str, Any]:
 
 
 def _run_bundle(args: argparse.Namespace) -> int:
-    from .bundle import build, report
+    from .bundle import build, refresh_reference, report
     from .data import default_data_dir
 
     data_dir = args.data_dir or default_data_dir()
@@ -1169,8 +1174,14 @@ def _run_bundle(args: argparse.Namespace) -> int:
         written = save_parent(args.appliance, args.run_root, args.models_dir, parents)
         print(f"wrote {written}")
         return 0
+    reports = args.reports_dir or BUNDLE_REPORTS_DIR / args.appliance
+    if args.report_reference:
+        if args.reference_root is None:
+            raise TrainerError("--report-reference needs --reference-root")
+        refresh_reference(args.appliance, data_dir, reports, args.reference_root)
+        print(f"updated the reference block of {reports / 'seeds.json'}")
+        return 0
     if args.report:
-        reports = args.reports_dir or BUNDLE_REPORTS_DIR / args.appliance
         report(args.appliance, data_dir, args.run_root, reports, args.reference_root)
         return 0
     overrides: dict[str, Any] = {}

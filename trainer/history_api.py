@@ -80,8 +80,7 @@ class HistoryClient:
         if not query:
             return path
         parts = [
-            k if v is None else f"{k}={urllib.parse.quote(v, safe=',:')}"
-            for k, v in query.items()
+            k if v is None else f"{k}={urllib.parse.quote(v, safe=',:')}" for k, v in query.items()
         ]
         return path + "?" + "&".join(parts)
 

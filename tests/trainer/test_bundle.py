@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from custom_components.nilm.engine import load_model
 from trainer import bundle
+from trainer.errors import TrainerError
 from trainer.recipes import load_recipes
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -162,3 +164,33 @@ def test_a_report_without_a_reference_run_keeps_the_last_measured_one_and_says_s
     block = bundle._previous_reference(seeds)
     assert block is not None and block["seeds"] == [{"seed": 0}]
     assert "not re-run" in block["carried_over"]
+
+
+def test_refreshing_the_reference_replaces_only_its_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`bundle --report-reference`: the re-trained reference's seeds replace the carried
+    over block; the shipped seeds' numbers, measured with their runs, stay as they were."""
+    reports, reference = tmp_path / "reports", tmp_path / "reference"
+    with pytest.raises(TrainerError, match="no report at"):
+        bundle.refresh_reference("kettle", tmp_path, reports, reference)
+    reports.mkdir()
+    old_ref = {"seeds": [{"seed": 0}], "carried_over": "measured in an earlier build"}
+    shipped = [{"seed": 1, "test_house_20": {"f1": 0.8}}]
+    (reports / "seeds.json").write_text(json.dumps({"seeds": shipped, "reference_cnn": old_ref}))
+    with pytest.raises(TrainerError, match="no reference build of kettle"):
+        bundle.refresh_reference("kettle", tmp_path, reports, reference)
+    (reference / "kettle").mkdir(parents=True)
+    selection = {"appliance": "kettle", "recipe": {"architecture": "cnn", "epochs": 8}}
+    (reference / "kettle" / "selection.json").write_text(json.dumps(selection))
+    seen: list[Any] = []
+    monkeypatch.setattr(bundle, "load_split", lambda recipe, part, data_dir: [part])
+    monkeypatch.setattr(
+        bundle, "_seed_spread", lambda sel, root, tests: seen.append((root, tests)) or ["new"]
+    )
+    out = bundle.refresh_reference("kettle", tmp_path, reports, reference)
+    assert seen == [(reference, ["test"])]
+    assert out["reference_cnn"]["seeds"] == ["new"] and "carried_over" not in out["reference_cnn"]
+    assert out["reference_cnn"]["architecture"] == "cnn"
+    written = json.loads((reports / "seeds.json").read_text())
+    assert written["seeds"] == shipped and written["reference_cnn"] == out["reference_cnn"]
