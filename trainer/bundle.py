@@ -47,7 +47,7 @@ from .synthetic import (
     off_starts,
     truth_status,
 )
-from .windows import valid_starts
+from .windows import draw_pooled, valid_starts
 
 if TYPE_CHECKING:
     from .config import DistillConfig
@@ -110,37 +110,27 @@ def training_data(recipe: Recipe, train: list[Source], seed: int, log: Any = pri
     )  # fmt: skip
     with_target = [_series(s, app, period) for s in train if app in s.house.appliances]
     # Real windows, pooled over sources, balanced to the recipe's on share.
-    pool_on: list[tuple[int, npt.NDArray[np.int64]]] = []
-    pool_off: list[tuple[int, npt.NDArray[np.int64]]] = []
-    for k, s in enumerate(with_target):
+    pool_on: list[npt.NDArray[np.int64]] = []
+    pool_off: list[npt.NDArray[np.int64]] = []
+    for s in with_target:
         starts = valid_starts(s.aggregate_w, s.target_w, length, t_idx)
         on_at = s.on[starts + t_idx]
-        pool_on.append((k, starts[on_at]))
-        pool_off.append((k, starts[~on_at]))
-    n_on_all = sum(p.size for _, p in pool_on)
-    n_off_all = sum(p.size for _, p in pool_off)
+        pool_on.append(starts[on_at])
+        pool_off.append(starts[~on_at])
+    n_on_all = sum(p.size for p in pool_on)
+    n_off_all = sum(p.size for p in pool_off)
     if n_on_all == 0:
         raise TrainerError(f"{app}: no training window has the appliance running")
     n_on = min(n_on_all, round(recipe.max_real_windows * recipe.on_share))
     n_off = min(n_off_all, recipe.max_real_windows - n_on)
 
-    def pick(pool: list[tuple[int, npt.NDArray[np.int64]]], n: int) -> list[FloatArray]:
-        owners = np.concatenate([np.full(p.size, k) for k, p in pool])
-        starts = np.concatenate([p for _, p in pool])
-        chosen = rng.choice(starts.size, size=n, replace=False)
-        out = []
-        for k in np.unique(owners[chosen]):
-            sel = np.sort(starts[chosen[owners[chosen] == k]])
-            out.append((k, sel))
-        return out  # type: ignore[return-value]
-
     xs, ys, ons = [], [], []
     for pool, n in ((pool_on, n_on), (pool_off, n_off)):
-        for k, sel in pick(pool, n):  # type: ignore[misc]
-            s = with_target[k]
-            xs.append(_windows(s, sel, length))
-            ys.append(s.target_w[sel + t_idx])
-            ons.append(s.on[sel + t_idx])
+        for s, sel in zip(with_target, draw_pooled(pool, n, rng), strict=True):
+            if sel.size:
+                xs.append(_windows(s, sel, length))
+                ys.append(s.target_w[sel + t_idx])
+                ons.append(s.on[sel + t_idx])
     real = sum(x.shape[0] for x in xs)
     # Synthetic windows: target activations on target-off backgrounds, with distractors.
     spec = get_appliance(app)

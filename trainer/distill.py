@@ -34,6 +34,7 @@ from custom_components.nilm.engine.windows import valid_starts
 from .config import DistillConfig
 from .errors import TrainerError
 from .files import CARD_JSON, MODEL_KERAS
+from .windows import draw_pooled
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -101,21 +102,11 @@ def soften(prob: FloatArray, temperature: float, threshold: float = 0.5) -> Floa
     return (1.0 / (1.0 + np.exp(-centred / temperature))).astype(np.float32)
 
 
-def draw_starts(pools: list[IntArray], n: int, rng: np.random.Generator) -> list[IntArray]:
-    """``n`` window starts drawn uniformly without replacement from all ``pools``
-    together, returned per pool (sorted); every pool empty is an error."""
-    sizes = np.array([p.size for p in pools], dtype=np.int64)
-    if n == 0:
-        return [np.zeros(0, np.int64) for _ in pools]
-    if sizes.sum() == 0:
+def draw_unlabelled(pools: list[IntArray], n: int, rng: np.random.Generator) -> list[IntArray]:
+    """:func:`~trainer.windows.draw_pooled`, refusing mains without one unmasked window."""
+    if n and not any(p.size for p in pools):
         raise TrainerError("no unmasked mains window to distil on")
-    chosen = rng.choice(int(sizes.sum()), size=min(n, int(sizes.sum())), replace=False)
-    owner = np.searchsorted(np.cumsum(sizes), chosen, side="right")
-    offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    return [
-        np.sort(pools[k][chosen[owner == k] - offsets[k]]).astype(np.int64)
-        for k in range(len(pools))
-    ]
+    return draw_pooled(pools, n, rng)
 
 
 def unlabelled_windows(
@@ -125,7 +116,7 @@ def unlabelled_windows(
     pools = [valid_starts(m, m, length, target_index) for m in mains]
     if n == 0:
         return np.zeros((0, length), np.float32)
-    drawn = draw_starts(pools, n, rng)
+    drawn = draw_unlabelled(pools, n, rng)
     out = [
         np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(m, length)[starts])
         for m, starts in zip(mains, drawn, strict=True)

@@ -36,7 +36,7 @@ from . import __version__
 from .appliances import get_appliance
 from .config import DEFAULT_EPOCHS, STRATEGIES, ModelConfig, TrainConfig, WindowConfig
 from .data import HouseData
-from .distill import DistilledStarts, distilled_starts, draw_starts, load_teacher
+from .distill import DistilledStarts, distilled_starts, draw_unlabelled, load_teacher
 from .errors import TrainerError
 from .files import (
     BEST_WEIGHTS,
@@ -383,7 +383,7 @@ def _distilled(
     pool = valid_starts(train.aggregate_w, train.aggregate_w, length, t_idx)
     pool = pool[pool + length <= split.boundary]
     rng = np.random.default_rng([config.seed, 1])  # its own stream: the labelled draw stays
-    (unlabelled,) = draw_starts([pool], config.distill.unlabelled_windows, rng)
+    (unlabelled,) = draw_unlabelled([pool], config.distill.unlabelled_windows, rng)
     return distilled_starts(
         teacher,
         config.distill,

@@ -13,7 +13,7 @@ statistics come from the training block only. The test house never passes throug
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +34,7 @@ __all__ = [
     "WindowSplit",
     "balance",
     "draw_balanced",
+    "draw_pooled",
     "evaluation_windows",
     "make_windows",
     "sliding_windows",
@@ -215,6 +216,26 @@ def draw_balanced(
         return rng.choice(idx, size=n, replace=False)
 
     return np.concatenate((draw(on_idx, n_on), draw(off_idx, n_off)))
+
+
+def draw_pooled(
+    pools: Sequence[npt.NDArray[np.int64]], n: int, rng: np.random.Generator
+) -> list[IntArray]:
+    """``n`` window starts drawn uniformly without replacement from all ``pools``
+    together (each pool, e.g. one house, weighted by its size; at most all of them),
+    returned per pool and sorted: the one pooled draw behind the bundled models' real
+    windows and the distillation's unlabelled ones."""
+    sizes = np.array([p.size for p in pools], dtype=np.int64)
+    total = int(sizes.sum())
+    if total == 0:
+        return [np.zeros(0, np.int64) for _ in pools]
+    chosen = rng.choice(total, size=min(n, total), replace=False)
+    owner = np.searchsorted(np.cumsum(sizes), chosen, side="right")
+    offsets = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    return [
+        np.sort(np.asarray(pools[k])[chosen[owner == k] - offsets[k]]).astype(np.int64)
+        for k in range(len(pools))
+    ]
 
 
 def split_by_time(

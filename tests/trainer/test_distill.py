@@ -139,15 +139,9 @@ def test_starts_into_a_series_get_the_same_targets_as_materialised_windows(
     assert as_starts.summary == in_memory.summary
 
 
-def test_draw_starts_spans_every_pool_without_repeats() -> None:
-    pools = [np.arange(0, 10, dtype=np.int64), np.zeros(0, np.int64), np.arange(100, 105)]
-    drawn = distill.draw_starts(pools, 12, np.random.default_rng(0))
-    assert [d.size for d in drawn][1] == 0 and sum(d.size for d in drawn) == 12
-    every = np.concatenate(drawn)
-    assert np.unique(every).size == 12 and set(every) <= set(np.concatenate(pools))
-    assert all(np.all(np.diff(d) > 0) for d in drawn)
+def test_mains_without_an_unmasked_window_cannot_be_distilled() -> None:
     with pytest.raises(TrainerError, match="no unmasked mains window"):
-        distill.draw_starts([np.zeros(0, np.int64)], 3, np.random.default_rng(0))
+        distill.draw_unlabelled([np.zeros(0, np.int64)], 3, np.random.default_rng(0))
 
 
 def test_a_teacher_with_other_windows_or_no_model_is_refused(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from trainer.windows import (
     Normalisation,
     WindowConfig,
     balance,
+    draw_pooled,
     evaluation_windows,
     make_windows,
     sliding_windows,
@@ -197,3 +198,13 @@ def test_empty_selection_is_a_clear_error(house: HouseData) -> None:
         make_windows(house, "toaster", WindowConfig(window_length=L))
     with pytest.raises(TrainerError, match="no unmasked aggregate"):
         Normalisation.from_training(np.full(10, np.nan), "kettle")
+
+
+def test_the_pooled_draw_spans_every_pool_without_repeats() -> None:
+    pools = [np.arange(0, 10, dtype=np.int64), np.zeros(0, np.int64), np.arange(100, 105)]
+    drawn = draw_pooled(pools, 12, np.random.default_rng(0))
+    assert [d.size for d in drawn][1] == 0 and sum(d.size for d in drawn) == 12
+    every = np.concatenate(drawn)
+    assert np.unique(every).size == 12 and set(every) <= set(np.concatenate(pools))
+    assert all(np.all(np.diff(d) > 0) for d in drawn)
+    assert [d.size for d in draw_pooled(pools, 99, np.random.default_rng(0))] == [10, 0, 5]
