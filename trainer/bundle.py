@@ -624,7 +624,8 @@ def build(
         "card": str(card_path) if card_path else None,
     }
     write_json(run_root / appliance / "selection.json", summary)
-    log(f"{appliance}: seed {chosen['seed']} chosen; exported to {card_path}")
+    where = f"exported to {card_path}" if card_path else "not exported (--no-export)"
+    log(f"{appliance}: seed {chosen['seed']} chosen on validation; {where}")
     return summary
 
 
