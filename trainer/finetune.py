@@ -45,6 +45,7 @@ from .data import HouseData
 from .errors import TrainerError
 from .files import MODEL_KERAS, jsonable, write_json
 from .parents import BUNDLED_MODELS_DIR, PARENTS_DIR, Parent, load_parent
+from .recipes import load_recipes
 
 FloatArray = npt.NDArray[np.float32]
 HEAD_LAYERS = frozenset({"head_dense", "head_dropout", "power", "status"})
@@ -143,11 +144,18 @@ def split_household(house: HouseData, config: FinetuneConfig) -> Split:
 
 
 def _recipe(card: Any) -> Recipe:
-    """The parts of a recipe :func:`validation_scores` reads, from the bundled card."""
+    """The parts of a recipe :func:`validation_scores` reads: the bundled card's windows
+    and on/off rule, and the bundled recipe's off-gap bridges to choose from (a cycle
+    appliance's pauses are the household's programme: its own validation days choose the
+    bridge, within the recipe's off-delay budget, as the bundle chose it on its
+    validation houses)."""
+    bundled = load_recipes().get(card.appliance)
     return Recipe(
         appliance=card.appliance, period_s=card.sample_period_s,
         window_length=card.window_length, target_index=card.target_index,
         min_on_s=card.status.min_on_s, min_off_s=card.status.min_off_s,
+        min_off_choices_s=bundled.min_off_choices_s if bundled else (),
+        max_off_delay_s=bundled.max_off_delay_s if bundled else None,
         split={"train": (), "validation": (), "test": ()},
     )  # fmt: skip
 
@@ -382,6 +390,8 @@ def finetune(
         "threshold_grid": list(THRESHOLDS),
         "validation_f1": scores["f1"],
         "probability_threshold": scores["threshold"],
+        "min_off_s": scores["min_off_s"],
+        "bundled_min_off_s": card.status.min_off_s,
         "cpu_s": round(cpu_s, 1),
         "wall_s": round(wall_s, 1),
     }
@@ -396,7 +406,9 @@ def finetune(
         training["attribution"] = card.training["attribution"]
     template = dataclasses.replace(
         card,
-        status=dataclasses.replace(card.status, probability_threshold=scores["threshold"]),
+        status=dataclasses.replace(
+            card.status, probability_threshold=scores["threshold"], min_off_s=scores["min_off_s"]
+        ),
         training=jsonable(training),
         metrics={"validation": {"f1": scores["f1"], "household": house.source}},
         tflite_file="",
@@ -476,7 +488,13 @@ def markdown(summary: dict[str, Any]) -> str:
         f"{str(ft['parent']['bundled_tflite_sha256'])[:12]}...; best epoch {ft['best_epoch']} "
         f"of {ft['epochs_run']}"
         + (" (no epoch beat the parent: its weights kept)" if ft["kept_parent_weights"] else "")
-        + f"; threshold {ft['probability_threshold']:.2f}; {ft['cpu_s']:.0f} s CPU, "
+        + f"; threshold {ft['probability_threshold']:.2f}"
+        + (
+            f"; off-gap bridge {ft['min_off_s']:.0f} s (bundled {ft['bundled_min_off_s']:.0f} s)"
+            if ft.get("min_off_s") is not None
+            else ""
+        )
+        + f"; {ft['cpu_s']:.0f} s CPU, "
         f"{ft['wall_s']:.0f} s wall.",
         "",
         f"Scored on {test['data']} {test['from'][:10]} .. {test['to'][:10]}: {test['note']}. "

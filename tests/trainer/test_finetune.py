@@ -60,6 +60,8 @@ def test_card_records_the_household_and_the_parent(result: FinetuneResult) -> No
     assert ft["parent"]["bundled_tflite_sha256"] == bundled["tflite_sha256"]
     assert isinstance(ft["parent"]["seed"], int)
     assert card["quantization"] == bundled["quantization"]
+    # The kettle's recipe offers no bridges: the bundled off-gap stays.
+    assert card["status"]["min_off_s"] == ft["min_off_s"] == bundled["status"]["min_off_s"]
     assert card["name"] == "kettle" and card["head"] is not None
     assert card["training"]["representative"]["source"].startswith("the household")
     for name in ("finetune.json", "finetune.md", "report/before/metrics.json",
@@ -182,3 +184,19 @@ def test_a_week_of_plug_history_from_home_assistant_improves_held_out_days(
         "mains": recording.mains_entity, "microwave": recording.plug_entity
     }  # fmt: skip
     assert household["to"] < "2014-04-08" and household["runs_train"] >= 3
+
+
+def test_a_cycle_appliance_chooses_its_bridge_on_the_household_days() -> None:
+    """The dishwasher's pauses are the household's programme: its validation days choose
+    among the bundled recipe's bridges (within its off-delay budget); the kettle has none."""
+    from custom_components.nilm.engine.card import load_card
+    from trainer.finetune import _recipe
+    from trainer.recipes import load_recipes
+
+    models = Path(__file__).resolve().parents[2] / "custom_components/nilm/models"
+    dishwasher = _recipe(load_card(models / "dishwasher.json", verify_hash=False))
+    bundled = load_recipes()["dishwasher"]
+    assert dishwasher.min_off_choices_s == bundled.min_off_choices_s != ()
+    assert dishwasher.max_off_delay_s == bundled.max_off_delay_s == 300.0
+    kettle = _recipe(load_card(models / "kettle.json", verify_hash=False))
+    assert kettle.min_off_choices_s == () and kettle.max_off_delay_s is None
