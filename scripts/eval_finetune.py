@@ -70,6 +70,8 @@ def run_one(appliance: str, data_dir: Path, days: int, runs_dir: Path) -> dict[s
             "epochs_run": ft["epochs_run"],
             "kept_parent_weights": ft["kept_parent_weights"],
             "threshold": ft["probability_threshold"],
+            "min_off_s": ft["min_off_s"],
+            "bundled_min_off_s": ft["bundled_min_off_s"],
             "finetune_cpu_s": ft["cpu_s"],
             "finetune_wall_s": ft["wall_s"],
             "total_cpu_s": round(time.process_time() - cpu0, 1),
@@ -90,14 +92,15 @@ def markdown(results: list[dict[str, Any]], days: int, command: str) -> str:
         "fine-tune (training, threshold, int8 conversion) on this 2-core machine.",
         "",
         "| appliance | runs in the days (train / val) | F1 before | F1 after | MCC before "
-        "| MCC after | F1 rule | energy before / after / metered (kWh) | epochs (best) "
+        "| MCC after | F1 rule | energy before / after / metered (kWh) | off-gap bridge "
+        "before / after | Running off delay before / after | epochs (best) "
         "| fine-tune CPU / wall |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if "skipped" in r:
             runs = r.get("runs_in_days", "—")
-            lines.append(f"| {r['appliance']} | {runs} | skipped: {r['skipped']} |||||||")
+            lines.append(f"| {r['appliance']} | {runs} | skipped: {r['skipped']} |||||||||")
             continue
         fit, test = r["fit"], r["test"]
         b, a, rule = test["before"], test["after"], test["rule"]
@@ -107,11 +110,19 @@ def markdown(results: list[dict[str, Any]], days: int, command: str) -> str:
             f"{fmt(b.get('true_energy_kwh'), '{:.1f}')}"
         )
         kept = ", parent kept" if fit["kept_parent_weights"] else ""
+        bridge = (
+            f"{fmt(fit.get('bundled_min_off_s'), '{:.0f} s')} / "
+            f"{fmt(fit.get('min_off_s'), '{:.0f} s')}"
+        )
+        off = (
+            f"{fmt(b.get('running_off_delay_s'), '{:+.0f} s')} / "
+            f"{fmt(a.get('running_off_delay_s'), '{:+.0f} s')}"
+        )
         lines.append(
             f"| {r['appliance']} | {r['runs_in_days']} ({fit['runs_train']} / "
             f"{fit['runs_validation']}) | {fmt(b.get('f1'))} | {fmt(a.get('f1'))} "
             f"| {fmt(b.get('mcc'))} | {fmt(a.get('mcc'))} | {fmt(rule.get('f1'))} | {energy} "
-            f"| {fit['epochs_run']} ({fit['best_epoch']}{kept}) "
+            f"| {bridge} | {off} | {fit['epochs_run']} ({fit['best_epoch']}{kept}) "
             f"| {fit['finetune_cpu_s']:.0f} s / {fit['finetune_wall_s']:.0f} s |"
         )
     return "\n".join(lines) + "\n"
