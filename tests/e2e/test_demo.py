@@ -6,6 +6,7 @@ of the command's start (``--history-days 1`` keeps the test short; the default i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -135,3 +136,21 @@ def test_history_shows_the_imported_day_within_a_minute(demo: Demo, browser: Any
     assert elapsed <= FIRST_POINTS_S, f"History had points only {elapsed:.0f} s after the start"
     bad = error_lines(demo.ha_log())
     assert not bad, "\n".join(bad[:20])
+
+
+def test_the_imported_day_is_in_the_history_api_before_ha_started(demo: Demo) -> None:
+    """A span that ends before this HA started still answers: the import refreshes the
+    recorder's oldest-state time (HA only reads it at start), so the trainer's REST
+    history and the History panel see the imported day, not ``[]``."""
+    from scripts.ha_dev.client import HaClient
+
+    started = datetime.now(UTC) - timedelta(seconds=time.monotonic() - demo.started)
+    start = (started - timedelta(hours=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    end = (started - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    async def rows() -> list[dict[str, Any]]:
+        async with HaClient(demo.url, demo.login()["token"]) as client:
+            return await client.history(MAINS_ENTITY, start, end)
+
+    got = asyncio.run(rows())
+    assert len(got) > 1000, f"{len(got)} states of {MAINS_ENTITY} between {start} and {end}"
