@@ -138,6 +138,14 @@ def teacher_targets(
     )
 
 
+def _blend(alpha: float, label: FloatArray, teacher: FloatArray) -> FloatArray:
+    """``alpha`` x label + (1 - ``alpha``) x teacher on the labelled windows (the first
+    ``len(label)`` of ``teacher``), the teacher alone on the unlabelled rest."""
+    n, a = label.size, np.float32(alpha)
+    blended = a * label.reshape(-1) + (1 - a) * teacher[:n]
+    return np.concatenate([blended, teacher[n:]]).astype(np.float32)
+
+
 def _summary(
     teacher: Teacher, config: DistillConfig, label_on: FloatArray, says_on: BoolArray
 ) -> dict[str, Any]:
@@ -181,14 +189,10 @@ def distilled_targets(
     t_power, t_on, says_on = teacher_targets(
         teacher, config, np.concatenate([x_w, unlabelled_w]), scale_w
     )
-    n = len(x_w)
-    a = np.float32(config.alpha)
-    blended_power = a * power.reshape(-1) + (1 - a) * t_power[:n]
-    blended_on = a * on.reshape(-1) + (1 - a) * t_on[:n]
     return DistilledSet(
         x_w=np.concatenate([x_w, unlabelled_w]).astype(np.float32),
-        power=np.concatenate([blended_power, t_power[n:]]).astype(np.float32).reshape(-1, 1),
-        on=np.concatenate([blended_on, t_on[n:]]).astype(np.float32).reshape(-1, 1),
+        power=_blend(config.alpha, power, t_power).reshape(-1, 1),
+        on=_blend(config.alpha, on, t_on).reshape(-1, 1),
         summary=_summary(teacher, config, on, says_on),
     )
 
@@ -231,13 +235,9 @@ def distilled_starts(
         if parts
         else (np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, bool))
     )
-    n = len(starts)
-    a = np.float32(config.alpha)
     return DistilledStarts(
         starts=every,
-        power=np.concatenate([a * power.reshape(-1) + (1 - a) * t_power[:n], t_power[n:]]).astype(
-            np.float32
-        ),
-        on=np.concatenate([a * on.reshape(-1) + (1 - a) * t_on[:n], t_on[n:]]).astype(np.float32),
+        power=_blend(config.alpha, power, t_power),
+        on=_blend(config.alpha, on, t_on),
         summary=_summary(teacher, config, on, says_on),
     )
