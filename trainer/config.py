@@ -729,7 +729,9 @@ class FinetuneConfig:
     The newest ``validation_fraction`` of the labelled time validates (early stopping on
     its loss, the status threshold), the older part trains; at least
     ``min_train_events`` runs of the appliance must lie in the training part and
-    ``min_validation_events`` in the validation part. ``freeze_features`` trains only
+    ``min_validation_events`` in the validation part (the cut moves between runs to
+    find them). One run of each is enough to try: the validation run decides, and the
+    parent's own weights stay when no epoch beats them on it. ``freeze_features`` trains only
     the head (``head_dense``, ``power``, ``status``). Training windows: every off window
     up to ``max_windows`` x (1 - ``on_share``), the on windows repeated to ``on_share``.
     ``representative_size`` calibration windows come from the training part.
@@ -745,7 +747,7 @@ class FinetuneConfig:
     max_windows: int = 30_000
     on_share: float = 0.2
     seed: int = 0
-    min_train_events: int = 2
+    min_train_events: int = 1
     min_validation_events: int = 1
     representative_size: int = default(QuantizeConfig, "representative_size")
     max_validation_windows: int = 8_000
@@ -764,6 +766,8 @@ class FinetuneConfig:
             raise TrainerError(f"on share must be in (0, 1), got {self.on_share}")
         if self.max_windows < 1 or self.representative_size < 1:
             raise TrainerError("max windows and representative size must be at least 1")
+        if self.min_train_events < 1 or self.min_validation_events < 1:
+            raise TrainerError("at least one run must train and one validate")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -104,10 +104,16 @@ def _part(s: Series, lo: int, hi: int) -> Series:
     return Series(s.label, s.aggregate_w[lo:hi], s.target_w[lo:hi], s.on[lo:hi], s.index[lo:hi])
 
 
-def split_household(house: HouseData, config: FinetuneConfig) -> Split:
+def split_household(house: HouseData, config: FinetuneConfig, context: int = 0) -> Split:
     """Older labelled time trains, the newest ``validation_fraction`` validates (whole
-    UTC days when there are at least 4 labelled days)."""
+    UTC days when there are at least 4 labelled days); when that leaves too few runs on
+    a side, the cut moves into the off gap before the newest run(s), ``context`` samples
+    (a window's history) ahead of the first validating run where the gap allows
+    (:func:`custom_components.nilm.engine.split.time_cut`, shared with the integration's
+    re-fit)."""
     import pandas as pd
+
+    from custom_components.nilm.engine.split import time_cut
 
     series, binary = household_series(house, config.appliance)
     app = config.appliance
@@ -119,7 +125,8 @@ def split_household(house: HouseData, config: FinetuneConfig) -> Split:
     if total == 0:
         raise TrainerError(
             f"no {app} runs in the labels of {house.source} ({span}): check the label "
-            "entity/column and the period (the appliance must run at least 3 times)"
+            "entity/column and the period (the appliance must run at least "
+            f"{config.min_train_events + config.min_validation_events} times)"
         )
     days = pd.DatetimeIndex(series.index[labelled]).floor("D").unique()
     if len(days) >= 4:
@@ -128,6 +135,11 @@ def split_household(house: HouseData, config: FinetuneConfig) -> Split:
     else:
         cum = np.cumsum(labelled)
         cut = int(np.searchsorted(cum, (1.0 - config.validation_fraction) * cum[-1]))
+    moved = time_cut(
+        series.on, cut, min_before=config.min_train_events,
+        min_after=config.min_validation_events, context=context,
+    )  # fmt: skip
+    cut = cut if moved is None else moved
     n = series.aggregate_w.size
     train, val = _part(series, 0, cut), _part(series, cut, n)
     n_train, n_val_runs = _runs(train.on), _runs(val.on)
@@ -345,7 +357,7 @@ def finetune(
                 f"{data.source} is at {data.period_s:g} s; the {config.appliance} model "
                 f"needs {card.sample_period_s:g} s"
             )
-    split = split_household(house, config)
+    split = split_household(house, config, context=card.target_index)
     log(
         f"{config.appliance}: {split.train_events} runs train (before "
         f"{split.boundary:%Y-%m-%d %H:%M}), {split.validation_events} validate"

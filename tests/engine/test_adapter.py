@@ -163,6 +163,22 @@ def test_adapt_waits_for_enough_runs(kettle: AdaptableModel) -> None:
     assert "labelled runs" in result.reason
 
 
+def test_adapt_moves_the_cut_so_the_newest_run_judges(kettle: AdaptableModel) -> None:
+    """Three runs, all in the older 70 % (a week with three washes early on): the cut
+    moves before the newest, so two fit and one decides, instead of none."""
+    n = 3000
+    mains = np.full(n, 200.0)
+    label = np.zeros(n)
+    for start in (400, 900, 1600):
+        mains[start : start + 5] += 2000.0
+        label[start : start + 5] = 2000.0
+    series = series_for(kettle, mains, label)
+    assert series.targets[-1] > 1600 + 0.3 * n  # the 70 % cut alone leaves none after it
+    result = adapt(kettle, series)
+    assert (result.runs_fit, result.runs_validation) == (2, 1), result.summary()
+    assert result.f1_before is not None and result.f1_after is not None
+
+
 def test_series_needs_a_label_and_one_grid(kettle: AdaptableModel) -> None:
     with pytest.raises(AdapterError, match="label is needed"):
         series_for(kettle, np.zeros(500))

@@ -200,3 +200,28 @@ def test_a_cycle_appliance_chooses_its_bridge_on_the_household_days() -> None:
     assert dishwasher.max_off_delay_s == bundled.max_off_delay_s == 300.0
     kettle = _recipe(load_card(models / "kettle.json", verify_hash=False))
     assert kettle.min_off_choices_s == () and kettle.max_off_delay_s is None
+
+
+def test_a_week_whose_runs_are_all_early_still_validates_on_the_newest() -> None:
+    """House 20's first week holds three washes, on days 2 and 5: the newest ~25 % of the
+    days (days 6-7) holds none. The cut moves a window's history ahead of the newest run,
+    so two runs train and one validates, instead of an error."""
+    from trainer.data import HouseData
+    from trainer.finetune import split_household
+
+    index = pd.date_range("2014-03-20", periods=7 * 1440, freq="60s")
+    mains = np.full(index.size, 300.0, dtype=np.float32)
+    wm = np.zeros(index.size, dtype=np.float32)
+    for day, hour in ((1, 8), (1, 10), (4, 9)):
+        start = day * 1440 + hour * 60
+        wm[start : start + 60] = 500.0
+    mains += wm
+    house = HouseData(
+        pd.DataFrame({"aggregate": mains, "washing_machine": wm}, index=index), 60.0, "week"
+    )
+    config = FinetuneConfig(appliance="washing_machine")
+    split = split_household(house, config, context=253)
+    assert (split.train_events, split.validation_events) == (2, 1)
+    assert split.boundary == index[4 * 1440 + 9 * 60 - 253]
+    with pytest.raises(TrainerError, match="too few washing_machine runs"):
+        split_household(house, dataclasses.replace(config, min_train_events=3))

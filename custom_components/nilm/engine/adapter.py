@@ -28,6 +28,7 @@ from .graph import Graph, Operator
 from .metrics import f1_score
 from .model import FloatArray, NilmModel, Prediction, gated_prediction
 from .reader import read_model_file, read_regular_file
+from .split import time_cut
 from .status import apply_min_durations, durations_to_samples, run_bounds, status_from_power
 from .windows import valid_starts, window_batches
 
@@ -35,8 +36,10 @@ ADAPTER_SCHEMA_VERSION = 1
 ADAPTER_SUFFIX = ".adapter.json"
 MAX_ADAPTER_BYTES = 512 * 1024
 MAX_WEIGHT = 1e6
-# Fewer labelled runs than this and a re-fit is noise: wait for more.
-MIN_RUNS_FIT = 3
+# Two runs fit (the older re-fits, the newer chooses the pull and the threshold) and a
+# newer one decides adoption; the pull towards the shipped head keeps a re-fit on so few
+# runs close to it. The cut moves between runs to find them (:mod:`.split`).
+MIN_RUNS_FIT = 2
 MIN_RUNS_VALIDATION = 1
 FIT_SHARE = 0.7  # the older 70 % fits, the newer 30 % decides adoption
 INNER_SHARE = 0.75  # within the fit part: the older 75 % fits, the rest picks strength/threshold
@@ -430,16 +433,30 @@ class AdaptationResult:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
 
 
+def _cut(series: Series, n: int, share: float, min_before: int, min_after: int) -> int:
+    """The position among the first ``n`` targets where the older ``share`` of their time
+    ends, moved between runs when a side would hold too few (:func:`.split.time_cut`)."""
+    if n == 0:
+        return 0
+    targets = series.targets[:n]
+    at = targets[0] + share * (targets[-1] - targets[0])
+    preferred = int(np.searchsorted(targets, at, side="left"))
+    moved = time_cut(series.truth_on[:n], preferred, min_before=min_before, min_after=min_after)
+    return preferred if moved is None else moved
+
+
 def adapt(
     model: AdaptableModel, series: Series, *, fit_share: float = FIT_SHARE
 ) -> AdaptationResult:
     """Fit on the older ``fit_share`` of the series, choose the pull towards the shipped
     head and the threshold on the newest quarter of that, refit, and compare with the
-    shipped model on the newer rest (time order: never fitted on what it is judged by)."""
+    shipped model on the newer rest (time order: never fitted on what it is judged by;
+    each cut moves between runs when a side would hold too few)."""
     card = model.card
     n = len(series.targets)
-    cut = series.targets[0] + fit_share * (series.targets[-1] - series.targets[0]) if n else 0
-    fit = series.targets < cut
+    position = np.arange(n)
+    cut = _cut(series, n, fit_share, MIN_RUNS_FIT, MIN_RUNS_VALIDATION)
+    fit = position < cut
     validation = ~fit
     runs_fit, runs_validation = _runs(series.truth_on[fit]), _runs(series.truth_on[validation])
     base = AdaptationResult(False, "", runs_fit, runs_validation, samples=n)
@@ -449,9 +466,7 @@ def adapt(
             reason=f"needs {MIN_RUNS_FIT} labelled runs to fit and {MIN_RUNS_VALIDATION} "
             f"to validate (has {runs_fit} and {runs_validation})",
         )
-    fit_targets = series.targets[fit]
-    inner_cut = fit_targets[0] + INNER_SHARE * (fit_targets[-1] - fit_targets[0])
-    inner = fit & (series.targets < inner_cut)
+    inner = position < _cut(series, cut, INNER_SHARE, 1, 1)
     check = fit & ~inner
     best: tuple[float, float, float] | None = None  # (f1, strength, threshold)
     if _runs(series.truth_on[inner]) >= 1 and _runs(series.truth_on[check]) >= 1:
