@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 
 from custom_components.nilm.engine.adapter import AdaptableModel, adapt, series_for  # noqa: E402
 from custom_components.nilm.engine.card import load_card  # noqa: E402
+from custom_components.nilm.engine.model import Prediction  # noqa: E402
 from scripts.ha_dev import household  # noqa: E402
 from scripts.ha_dev.household import command_line, first_unmasked_days, fmt  # noqa: E402
 from trainer.config import EvalConfig  # noqa: E402
@@ -55,19 +56,18 @@ class Replay:
         self.model = model
         self.features: list[np.ndarray] = []
 
-    def shipped(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def shipped(self, windows: np.ndarray) -> Prediction:
         prediction, features = self.model.run(windows)
         self.features.append(features)
-        return prediction.raw_power_w, prediction.probability
+        return prediction
 
     def heads(self, heads: Any) -> Any:
         batches = iter(self.features)
 
-        def predict(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        def predict(windows: np.ndarray) -> Prediction:
             features = next(batches)
             assert len(features) == len(windows)
-            out = heads.predict(self.model.card, features)
-            return out.raw_power_w, out.probability
+            return heads.predict(self.model.card, features)
 
         return predict
 

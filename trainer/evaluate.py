@@ -54,11 +54,14 @@ if TYPE_CHECKING:
     # package (and Home Assistant) today, which `--help` must not pay for.
     from custom_components.nilm.engine.card import ModelCard
     from custom_components.nilm.engine.metrics import RunningPeriods
+    from custom_components.nilm.engine.model import Prediction
 
     from .baselines import RulePrediction
 
 FloatArray = npt.NDArray[np.float32]
-Predictor = Callable[[FloatArray], tuple[FloatArray, FloatArray | None]]
+# A model's post-processed output for N windows: the engine's Prediction (its raw power,
+# probability and on/off decision), whatever runs the model.
+Predictor = Callable[[FloatArray], "Prediction"]
 
 METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
     ("mae_w", "MAE", "{:.1f} W"),
@@ -142,13 +145,10 @@ def resolve_model(path: str | Path) -> tuple[Path, ModelCard, str]:
 
 
 def model_predictor(model: Any) -> Predictor:
-    """An ``engine.model.NilmModel``'s raw power and probability: the integration's own
-    post-processing, whether the model runs on Keras or on one of the engine's backends."""
-
-    def predict(windows_w: FloatArray) -> tuple[FloatArray, FloatArray | None]:
-        out = model.predict(windows_w)
-        return out.raw_power_w, out.probability
-
+    """An ``engine.model.NilmModel``'s predictions: the integration's own post-processing
+    (gating, the card's threshold), whether the model runs on Keras or on one of the
+    engine's backends."""
+    predict: Predictor = model.predict
     return predict
 
 
@@ -168,9 +168,10 @@ def tflite_predictor(card_path: Path, backend: str) -> Predictor:
 
 def predict_series(
     house: HouseData, appliance: str, card: ModelCard, predictor: Predictor, batch_size: int
-) -> tuple[FloatArray, FloatArray, npt.NDArray[np.int64]]:
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
     """Raw power and probability at every target sample of the house (NaN where the
-    window is incomplete), plus the valid target indices."""
+    window is incomplete), the predictor's raw on/off decision there (False elsewhere),
+    and the valid target indices."""
     aggregate = house.frame["aggregate"].to_numpy(dtype=np.float32)
     target = house.column(appliance)
     starts = valid_starts(aggregate, target, card.window_length, card.target_index)
@@ -182,15 +183,17 @@ def predict_series(
     n = aggregate.size
     power = np.full(n, np.nan, dtype=np.float32)
     prob = np.full(n, np.nan, dtype=np.float32)
+    on = np.zeros(n, dtype=bool)
     idx = starts + card.target_index
     chunk = max(batch_size, 1) * 16
     for i in range(0, starts.size, chunk):
         sel = starts[i : i + chunk]
-        p, s = predictor(np.ascontiguousarray(view[sel], dtype=np.float32))
-        power[idx[i : i + chunk]] = p
-        if s is not None:
-            prob[idx[i : i + chunk]] = s
-    return power, prob, idx
+        out = predictor(np.ascontiguousarray(view[sel], dtype=np.float32))
+        power[idx[i : i + chunk]] = out.raw_power_w
+        on[idx[i : i + chunk]] = out.on
+        if out.probability is not None:
+            prob[idx[i : i + chunk]] = out.probability
+    return power, prob, on, idx
 
 
 def min_durations_per_segment(
@@ -264,15 +267,11 @@ def evaluate_predictor(
             f"{house.source} is at {house.period_s:g} s but the model expects "
             f"{card.sample_period_s:g} s: load it with --period {card.sample_period_s:g}"
         )
-    raw_power, prob, idx = predict_series(house, appliance, card, predictor, config.batch_size)
+    raw_power, _, raw_on, idx = predict_series(house, appliance, card, predictor, config.batch_size)
     valid = np.zeros(raw_power.size, dtype=bool)
     valid[idx] = True
     rule = card.status
     truth = truth_rule(appliance)
-    if card.status_output is not None:
-        raw_on = valid & (np.nan_to_num(prob, nan=0.0) >= rule.probability_threshold)
-    else:
-        raw_on = valid & (np.nan_to_num(raw_power, nan=0.0) >= rule.on_power_threshold_w)
     period = card.sample_period_s
     pred_on = min_durations_per_segment(
         raw_on,

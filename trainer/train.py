@@ -417,6 +417,7 @@ def train(
     import tensorflow as tf
 
     from custom_components.nilm.engine.card import ModelCard
+    from custom_components.nilm.engine.model import gated_prediction
 
     run_dir = worker_run_dir(Path(run_dir), config.strategy)
     state_path = run_dir / STATE_JSON
@@ -548,15 +549,6 @@ def train(
     truth_on = val_labels_all[val_pick] > 0.5
     threshold, f1 = choose_threshold(prob, truth_on)
     true_w = split.validation.targets_w(val_pick)
-    pred_w = np.where(prob >= threshold, np.maximum(power_scaled, 0) * split.norm.power_scale_w, 0)
-    validation = {
-        "val_loss": float(state["best_val_loss"]),
-        "val_f1": f1,
-        "val_mae_w": float(np.mean(np.abs(pred_w - true_w))),
-        "val_zero_mae_w": float(np.mean(np.abs(true_w))),
-        "val_windows": float(val_pick.size),
-        "probability_threshold": threshold,
-    }
     runner.model.save(run_dir / MODEL_KERAS)
     card = ModelCard(
         name=f"{config.appliance}_{config.model.architecture}",
@@ -582,9 +574,21 @@ def train(
             else None,
             **({"distillation": distillation} if distillation else {}),
         },
-        metrics={"validation": validation},
         trainer_version=__version__,
     )
+    # The engine's gating, as Home Assistant applies it, with this run's threshold.
+    pred_w = gated_prediction(
+        card, power_scaled * split.norm.power_scale_w, prob, threshold
+    ).power_w
+    validation = {
+        "val_loss": float(state["best_val_loss"]),
+        "val_f1": f1,
+        "val_mae_w": float(np.mean(np.abs(pred_w - true_w))),
+        "val_zero_mae_w": float(np.mean(np.abs(true_w))),
+        "val_windows": float(val_pick.size),
+        "probability_threshold": threshold,
+    }
+    card = dataclasses.replace(card, metrics={"validation": validation})
     (run_dir / CARD_JSON).write_text(card.to_json(), "utf-8")
     write_json(run_dir / METRICS_JSON, {"validation": validation})
     log(

@@ -113,7 +113,7 @@ class NilmCoordinator(DataUpdateCoordinator[NilmSnapshot]):
         self.last_errors: deque[str] = deque(maxlen=LAST_ERRORS)
         self.untracked_power_w: float | None = None
         self.mains_power_w: float | None = None
-        self.warm_start_windows = 0
+        self.warm_start_points = 0
         self.ticks_skipped = 0
         self._mains_w: float | None = None  # the newest house consumption (None: missing)
         self._mains_ts = -math.inf  # when it was last usable
@@ -207,7 +207,7 @@ class NilmCoordinator(DataUpdateCoordinator[NilmSnapshot]):
             self.last_errors.append(f"warm start: {type(err).__name__}: {err}")
             return
         try:
-            self.warm_start_windows = await self.hass.async_add_executor_job(
+            self.warm_start_points = await self.hass.async_add_executor_job(
                 self._replay_history, raw, start.timestamp(), end.timestamp()
             )
         except Exception as err:  # a broken history must not block setup
@@ -461,7 +461,7 @@ class NilmCoordinator(DataUpdateCoordinator[NilmSnapshot]):
             "readings_refused": self.readings_refused,
             "clock_resets": self.clock_resets,
             "tick_latency_ms": latency_stats(self.tick_latencies_ms),
-            "warm_start_points": self.warm_start_windows,
+            "warm_start_points": self.warm_start_points,
             "last_errors": list(self.last_errors),
             "resamplers": {
                 str(period): {

@@ -206,7 +206,7 @@ async def test_warm_start_from_a_10_hz_meter_never_blocks_the_event_loop(
 
     coordinator = entry.runtime_data.coordinator
     assert returned[0] > 100_000
-    assert coordinator.warm_start_windows == returned[0]  # every row was replayed
+    assert coordinator.warm_start_points == returned[0]  # every row was replayed
     assert feed_threads and loop_thread not in feed_threads  # ... off the event loop
     assert (
         state_of(hass, appliance_entities(hass, entry, "test_kettle")["power"]) != STATE_UNAVAILABLE
