@@ -28,6 +28,13 @@ from custom_components.nilm.const import (
 from scripts.ha_dev.refit import REFIT_30S_COLUMNS, read_refit_csv, refit_30s_file
 
 FIXTURE_MODELS = Path(__file__).parent / "fixtures" / "models"
+# The test models' geometry, read from their card (both test models share it), so the
+# tests follow the fixtures the trainer builds instead of repeating 99 and 96.
+_TEST_CARD = json.loads((FIXTURE_MODELS / "test_kettle.json").read_text(encoding="utf-8"))
+WINDOW: int = _TEST_CARD["window_length"]
+LOOK_AHEAD: int = WINDOW - 1 - _TEST_CARD["target_index"]
+LAG = LOOK_AHEAD + 1  # the tick after slot i is set reports target sample i - LAG
+FIRST_VALID_STEP = WINDOW  # a whole window of closed slots is needed
 REAL_BUNDLED = Path(__file__).parents[3] / "custom_components" / "nilm" / "models"
 MAINS = "sensor.mains_power"
 W_ATTRS = {"unit_of_measurement": "W", "device_class": "power", "friendly_name": "Mains power"}

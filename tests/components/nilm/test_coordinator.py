@@ -33,17 +33,17 @@ from custom_components.nilm.diagnostics import async_get_config_entry_diagnostic
 from custom_components.nilm.engine.errors import ModelError
 
 from .conftest import (
+    FIRST_VALID_STEP,
+    LAG,
     MAINS,
     W_ATTRS,
+    WINDOW,
     Replayer,
     appliance_entities,
     make_entry,
     setup_entry,
     state_of,
 )
-
-WINDOW = 99
-
 
 ROWS = slice(700, 1300)  # 2014-06-01 05:50-10:50 UTC: kettle boils at rows 815 and 1263
 
@@ -86,12 +86,6 @@ def _value(hass: HomeAssistant, entity_id: str) -> str:
     state = hass.states.get(entity_id)
     assert state is not None
     return state.state
-
-
-LAG = 3  # the tick after slot i is set reports target sample i - 3 (2 look-ahead + 1)
-
-
-FIRST_VALID_STEP = WINDOW  # 99 closed slots are needed
 
 
 async def test_replay_house20_tracks_the_kettle(

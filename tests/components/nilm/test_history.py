@@ -21,15 +21,15 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 
 from custom_components.nilm.engine import backends
 
-from .conftest import MAINS, REPLAY_START, appliance_entities, make_entry, setup_entry, state_of
-
-WINDOW = 99
-
-
-LAG = 3  # the tick after slot i is set reports target sample i - 3 (2 look-ahead + 1)
-
-
-FIRST_VALID_STEP = WINDOW  # 99 closed slots are needed
+from .conftest import (
+    MAINS,
+    REPLAY_START,
+    WINDOW,
+    appliance_entities,
+    make_entry,
+    setup_entry,
+    state_of,
+)
 
 
 async def test_warm_start_from_recorder_history(

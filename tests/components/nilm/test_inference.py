@@ -6,9 +6,7 @@ import numpy as np
 
 from custom_components.nilm.inference import InferenceJob, run_jobs
 
-from .conftest import FIXTURE_MODELS
-
-WINDOW = 99
+from .conftest import FIXTURE_MODELS, WINDOW
 
 
 def test_inference_runs_in_bounded_chunks() -> None:

@@ -30,7 +30,9 @@ from custom_components.nilm.engine import backends
 from tests.engine.tflite_builder import CodeSpec, build, dense_model
 
 from .conftest import (
+    FIRST_VALID_STEP,
     FIXTURE_MODELS,
+    LAG,
     MAINS,
     W_ATTRS,
     Replayer,
@@ -40,15 +42,6 @@ from .conftest import (
     setup_entry,
     state_of,
 )
-
-WINDOW = 99
-
-
-LAG = 3  # the tick after slot i is set reports target sample i - 3 (2 look-ahead + 1)
-
-
-FIRST_VALID_STEP = WINDOW  # 99 closed slots are needed
-
 
 KEYS = {
     "sensor": ("power", "energy", "energy_today", "model", "adaptation"),

@@ -32,6 +32,7 @@ from .conftest import (
     MAINS,
     REPLAY_START,
     W_ATTRS,
+    WINDOW,
     Replayer,
     appliance_entities,
     make_entry,
@@ -39,12 +40,6 @@ from .conftest import (
     state_of,
 )
 from .test_facts import METRICS, TRAINING
-
-WINDOW = 99
-
-
-FIRST_VALID_STEP = WINDOW  # 99 closed slots are needed
-
 
 EN = json.loads(
     (Path(__file__).parents[3] / "custom_components/nilm/translations/en.json").read_text("utf-8")
