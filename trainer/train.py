@@ -47,6 +47,7 @@ from .files import (
     METRICS_JSON,
     MODEL_KERAS,
     STATE_JSON,
+    load_json,
     write_json,
 )
 from .windows import WindowSet, WindowSplit, make_windows, valid_starts
@@ -426,7 +427,7 @@ def train(
             raise TrainerError(f"{run_dir} has no state.json to resume from")
         # The run's own configuration wins (same windows, model, seed); only the epoch
         # budget is the caller's, to extend a finished run or end one early.
-        saved = TrainConfig.from_dict(json.loads((run_dir / CONFIG_JSON).read_text("utf-8")))
+        saved = TrainConfig.from_dict(load_json(run_dir / CONFIG_JSON))
         config = dataclasses.replace(saved, epochs=config.epochs)
     elif state_path.exists():
         raise TrainerError(f"{run_dir} already holds a run; use --resume or another --run-dir")
@@ -479,8 +480,8 @@ def train(
     state: dict[str, Any] = {"epoch": 0, "best_epoch": -1, "best_val_loss": None, "wait": 0}
     history: list[dict[str, float]] = []
     if resume:
-        state = json.loads(state_path.read_text("utf-8"))
-        history = json.loads((run_dir / HISTORY_JSON).read_text("utf-8"))
+        state = load_json(state_path)
+        history = load_json(run_dir / HISTORY_JSON)
         runner.checkpoint.read(str(run_dir / CHECKPOINT)).expect_partial()
         log(f"resumed {run_dir} after epoch {state['epoch']}")
     else:
