@@ -71,8 +71,12 @@ def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
     return nodes
 
 
-def module_imports(path: Path, package: str, module: str) -> set[str]:
-    """Modules of ``package`` imported anywhere in ``path`` that runs (relative or absolute)."""
+def module_imports(path: Path, package: str, module: str, depth: int = 0) -> set[str]:
+    """Modules of ``package`` imported anywhere in ``path`` that runs (relative or absolute).
+
+    ``depth`` is how many sub-package folders lie between ``package`` and ``path`` (1 for
+    ``trainer/data/core.py``, whose node ``module`` is the sub-package ``data``): relative
+    imports of a lower level stay inside that sub-package and are not edges."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found: set[str] = set()
     for node in _runtime_nodes(tree):
@@ -83,9 +87,12 @@ def module_imports(path: Path, package: str, module: str) -> set[str]:
                     found.add(parts[1])
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                # Level 1 is the package itself, from a module and from ``__init__`` alike.
-                if node.level > 1:
+                # Level 1 is the file's own package, from a module and from ``__init__``
+                # alike; level ``depth + 1`` is ``package``.
+                if node.level > depth + 1:
                     continue  # beyond the package: not ours
+                if node.level <= depth:
+                    continue  # inside the sub-package: internal
                 target = node.module.split(".")[0] if node.module else None
             elif node.module and node.module.split(".")[0] == package:
                 rest = node.module.split(".")[1:]
@@ -101,12 +108,20 @@ def module_imports(path: Path, package: str, module: str) -> set[str]:
 
 
 def import_graph(package_dir: Path) -> dict[str, set[str]]:
-    """Module -> modules of the same package it imports (``*.py`` directly in the folder)."""
+    """Module -> modules of the same package it imports. The nodes are the ``*.py`` directly
+    in the folder and its sub-packages (folders with an ``__init__.py``), each sub-package
+    one node by its folder name, carrying the imports of all its files."""
     package = package_dir.name
-    modules = {p.stem: p for p in sorted(package_dir.glob("*.py"))}
+    files = {p.stem: [p] for p in sorted(package_dir.glob("*.py"))}
+    for init in sorted(package_dir.glob("*/__init__.py")):
+        files[init.parent.name] = sorted(init.parent.rglob("*.py"))
     graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        graph[name] = {m for m in module_imports(path, package, name) if m in modules}
+    for name, paths in files.items():
+        found: set[str] = set()
+        for path in paths:
+            depth = len(path.relative_to(package_dir).parts) - 1
+            found |= module_imports(path, package, name, depth)
+        graph[name] = {m for m in found if m in files}
     return graph
 
 
@@ -177,21 +192,30 @@ def test_trainer_graph_sees_function_level_imports() -> None:
     assert {"data", "sources"} <= graph["cli"]
 
 
+def test_trainer_data_package_is_one_node() -> None:
+    graph = import_graph(ROOT / "trainer")
+    assert "core" not in graph and "refit" not in graph  # data's modules, not nodes
+    assert graph["data"] == {"appliances", "config", "errors"}  # .core from .refit: internal
+
+
 def test_no_trainer_module_shadows_the_standard_library() -> None:
     import sys
 
-    shadowing = {p.stem for p in (ROOT / "trainer").glob("*.py")} & sys.stdlib_module_names
+    names = set(import_graph(ROOT / "trainer"))  # modules and sub-packages
+    shadowing = names & sys.stdlib_module_names
     assert shadowing == set()
 
 
 # ---------------------------------------------------------------------------- integration
 
-# The integration, lowest layer first: constants and pure helpers, the model store, the
-# entry's types (data.py, a leaf at run time), then the runtime pieces, the coordinator,
-# the entity base class, the platforms and setup, and HA's entry points on top.
+# The integration, lowest layer first: the engine sub-package (imports nothing of the
+# integration), constants and pure helpers, the model store, the entry's types (data.py, a
+# leaf at run time), then the runtime pieces, the coordinator, the entity base class, the
+# platforms and setup, and HA's entry points on top.
 INTEGRATION_LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(layer)
     for layer in (
+        {"engine"},
         {"const", "facts", "history"},
         {"model_store", "installed"},
         {"data"},
@@ -228,8 +252,10 @@ def test_integration_data_is_a_leaf_at_run_time() -> None:
 def _package(tmp_path: Path, files: dict[str, str]) -> Path:
     pkg = tmp_path / "pkg"
     pkg.mkdir()
-    for name, text in files.items():
-        (pkg / f"{name}.py").write_text(text, encoding="utf-8")
+    for name, text in files.items():  # "sub/a" is a module of the sub-package sub
+        path = pkg / f"{name}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
     return pkg
 
 
@@ -281,3 +307,32 @@ def test_checker_accepts_a_clean_package_and_flags_unlisted_modules(tmp_path: Pa
     layers = [frozenset({"__init__", "a"}), frozenset({"b"})]
     assert check_layers(pkg, layers) == ["c is in no layer"]
     assert check_layers(pkg, [*layers, frozenset({"c"})]) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "from ..high import x\n",
+        "from .. import high\n",
+        "import pkg.high\n",
+        "from pkg.high import x\n",
+    ],
+)
+def test_checker_reports_a_sub_package_module_importing_a_higher_layer(
+    tmp_path: Path, text: str
+) -> None:
+    pkg = _package(
+        tmp_path,
+        {
+            "__init__": "",
+            "low": "",
+            "high": "",
+            "sub/__init__": "from .a import y\n",
+            "sub/a": "from .b import x\nfrom pkg.sub.b import x\nfrom ..low import z\n",
+            "sub/b": text,
+        },
+    )
+    assert import_graph(pkg)["sub"] == {"low", "high"}  # .a, .b and pkg.sub.b are internal
+    layers = [frozenset({"__init__"}), frozenset({"low"}), frozenset({"sub"}), frozenset({"high"})]
+    assert check_layers(pkg, layers) == ["sub imports high, of a higher layer"]
+    assert check_layers(pkg, [layers[0], layers[1], layers[3], layers[2]]) == []

@@ -1,7 +1,7 @@
 """One reader for the REFIT gzip CSV files in ../shared/data (numpy + standard library only).
 
 Used by the tests (also in the Home Assistant venv without pandas) and the scripts. The
-trainer has its own pandas loader with gap masking (trainer/data.py); this one reads the
+trainer has its own pandas loader with gap masking (trainer/data/); this one reads the
 values as published, nothing masked.
 
 Files: ``refit_30s/house<N>/REFIT_House<N>_<YYYY-MM>.csv.gz`` (header ``Time, Aggregate,

@@ -471,12 +471,12 @@ def test_a_mix_of_watts_and_kilowatts_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_gzip_bomb_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import trainer.data as data_module
+    import trainer.data.core as data_core  # the limit is read where the CSV is read
 
     path = tmp_path / "bomb.csv.gz"
     with gzip.open(path, "wt") as handle:
         handle.write("when,mains\n" + "2024-01-01T00:00:00Z,300\n" * 20_000)
-    monkeypatch.setattr(data_module, "MAX_CSV_BYTES", 100_000)  # the file expands to ~500 kB
+    monkeypatch.setattr(data_core, "MAX_CSV_BYTES", 100_000)  # the file expands to ~500 kB
     with pytest.raises(TrainerError, match="decompresses to more than"):
         load_user_csv(path, "when", "mains", {})
 

@@ -1,4 +1,4 @@
-"""Data sources -> one tidy, regular, masked frame of aggregate + appliance power.
+"""Core of every loader: one tidy, regular, masked frame of aggregate + appliance power.
 
 Every loader returns :class:`HouseData`: a UTC grid of ``period_s`` with column
 ``aggregate`` and canonical appliance columns (see :mod:`trainer.appliances`), float32
@@ -25,10 +25,7 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import os
-import re
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,38 +35,17 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from .appliances import APPLIANCES, CANONICAL, check_appliance
-from .config import (
-    DEFAULT_DATA_CONFIG,
-    MAX_PERIOD_S,
-    MIN_PERIOD_S,
-    SOURCES,
-    DataConfig,
-    Unit,
-)
-from .errors import TrainerError
+from ..appliances import APPLIANCES, CANONICAL, check_appliance
+from ..config import DataConfig, Unit
+from ..errors import TrainerError
 
 __all__ = [
-    "CANONICAL",
-    "MAX_PERIOD_S",
-    "MIN_PERIOD_S",
-    "SOURCES",
-    "DataConfig",
     "HouseData",
-    "UserCsvSpec",
     "build_house",
     "canonical_name",
-    "check_appliance",
     "check_units",
     "default_data_dir",
-    "load_refit_8s",
-    "load_refit_30s",
-    "load_refit_clean",
-    "load_refit_day",
-    "load_ukdale",
-    "load_user_csv",
     "parse_mapping",
-    "read_user_spec",
 ]  # fmt: skip
 
 FloatArray = npt.NDArray[np.float64]
@@ -89,57 +65,6 @@ REASON_ORDER: tuple[str, ...] = (
     REASON_CONSTANT,
     REASON_MISSING,
 )
-
-# REFIT CLEAN release: Appliance1..9 per house, as listed in the dataset's README
-# (same as ../shared/data/refit_1day_20houses/appliance_map.csv). House 14 does not exist.
-REFIT_APPLIANCE_MAP: dict[int, tuple[str, ...]] = {
-    1: ("fridge", "freezer", "freezer", "washer_dryer", "washing_machine", "dishwasher",
-        "computer", "television", "electric_heater"),
-    2: ("fridge_freezer", "washing_machine", "dishwasher", "television", "microwave",
-        "toaster", "hifi", "kettle", "fan"),
-    3: ("toaster", "fridge_freezer", "freezer", "tumble_dryer", "dishwasher",
-        "washing_machine", "television", "microwave", "kettle"),
-    4: ("fridge", "freezer", "fridge_freezer", "washing_machine", "washing_machine",
-        "computer", "television", "microwave", "kettle"),
-    5: ("fridge_freezer", "tumble_dryer", "washing_machine", "dishwasher", "computer",
-        "television", "microwave", "kettle", "toaster"),
-    6: ("freezer", "washing_machine", "dishwasher", "computer", "television", "microwave",
-        "kettle", "toaster", "computer"),
-    7: ("fridge", "freezer", "freezer", "tumble_dryer", "washing_machine", "dishwasher",
-        "television", "toaster", "kettle"),
-    8: ("fridge", "freezer", "washer_dryer", "washing_machine", "toaster", "computer",
-        "television", "microwave", "kettle"),
-    9: ("fridge_freezer", "washer_dryer", "washing_machine", "dishwasher", "television",
-        "microwave", "kettle", "hifi", "electric_heater"),
-    10: ("blender", "toaster", "freezer", "fridge_freezer", "washing_machine", "dishwasher",
-         "television", "microwave", "kitchen_mixer"),
-    11: ("fridge", "fridge_freezer", "washing_machine", "dishwasher", "computer",
-         "microwave", "kettle", "router", "hifi"),
-    12: ("fridge_freezer", "unknown", "unknown", "computer", "microwave", "kettle",
-         "toaster", "television", "unknown"),
-    13: ("television", "freezer", "washing_machine", "dishwasher", "unknown", "network",
-         "microwave", "microwave", "kettle"),
-    15: ("fridge_freezer", "tumble_dryer", "washing_machine", "dishwasher", "computer",
-         "television", "microwave", "hifi", "toaster"),
-    16: ("fridge_freezer", "fridge_freezer", "electric_heater", "electric_heater",
-         "washing_machine", "dishwasher", "computer", "television", "dehumidifier"),
-    17: ("freezer", "fridge_freezer", "tumble_dryer", "washing_machine", "computer",
-         "television", "microwave", "kettle", "television"),
-    18: ("fridge", "freezer", "fridge_freezer", "washer_dryer", "washing_machine",
-         "dishwasher", "computer", "television", "microwave"),
-    19: ("fridge_freezer", "washing_machine", "television", "microwave", "kettle", "toaster",
-         "bread_maker", "games_console", "hifi"),
-    20: ("fridge", "freezer", "tumble_dryer", "washing_machine", "dishwasher", "computer",
-         "television", "microwave", "kettle"),
-    21: ("fridge_freezer", "tumble_dryer", "washing_machine", "dishwasher", "food_mixer",
-         "television", "kettle", "vivarium", "pond_pump"),
-}  # fmt: skip
-
-# In the 2015 one-day release the columns of these houses do not follow the CLEAN map
-# (dataset README caveat): only their aggregate is trustworthy without a manual map.
-# E.g. house 12 on 2015-01-08: "kettle" (Appliance6) draws ~110 W for 19 % of the day while
-# "computer" (Appliance4) makes eleven ~2.7 kW bursts.
-REFIT_DAY_UNMAPPED_HOUSES: frozenset[int] = frozenset({3, 8, 12})
 
 # Plausibility bounds for the unit check: a household's median mains power in watts.
 _MIN_PLAUSIBLE_MEDIAN_W = 20.0
@@ -713,293 +638,6 @@ def _frame_to_house(
     )
 
 
-# ---------------------------------------------------------------------------- loaders
-
-
-def _house_dir(root: Path, house: int) -> Path:
-    for cand in (root / f"house{house}", root / "refit_30s" / f"house{house}", root):
-        if list(cand.glob(f"REFIT_House{house}_*.csv.gz")):
-            return cand
-    raise TrainerError(f"no REFIT 30 s files for house {house} under {root}")
-
-
-def load_refit_30s(
-    root: str | Path,
-    house: int,
-    months: Iterable[str] | None = None,
-    config: DataConfig = DEFAULT_DATA_CONFIG,
-) -> HouseData:
-    """REFIT 30 s monthly files ``REFIT_House<N>_YYYY-MM.csv.gz``.
-
-    ``root`` is the data dir, ``refit_30s`` or the house folder; ``months`` ("2014-03")
-    selects files, None loads all. Gaps here are filled with 0/constants, hence masking.
-    """
-    folder = _house_dir(Path(root), house)
-    files = sorted(folder.glob(f"REFIT_House{house}_*.csv.gz"))
-    if months is not None:
-        wanted = set(months)
-        bad = [m for m in wanted if not re.fullmatch(r"\d{4}-\d{2}", m)]
-        if bad:
-            raise TrainerError(f"months must look like 2014-03, got {', '.join(sorted(bad))}")
-        files = [f for f in files if f.name.rsplit("_", 1)[1][:7] in wanted]
-        if not files:
-            raise TrainerError(
-                f"no REFIT house {house} 30 s file for month(s) {', '.join(sorted(wanted))}"
-            )
-    frames = [_read_csv(f, "REFIT 30 s", dtype={"Time": str}, engine="c") for f in files]
-    for f, fr in zip(files, frames, strict=True):
-        _require_columns(fr, ["Time", "Aggregate"], f)
-    frame = pd.concat(frames, ignore_index=True)
-    try:
-        times = pd.to_datetime(frame["Time"], format="%Y-%m-%d %H:%M:%S", utc=True)
-    except ValueError as err:
-        raise TrainerError(f"REFIT house {house}: bad Time value: {err}") from err
-    cols = _columns_to_canonical([c for c in frame.columns if c not in ("Time", "Aggregate")])
-    apps = {name: _numeric(frame, col, folder) for name, col in cols.items()}
-    label = f"REFIT house {house}" + (f" ({', '.join(sorted(set(months)))})" if months else "")
-    return build_house(
-        pd.DatetimeIndex(times).as_unit("ns"),
-        _numeric(frame, "Aggregate", folder),
-        apps,
-        native_period_s=30.0,
-        source=label,
-        config=config,
-    )
-
-
-def _refit_map_columns(house: int, mapping: Sequence[str] | None) -> dict[str, str]:
-    if mapping is None:
-        if house not in REFIT_APPLIANCE_MAP:
-            raise TrainerError(
-                f"no REFIT appliance map for house {house} (houses: "
-                f"{', '.join(map(str, sorted(REFIT_APPLIANCE_MAP)))})"
-            )
-        mapping = REFIT_APPLIANCE_MAP[house]
-    named = {f"Appliance{i}": name for i, name in enumerate(mapping, start=1)}
-    chosen: dict[str, str] = {}
-    for col, raw in named.items():
-        name = canonical_name(raw)
-        if name is None:
-            continue
-        if name not in chosen or (raw == name and named[chosen[name]] != name):
-            chosen[name] = col
-    return chosen
-
-
-def load_refit_clean(
-    path: str | Path,
-    house: int | None = None,
-    config: DataConfig = DEFAULT_DATA_CONFIG,
-    appliance_map: Sequence[str] | None = None,
-) -> HouseData:
-    """A REFIT CLEAN release file ``CLEAN_House<N>.csv`` (8 s; Issues == 1 rows masked).
-
-    ``house`` defaults to the number in the file name; ``appliance_map`` overrides the
-    built-in README map (nine names, Appliance1..9).
-    """
-    p = Path(path)
-    if house is None:
-        m = re.search(r"House_?(\d+)", p.name, re.IGNORECASE)
-        if not m:
-            raise TrainerError(f"{p}: cannot tell the house number from the name; pass it")
-        house = int(m.group(1))
-    cols = _refit_map_columns(house, appliance_map)
-    frame = _read_csv(p, f"REFIT CLEAN house {house}")
-    time_col = "Unix" if "Unix" in frame.columns else "Time"
-    return _frame_to_house(
-        frame,
-        p,
-        time_col=time_col,
-        mains_col="Aggregate",
-        appliance_cols=cols,
-        native_period_s=8.0,
-        source=f"REFIT CLEAN house {house}",
-        config=config,
-        issues_col="Issues" if "Issues" in frame.columns else None,
-    )
-
-
-def load_refit_8s(path: str | Path, config: DataConfig = DEFAULT_DATA_CONFIG) -> HouseData:
-    """REFIT House 2 at 8 s: one ``REFIT_HF_*.csv.gz`` file, or a folder (all of them)."""
-    p = Path(path)
-    files = sorted(p.glob("REFIT_HF_*.csv.gz")) if p.is_dir() else [p]
-    if not files:
-        raise TrainerError(f"no REFIT_HF_*.csv.gz files in {p}")
-    frames = [_read_csv(f, "REFIT 8 s") for f in files]
-    for f, fr in zip(files, frames, strict=True):
-        _require_columns(fr, ["timestamp", "aggregate"], f)
-    frame = pd.concat(frames, ignore_index=True)
-    cols = _columns_to_canonical([c for c in frame.columns if c not in ("timestamp", "aggregate")])
-    return _frame_to_house(
-        frame,
-        p,
-        time_col="timestamp",
-        mains_col="aggregate",
-        appliance_cols=cols,
-        native_period_s=8.0,
-        source="REFIT house 2 (8 s)",
-        config=config,
-    )
-
-
-def load_refit_day(
-    root: str | Path,
-    house: int,
-    config: DataConfig = DEFAULT_DATA_CONFIG,
-    appliance_map: Sequence[str] | None = None,
-) -> HouseData:
-    """One day of the 2015 REFIT release (``house_<N>_day.csv.gz``, ~7 s irregular),
-    resampled to 8 s by default. Houses 3, 8 and 12 get no appliance columns unless an
-    ``appliance_map`` is given: their columns do not follow the published map."""
-    r = Path(root)
-    folder = r / "refit_1day_20houses" if (r / "refit_1day_20houses").is_dir() else r
-    p = folder / f"house_{house}_day.csv.gz"
-    if appliance_map is None and house in REFIT_DAY_UNMAPPED_HOUSES:
-        cols: dict[str, str] = {}
-    else:
-        cols = _refit_map_columns(house, appliance_map)
-    frame = _read_csv(p, f"REFIT one-day house {house}")
-    return _frame_to_house(
-        frame,
-        p,
-        time_col="Unix",
-        mains_col="Aggregate",
-        appliance_cols=cols,
-        native_period_s=8.0,
-        source=f"REFIT one-day house {house}",
-        config=config,
-    )
-
-
-def load_ukdale(path: str | Path, config: DataConfig = DEFAULT_DATA_CONFIG) -> HouseData:
-    """UK-DALE house 1 at 6 s (``timestamp, aggregate, <appliance>...``)."""
-    p = Path(path)
-    if p.is_dir():
-        files = sorted(p.glob("UKDALE_*.csv.gz")) or sorted(
-            (p / "ukdale_house1_6s").glob("UKDALE_*.csv.gz")
-        )
-        if not files:
-            raise TrainerError(f"no UKDALE_*.csv.gz files in {p}")
-        p = files[0]
-    frame = _read_csv(p, "UK-DALE")
-    _require_columns(frame, ["timestamp", "aggregate"], p)
-    cols = _columns_to_canonical([c for c in frame.columns if c not in ("timestamp", "aggregate")])
-    return _frame_to_house(
-        frame,
-        p,
-        time_col="timestamp",
-        mains_col="aggregate",
-        appliance_cols=cols,
-        native_period_s=6.0,
-        source="UK-DALE house 1",
-        config=config,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class UserCsvSpec:
-    """Column mapping of a household's own CSV (from the command line or a config file)."""
-
-    path: Path
-    timestamp_col: str
-    mains_col: str
-    appliance_cols: Mapping[str, str]
-    unit: Unit = "W"
-    period_s: float | None = None
-    timezone: str | None = None
-
-
-def load_user_csv(
-    path: str | Path,
-    timestamp_col: str,
-    mains_col: str,
-    appliance_cols: Mapping[str, str],
-    *,
-    unit: Unit = "W",
-    config: DataConfig = DEFAULT_DATA_CONFIG,
-    native_period_s: float | None = None,
-    timezone: str | None = None,
-) -> HouseData:
-    """A household's own CSV: timestamps (ISO or unix seconds), mains and one column per
-    appliance (``{"kettle": "Kettle W"}``), all in ``unit``.
-
-    Naive timestamps are UTC unless ``timezone`` (e.g. "Europe/London") is given; the
-    native period defaults to the median sample spacing; ``config.period_s`` resamples.
-    """
-    p = Path(path)
-    for name in appliance_cols:
-        check_appliance(name)
-    frame = _read_csv(p, "household CSV")
-    _require_columns(frame, [timestamp_col, mains_col, *appliance_cols.values()], p)
-    if native_period_s is None:
-        t = _parse_times(frame[timestamp_col], p, timestamp_col, timezone)
-        steps = np.diff(np.sort(t[t != NAT_NS]))
-        steps = steps[steps > 0]
-        if steps.size == 0:
-            raise TrainerError(f"{p}: need at least two distinct timestamps")
-        native_period_s = max(1.0, round(float(np.median(steps)) / 1e9))
-    return _frame_to_house(
-        frame,
-        p,
-        time_col=timestamp_col,
-        mains_col=mains_col,
-        appliance_cols=appliance_cols,
-        native_period_s=native_period_s,
-        source=f"household CSV {p.name}",
-        config=config,
-        unit=unit,
-        timezone=timezone,
-    )
-
-
-def read_user_spec(path: str | Path) -> UserCsvSpec:
-    """Read a JSON or TOML mapping file::
-
-    csv = "house.csv"            # relative to the config file
-    timestamp = "time"
-    mains = "mains_kw"
-    unit = "kW"                  # W (default), kW or auto
-    period_s = 30                # optional
-    timezone = "Europe/London"   # optional: naive timestamps are local time there
-    [appliances]
-    kettle = "kettle_kw"
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise TrainerError(f"config file not found: {p}")
-    try:
-        text = p.read_text(encoding="utf-8")
-        raw = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise TrainerError(f"{p}: not valid {p.suffix.lstrip('.').upper()}: {err}") from err
-    if not isinstance(raw, dict):
-        raise TrainerError(f"{p}: expected a table/object at the top level")
-    missing = [k for k in ("csv", "timestamp", "mains", "appliances") if k not in raw]
-    if missing:
-        raise TrainerError(f"{p}: missing key(s) {', '.join(missing)}")
-    apps = raw["appliances"]
-    if not isinstance(apps, dict) or not all(isinstance(v, str) for v in apps.values()):
-        raise TrainerError(f"{p}: 'appliances' must map appliance names to column names")
-    for name in apps:
-        check_appliance(name)
-    unit = raw.get("unit", "W")
-    if unit not in ("W", "kW", "auto"):
-        raise TrainerError(f"{p}: unit must be W, kW or auto, got {unit!r}")
-    period = raw.get("period_s")
-    timezone = raw.get("timezone")
-    if timezone is not None and not isinstance(timezone, str):
-        raise TrainerError(f"{p}: timezone must be a name like Europe/London")
-    return UserCsvSpec(
-        path=(p.parent / str(raw["csv"])),
-        timestamp_col=str(raw["timestamp"]),
-        mains_col=str(raw["mains"]),
-        appliance_cols={str(k): v for k, v in apps.items()},
-        unit=unit,
-        period_s=float(period) if period is not None else None,
-        timezone=timezone,
-    )
-
-
 def parse_mapping(items: Iterable[str]) -> dict[str, str]:
     """``["kettle=Kettle W", ...]`` (command line) -> ``{"kettle": "Kettle W"}``."""
     out: dict[str, str] = {}
@@ -1014,4 +652,4 @@ def parse_mapping(items: Iterable[str]) -> dict[str, str]:
 def default_data_dir() -> Path:
     """``$NILM_DATA_DIR`` or ``../shared/data`` beside the project root."""
     env = os.environ.get("NILM_DATA_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
