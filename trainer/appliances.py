@@ -1,12 +1,17 @@
-"""Per-appliance settings as data, not branches.
+"""Per-appliance settings as data, not branches: each appliance's ``truth`` block of
+``bundled.json``, the one data file that also holds the bundled models' recipes.
 
 Thresholds and maximum powers follow the seq2point literature for REFIT/UK-DALE
-(Zhang et al. 2018; goruck/nilm), adjusted to 30 s averaging where noted.
+(Zhang et al. 2018; goruck/nilm), adjusted to 30 s averaging where the block's ``why``
+says so. Read with the standard library: this layer sits below every other one.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from custom_components.nilm.engine.card import StatusRule
 
@@ -30,25 +35,30 @@ class ApplianceSpec:
     aliases: tuple[str, ...]
 
 
-APPLIANCES: dict[str, ApplianceSpec] = {
-    spec.name: spec
-    for spec in (
-        # 30 s averaging smears a 2-3 kW kettle boil across two samples: keep the
-        # threshold well below the element's rating.
-        ApplianceSpec("kettle", 500.0, 3100.0, 0.0, 0.0, ("Kettle", "kettle")),
-        ApplianceSpec("microwave", 200.0, 3000.0, 0.0, 0.0, ("Microwave", "microwave")),
-        ApplianceSpec("dishwasher", 10.0, 2500.0, 1800.0, 1800.0, ("Dishwasher", "dishwasher")),
-        ApplianceSpec(
-            "washing_machine",
-            20.0,
-            2500.0,
-            1800.0,
-            160.0,
-            ("WashingMachine", "washing_machine", "Washing Machine", "washer_dryer"),
-        ),
-        ApplianceSpec("fridge", 50.0, 300.0, 60.0, 12.0, ("fridge", "Fridge", "fridge_freezer")),
-    )
-}
+SETTINGS_PATH = Path(__file__).with_name("bundled.json")
+
+
+def _specs(path: Path) -> dict[str, ApplianceSpec]:
+    """The ``truth`` block of every appliance in ``path``; a broken file is an error at
+    import, naming the file, never a silently different appliance."""
+    try:
+        raw: Any = json.loads(path.read_text(encoding="utf-8"))
+        return {
+            name: ApplianceSpec(
+                name,
+                float(own["truth"]["on_power_threshold_w"]),
+                float(own["truth"]["max_power_w"]),
+                float(own["truth"]["min_on_s"]),
+                float(own["truth"]["min_off_s"]),
+                tuple(str(a) for a in own["truth"]["aliases"]),
+            )
+            for name, own in raw["appliances"].items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise TrainerError(f"cannot read the appliance settings in {path}: {err!r}") from err
+
+
+APPLIANCES: dict[str, ApplianceSpec] = _specs(SETTINGS_PATH)
 
 
 CANONICAL: tuple[str, ...] = tuple(APPLIANCES)

@@ -1,4 +1,5 @@
-"""The bundled models' recipes and data split, read from ``bundled.json`` (data, not code).
+"""The bundled models' recipes and data split, read from ``bundled.json`` (data, not code;
+each appliance's ``truth`` block there is :mod:`trainer.appliances`').
 
 One frozen :class:`Recipe` per appliance: sample period, window, target position, the
 prediction rule's minimum durations, the training mix (real and synthetic windows) and
@@ -50,7 +51,10 @@ def load_recipes(path: Path = RECIPES_PATH) -> dict[str, Recipe]:
     splits = raw.get("split", {})
     recipes: dict[str, Recipe] = {}
     for name, own in raw.get("appliances", {}).items():
-        merged = {**defaults, **{k: v for k, v in own.items() if k not in ("predict", "split")}}
+        merged = {
+            **defaults,
+            **{k: v for k, v in own.items() if k not in ("predict", "split", "truth")},
+        }
         synth = {**defaults.get("synthetic", {}), **own.get("synthetic", {})}
         split_raw = splits[own.get("split", "default")]
         predict = own.get("predict", {})
