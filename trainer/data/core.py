@@ -638,6 +638,25 @@ def _frame_to_house(
     )
 
 
+def tidy_frame_to_house(
+    frame: pd.DataFrame, path: Path, *, native_period_s: float, source: str, config: DataConfig
+) -> HouseData:
+    """A ``timestamp, aggregate, <appliance>...`` frame (REFIT 8 s, UK-DALE): every
+    other column is an appliance under one of its dataset names."""
+    _require_columns(frame, ["timestamp", "aggregate"], path)
+    cols = _columns_to_canonical([c for c in frame.columns if c not in ("timestamp", "aggregate")])
+    return _frame_to_house(
+        frame,
+        path,
+        time_col="timestamp",
+        mains_col="aggregate",
+        appliance_cols=cols,
+        native_period_s=native_period_s,
+        source=source,
+        config=config,
+    )
+
+
 def parse_mapping(items: Iterable[str]) -> dict[str, str]:
     """``["kettle=Kettle W", ...]`` (command line) -> ``{"kettle": "Kettle W"}``."""
     out: dict[str, str] = {}

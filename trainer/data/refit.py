@@ -20,6 +20,7 @@ from .core import (
     _require_columns,
     build_house,
     canonical_name,
+    tidy_frame_to_house,
 )
 
 __all__ = [
@@ -196,16 +197,8 @@ def load_refit_8s(path: str | Path, config: DataConfig = DEFAULT_DATA_CONFIG) ->
     for f, fr in zip(files, frames, strict=True):
         _require_columns(fr, ["timestamp", "aggregate"], f)
     frame = pd.concat(frames, ignore_index=True)
-    cols = _columns_to_canonical([c for c in frame.columns if c not in ("timestamp", "aggregate")])
-    return _frame_to_house(
-        frame,
-        p,
-        time_col="timestamp",
-        mains_col="aggregate",
-        appliance_cols=cols,
-        native_period_s=8.0,
-        source="REFIT house 2 (8 s)",
-        config=config,
+    return tidy_frame_to_house(
+        frame, p, native_period_s=8.0, source="REFIT house 2 (8 s)", config=config
     )
 
 

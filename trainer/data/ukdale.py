@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..config import DEFAULT_DATA_CONFIG, DataConfig
 from ..errors import TrainerError
-from .core import HouseData, _columns_to_canonical, _frame_to_house, _read_csv, _require_columns
+from .core import HouseData, _read_csv, tidy_frame_to_house
 
 __all__ = ["load_ukdale"]
 
@@ -22,15 +22,6 @@ def load_ukdale(path: str | Path, config: DataConfig = DEFAULT_DATA_CONFIG) -> H
             raise TrainerError(f"no UKDALE_*.csv.gz files in {p}")
         p = files[0]
     frame = _read_csv(p, "UK-DALE")
-    _require_columns(frame, ["timestamp", "aggregate"], p)
-    cols = _columns_to_canonical([c for c in frame.columns if c not in ("timestamp", "aggregate")])
-    return _frame_to_house(
-        frame,
-        p,
-        time_col="timestamp",
-        mains_col="aggregate",
-        appliance_cols=cols,
-        native_period_s=6.0,
-        source="UK-DALE house 1",
-        config=config,
+    return tidy_frame_to_house(
+        frame, p, native_period_s=6.0, source="UK-DALE house 1", config=config
     )
