@@ -31,8 +31,15 @@ sys.path.insert(0, str(ROOT))
 
 from custom_components.nilm.engine.card import ModelCard, StatusRule, load_card  # noqa: E402
 from trainer.appliances import get_appliance  # noqa: E402
-from trainer.config import DataConfig, EvalConfig, PipelineConfig, QuantizeConfig  # noqa: E402
-from trainer.config import default as config_default  # noqa: E402
+from trainer.config import (  # noqa: E402
+    DEFAULT_TEST_HOUSE,
+    PIPELINE_TRAINING,
+    DataConfig,
+    EvalConfig,
+    QuantizeConfig,
+    TrainConfig,
+    build_train_config,
+)
 from trainer.data import default_data_dir, load_refit_30s  # noqa: E402
 from trainer.files import jsonable  # noqa: E402
 from trainer.pipeline import METRIC_COLUMNS  # noqa: E402
@@ -44,29 +51,34 @@ TRAIN_MONTHS = ("2014-03", "2014-04", "2014-05", "2014-06")
 VAL_MONTH = "2014-07"  # held out: the cards' metrics, never trained or calibrated on
 # The pipeline's geometry: 99 samples, target 96 = 2 samples (60 s) of look-ahead, so
 # entities lag real time by one minute.
-WINDOW: int = config_default(PipelineConfig, "window_length")
-TARGET_INDEX: int = config_default(PipelineConfig, "target_index")
+WINDOW: int = PIPELINE_TRAINING["window_length"]
+TARGET_INDEX: int = PIPELINE_TRAINING["target_position"]
 SEED = 7
-# The smoke configuration: the pipeline's defaults (compact CNN, time split, validation
-# chooses the status threshold) at a tiny width and 800 steps at most, seconds on a CPU.
-# 5 % "on" training windows: the "on" windows are all kept, so this buys more "off" ones
-# (a House 2 microwave runs for only ~500 of the training months' windows).
+# The smoke configuration: the pipeline's training preset (compact CNN, time split,
+# validation chooses the status threshold) at a tiny width and 800 steps at most, seconds on
+# a CPU. 5 % "on" training windows: the "on" windows are all kept, so this buys more "off"
+# ones (a House 2 microwave runs for only ~500 of the training months' windows).
 SMOKE: dict[str, Any] = {
-    "train_house": TRAIN_HOUSE,
-    "train_months": TRAIN_MONTHS,
     "architecture": "compact",
     "width": 0.5,
     "dropout": 0.0,
-    "on_share": 0.05,
     "epochs": 10,
-    "patience": 4,
     "batch_size": 256,
-    "steps_per_epoch": 80,
     "learning_rate": 3e-3,
+    "patience": 4,
+    "steps_per_epoch": 80,
     "max_windows": 40_000,
+    "on_share": 0.05,
     "max_validation_windows": 10_000,
-    "representative_size": 200,
     "seed": SEED,
+}
+REPRESENTATIVE_SIZE = 200
+# What the cards record of it (their "smoke_config").
+SMOKE_RECORD: dict[str, Any] = {
+    **SMOKE,
+    "representative_size": REPRESENTATIVE_SIZE,
+    "train_house": TRAIN_HOUSE,
+    "train_months": list(TRAIN_MONTHS),
 }
 # What the cards keep of trainer.evaluate's metrics on the held-out month.
 CARD_METRICS = (
@@ -85,10 +97,16 @@ INPUT_MEAN_W = 400.0
 INPUT_STD_W = 700.0
 
 
-def smoke_config(appliance: str, data_dir: Path) -> PipelineConfig:
-    """The pipeline configuration these fixtures are trained with."""
-    cfg = PipelineConfig(appliance=appliance, data_dir=str(data_dir), **SMOKE)
-    assert cfg.window_length == WINDOW and cfg.target_index == TARGET_INDEX
+def smoke_config(appliance: str, data_dir: Path) -> TrainConfig:
+    """The training configuration these fixtures are trained with."""
+    cfg = build_train_config(
+        appliance,
+        SMOKE,
+        preset=PIPELINE_TRAINING,
+        data={"source": "refit30s", "house": TRAIN_HOUSE, "months": list(TRAIN_MONTHS),
+              "data_dir": str(data_dir)},
+    )  # fmt: skip
+    assert cfg.windows.target_index == TARGET_INDEX
     return cfg
 
 
@@ -102,29 +120,28 @@ def build_fixture(appliance: str, data_dir: Path, held_out: Any, work: Path) -> 
 
     started = time.perf_counter()
     cfg = smoke_config(appliance, data_dir)
-    train_cfg = cfg.train_config()
     house = load_refit_30s(
-        data_dir, cfg.train_house, list(TRAIN_MONTHS), DataConfig(appliances=(appliance,))
+        data_dir, TRAIN_HOUSE, list(TRAIN_MONTHS), DataConfig(appliances=(appliance,))
     )
     run_dir = work / appliance / "train"
-    result = train(house, train_cfg, run_dir, progress=False, log=print)
+    result = train(house, cfg, run_dir, progress=False, log=print)
     run = TrainedRun.load(run_dir, house=house)  # trainer.windows split, model, card template
 
-    test_label = f"REFIT house {cfg.test_house}"  # excluded from calibration, never loaded
-    rep = run.representative(cfg.representative_size, cfg.seed, [test_label])
+    test_label = f"REFIT house {DEFAULT_TEST_HOUSE}"  # excluded from calibration, never loaded
+    rep = run.representative(REPRESENTATIVE_SIZE, SEED, [test_label])
     quant = QuantizeConfig(
-        mode="w8_a8", int8_io=False, seed=cfg.seed, representative_size=cfg.representative_size
+        mode="w8_a8", int8_io=False, seed=SEED, representative_size=REPRESENTATIVE_SIZE
     )
     converted = convert(run.model, quant, rep)
 
     name = f"test_{appliance}"
     training = {
-        "train_house": f"REFIT house {cfg.train_house}",
+        "train_house": f"REFIT house {TRAIN_HOUSE}",
         "months": list(TRAIN_MONTHS),
         "windows": len(run.split.train),
         "epochs": result.epochs_run,
         "representative": rep.summary(),
-        "smoke_config": {k: v for k, v in cfg.to_dict().items() if k in SMOKE},
+        "smoke_config": SMOKE_RECORD,
         "purpose": "integration tests only (tiny, trained in seconds)",
     }
 
@@ -149,7 +166,7 @@ def build_fixture(appliance: str, data_dir: Path, held_out: Any, work: Path) -> 
     )
     metrics = {
         f"held_out_{VAL_MONTH.replace('-', '_')}": {
-            "split": f"REFIT house {cfg.train_house} {VAL_MONTH} (held out, every window)",
+            "split": f"REFIT house {TRAIN_HOUSE} {VAL_MONTH} (held out, every window)",
             **{
                 k: round(float(v), 4)
                 for k, v in jsonable(ev.metrics).items()

@@ -17,8 +17,9 @@ import os
 import shlex
 import sqlite3
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from . import __version__
@@ -30,22 +31,24 @@ from .config import (
     DEFAULT_TEST_HOUSE,
     FINETUNE_SOURCES,
     MODES,
+    PIPELINE_TRAINING,
     SOURCES,
     STRATEGIES,
+    TRAIN_FIELDS,
     UNITS,
     DataConfig,
     DistillConfig,
     EvalConfig,
     FinetuneConfig,
     InspectConfig,
-    ModelConfig,
     PipelineConfig,
     QatConfig,
     QuantizeConfig,
     SourceConfig,
     TrainConfig,
-    WindowConfig,
+    build_train_config,
     default,
+    train_default,
 )
 from .errors import TrainerError
 
@@ -282,8 +285,6 @@ def distill_config_from_args(args: argparse.Namespace) -> DistillConfig | None:
 
 # ---------------------------------------------------------------------------- train
 
-_TRAIN_WINDOWS: WindowConfig = default(TrainConfig, "windows")
-
 
 def _target(value: str) -> float | int:
     try:
@@ -295,47 +296,129 @@ def _target(value: str) -> float | int:
             raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
 
 
-def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+# (flat option, CLI dest) where the two names differ; every other dest is its option name
+_TRAIN_DESTS = {"architecture": "arch", "window_length": "window", "target_position": "target",
+                "learning_rate": "lr"}  # fmt: skip
+
+
+def add_training_arguments(
+    parser: argparse.ArgumentParser, preset: Mapping[str, Any] = MappingProxyType({})
+) -> None:
+    """The model, window and optimisation options of one training run, shared by ``train``
+    and ``pipeline``; defaults are ``preset``'s, else the dataclasses' (:func:`train_default`).
+    """
+    d = functools.partial(train_default, preset=preset)
+    m = parser.add_argument_group("model and windows")
+    m.add_argument(
+        "--arch", choices=ARCHITECTURES, default=d("architecture"),
+        help="architecture (default: %(default)s)",
+    )  # fmt: skip
+    m.add_argument(
+        "--window", type=int, default=d("window_length"), metavar="N",
+        help="window length in samples (default: %(default)s)",
+    )  # fmt: skip
+    m.add_argument(
+        "--target", type=_target, default=d("target_position"), metavar="POS",
+        help="target position: fraction of the window (0.5 = midpoint) or index "
+        "(-1 = last sample); the window's end minus the target is the model's delay "
+        "(default: %(default)s)",
+    )  # fmt: skip
+    m.add_argument(
+        "--stride", type=int, default=d("stride"), metavar="N",
+        help="keep every N-th window start (default: %(default)s)",
+    )  # fmt: skip
+    m.add_argument(
+        "--on-share", type=float, default=d("on_share"), metavar="F",
+        help="share of training windows with the appliance on; 0 keeps the "
+        "natural mix (default: %(default)s)",
+    )  # fmt: skip
+    m.add_argument(
+        "--max-windows", type=int, default=d("max_windows"), metavar="N",
+        help="cap on the balanced training windows (default: %(default)s)",
+    )  # fmt: skip
+    m.add_argument(
+        "--validation-fraction", type=float, default=d("validation_fraction"), metavar="F",
+        help="last share of the house (by time) used for validation (default: %(default)s)",
+    )  # fmt: skip
+    m.add_argument(
+        "--max-validation-windows", type=int, default=d("max_validation_windows"),
+        metavar="N", help="evenly thin the validation block to N windows (default: %(default)s)",
+    )  # fmt: skip
+    m.add_argument(
+        "--dropout", type=float, default=d("dropout"), help="dropout rate (default: %(default)s)"
+    )
+    m.add_argument(
+        "--d-model", type=int, default=d("d_model"), metavar="N",
+        help="transformer width (default: %(default)s)",
+    )  # fmt: skip
+    m.add_argument(
+        "--width", type=float, default=d("width"), metavar="F",
+        help="compact CNN channel multiplier (default: %(default)s)",
+    )  # fmt: skip
+    t = parser.add_argument_group("optimisation")
+    epochs = preset.get("epochs")  # None: TrainConfig's, or with --resume the run's own
+    shown = epochs or f"{DEFAULT_EPOCHS}; with --resume: the run's own"
+    t.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default: {shown})")
+    t.add_argument(
+        "--steps-per-epoch", type=int, default=d("steps_per_epoch"), metavar="N",
+        help="batches per epoch (default: one pass over the training windows)",
+    )  # fmt: skip
+    t.add_argument(
+        "--batch-size", type=int, default=d("batch_size"), metavar="N",
+        help="batch size per replica (default: %(default)s)",
+    )  # fmt: skip
+    t.add_argument(
+        "--lr", type=float, default=d("learning_rate"),
+        help="Adam learning rate (default: %(default)s)",
+    )  # fmt: skip
+    t.add_argument(
+        "--patience", type=int, default=d("patience"),
+        help="early-stopping patience in epochs (default: %(default)s)",
+    )  # fmt: skip
+    t.add_argument(
+        "--mae-weight", type=float, default=d("mae_weight"), metavar="LAMBDA",
+        help="weight of the MAE term on relevant samples (default: %(default)s)",
+    )  # fmt: skip
+    t.add_argument(
+        "--seed", type=int, default=d("seed"),
+        help="random seed of training, window sampling and calibration (default: %(default)s)",
+    )  # fmt: skip
+    t.add_argument(
+        "--strategy", choices=STRATEGIES, default=d("strategy"),
+        help="tf.distribute strategy: mirrored = all local GPUs (or logical "
+        "CPUs), multi-worker = TF_CONFIG cluster (default: %(default)s)",
+    )  # fmt: skip
+    t.add_argument(
+        "--logical-cpus", type=int, default=d("logical_cpus"), metavar="N",
+        help="split the CPU into N logical devices (for --strategy mirrored without GPUs)",
+    )  # fmt: skip
+    t.add_argument(
+        "--nondeterministic", action="store_true",
+        help="allow non-deterministic TF ops (faster on some GPUs; runs no longer repeat)",
+    )  # fmt: skip
+    add_distill_arguments(parser)
+
+
+def train_config_from_args(
+    args: argparse.Namespace, preset: Mapping[str, Any] = MappingProxyType({})
+) -> TrainConfig:
+    """The :class:`TrainConfig` of :func:`add_data_arguments` + :func:`add_training_arguments`."""
     if not args.appliance or len(args.appliance) != 1:
-        raise TrainerError("train needs exactly one --appliance")
-    model = ModelConfig(
-        architecture=args.arch,
-        window_length=args.window,
-        dropout=args.dropout,
-        d_model=args.d_model,
-        width=args.width,
-    )
-    windows = WindowConfig(
-        window_length=args.window,
-        target_position=args.target,
-        stride=args.stride,
-        on_share=None if args.on_share == 0 else args.on_share,
-        seed=args.seed,
-        validation_fraction=args.validation_fraction,
-        max_windows=args.max_windows,
-    )
+        raise TrainerError(f"{args.command} needs exactly one --appliance")
+    values = {name: getattr(args, _TRAIN_DESTS.get(name, name)) for name in TRAIN_FIELDS
+              if name not in ("deterministic", "beta_1", "beta_2", "epsilon", "heads", "blocks",
+                              "norm", "activation", "pool")}  # fmt: skip
+    values["on_share"] = values["on_share"] or None  # 0: the natural mix
+    values["deterministic"] = not args.nondeterministic
+    if values["epochs"] is None:
+        del values["epochs"]
     data = {
         k: getattr(args, k)
         for k in ("source", "house", "path", "months", "period", "data_dir")
         if getattr(args, k, None) is not None
     }
-    return TrainConfig(
-        appliance=args.appliance[0],
-        model=model,
-        windows=windows,
-        epochs=args.epochs or DEFAULT_EPOCHS,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        patience=args.patience,
-        mae_weight=args.mae_weight,
-        seed=args.seed,
-        steps_per_epoch=args.steps_per_epoch,
-        max_validation_windows=args.max_validation_windows,
-        strategy=args.strategy,
-        logical_cpus=args.logical_cpus,
-        deterministic=not args.nondeterministic,
-        data=data,
-        distill=distill_config_from_args(args),
+    return build_train_config(
+        args.appliance[0], values, preset=preset, data=data, distill=distill_config_from_args(args)
     )
 
 
@@ -380,145 +463,8 @@ def add_train_cli(subparsers: Subparsers) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_data_arguments(parser, default_house=default(SourceConfig, "house"))
-    m = parser.add_argument_group("model and windows")
-    m.add_argument(
-        "--arch",
-        choices=ARCHITECTURES,
-        default=default(ModelConfig, "architecture"),
-        help="architecture (default: %(default)s)",
-    )
-    m.add_argument(
-        "--window",
-        type=int,
-        default=default(ModelConfig, "window_length"),
-        metavar="N",
-        help="window length in samples (default: %(default)s)",
-    )
-    m.add_argument(
-        "--target",
-        type=_target,
-        default=_TRAIN_WINDOWS.target_position,
-        metavar="POS",
-        help="target position: fraction of the window (0.5 = midpoint) or index "
-        "(-1 = last sample) (default: %(default)s)",
-    )
-    m.add_argument(
-        "--stride",
-        type=int,
-        default=_TRAIN_WINDOWS.stride,
-        metavar="N",
-        help="keep every N-th window start (default: %(default)s)",
-    )
-    m.add_argument(
-        "--on-share",
-        type=float,
-        default=_TRAIN_WINDOWS.on_share,
-        metavar="F",
-        help="share of training windows with the appliance on; 0 keeps the "
-        "natural mix (default: %(default)s)",
-    )
-    m.add_argument(
-        "--max-windows", type=int, metavar="N", help="cap on the balanced training windows"
-    )
-    m.add_argument(
-        "--validation-fraction",
-        type=float,
-        default=_TRAIN_WINDOWS.validation_fraction,
-        metavar="F",
-        help="last share of the house (by time) used for validation (default: %(default)s)",
-    )
-    m.add_argument(
-        "--max-validation-windows",
-        type=int,
-        default=default(TrainConfig, "max_validation_windows"),
-        metavar="N",
-        help="evenly thin the validation block to N windows (default: %(default)s)",
-    )
-    m.add_argument(
-        "--dropout",
-        type=float,
-        default=default(ModelConfig, "dropout"),
-        help="dropout rate (default: %(default)s)",
-    )
-    m.add_argument(
-        "--d-model",
-        type=int,
-        default=default(ModelConfig, "d_model"),
-        metavar="N",
-        help="transformer width (default: %(default)s)",
-    )
-    m.add_argument(
-        "--width",
-        type=float,
-        default=default(ModelConfig, "width"),
-        metavar="F",
-        help="compact CNN channel multiplier (default: %(default)s)",
-    )
-    t = parser.add_argument_group("optimisation")
-    t.add_argument(
-        "--epochs",
-        type=int,
-        help=f"maximum epochs (default: {DEFAULT_EPOCHS}; with --resume: the run's own)",
-    )
-    t.add_argument(
-        "--steps-per-epoch",
-        type=int,
-        metavar="N",
-        help="batches per epoch (default: one pass over the training windows)",
-    )
-    t.add_argument(
-        "--batch-size",
-        type=int,
-        default=default(TrainConfig, "batch_size"),
-        metavar="N",
-        help="batch size per replica (default: %(default)s)",
-    )
-    t.add_argument(
-        "--lr",
-        type=float,
-        default=default(TrainConfig, "learning_rate"),
-        help="Adam learning rate (default: %(default)s)",
-    )
-    t.add_argument(
-        "--patience",
-        type=int,
-        default=default(TrainConfig, "patience"),
-        help="early-stopping patience in epochs (default: %(default)s)",
-    )
-    t.add_argument(
-        "--mae-weight",
-        type=float,
-        default=default(TrainConfig, "mae_weight"),
-        metavar="LAMBDA",
-        help="weight of the MAE term on relevant samples (default: %(default)s)",
-    )
-    t.add_argument(
-        "--seed",
-        type=int,
-        default=default(TrainConfig, "seed"),
-        help="random seed (default: %(default)s)",
-    )
-    t.add_argument(
-        "--strategy",
-        choices=STRATEGIES,
-        default=default(TrainConfig, "strategy"),
-        help="tf.distribute strategy: mirrored = all local GPUs (or logical "
-        "CPUs), multi-worker = TF_CONFIG cluster (default: %(default)s)",
-    )
-    t.add_argument(
-        "--logical-cpus",
-        type=int,
-        default=default(TrainConfig, "logical_cpus"),
-        metavar="N",
-        help="split the CPU into N logical devices (for --strategy mirrored without GPUs)",
-    )
-    t.add_argument(
-        "--nondeterministic",
-        action="store_true",
-        help="allow non-deterministic TF ops (faster on some GPUs; runs no longer repeat)",
-    )
-    add_distill_arguments(parser)
+    add_data_arguments(parser)
+    add_training_arguments(parser)
     o = parser.add_argument_group("output")
     o.add_argument("--run-dir", required=True, help="run directory (created)")
     o.add_argument(
@@ -824,242 +770,107 @@ def _run_export(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- pipeline
 
 
-def _pipeline_default(name: str) -> Any:
-    return default(PipelineConfig, name)
-
-
 def add_pipeline_cli(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "pipeline",
         help="train -> quantize -> inspect -> evaluate -> export for one appliance",
         description=_first_line("trainer.pipeline"),
+        epilog="The training options are train's; their defaults are the pipeline's quicker "
+        "preset (trainer.config.PIPELINE_TRAINING).",
     )
-    d = _pipeline_default
-    parser.add_argument(
-        "--appliance",
-        required=True,
-        help="appliance to train, e.g. kettle, microwave, dishwasher, washing_machine (required)",
+    d = functools.partial(default, PipelineConfig)
+    add_data_arguments(parser)
+    add_training_arguments(parser, PIPELINE_TRAINING)
+    test = parser.add_argument_group(
+        "test house (only evaluated: never trained, calibrated or tuned on)"
     )
-    parser.add_argument(
-        "--run-dir",
-        type=Path,
-        required=True,
-        help="run directory for the model, reports, plots and export (required; created)",
-    )
-    parser.add_argument(
-        "--name", default=d("name"), help="exported model name (default: the appliance)"
-    )
-    parser.add_argument(
-        "--data-dir",
-        default=d("data_dir"),
-        help="shared data folder (default: $NILM_DATA_DIR or ../shared/data)",
-    )
-    parser.add_argument(
-        "--train-house",
-        type=int,
-        default=d("train_house"),
-        help="REFIT house trained and calibrated on (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--test-house",
-        type=int,
-        default=d("test_house"),
-        help="REFIT house only evaluated on, never trained, calibrated or tuned on "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--train-months",
-        nargs="+",
-        default=d("train_months"),
-        metavar="YYYY-MM",
-        help="only these monthly files of the training house (default: all)",
-    )
-    parser.add_argument(
-        "--test-months",
-        nargs="+",
-        default=d("test_months"),
-        metavar="YYYY-MM",
-        help="only these monthly files of the test house (default: all)",
-    )
-    parser.add_argument(
-        "--arch", default=d("architecture"), help="model architecture (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--window",
-        type=int,
-        default=d("window_length"),
-        metavar="N",
-        help="input window length in samples (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--target-index",
-        type=int,
-        default=d("target_index"),
-        metavar="I",
-        help="index in the window of the sample the model predicts; the window's end "
-        "minus this is the model's delay (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--width",
-        type=float,
-        default=d("width"),
-        metavar="F",
-        help="compact CNN channel multiplier (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--dropout", type=float, default=d("dropout"), help="dropout rate (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--epochs", type=int, default=d("epochs"), help="maximum epochs (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=d("batch_size"),
-        help="training batch size (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--lr",
-        type=float,
-        default=d("learning_rate"),
-        help="Adam learning rate (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--patience",
-        type=int,
-        default=d("patience"),
-        help="epochs without a better validation loss before stopping (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--steps-per-epoch",
-        type=int,
-        default=d("steps_per_epoch"),
-        metavar="N",
-        help="batches per epoch (default: one pass over the training windows)",
-    )
-    parser.add_argument(
-        "--max-windows",
-        type=int,
-        default=d("max_windows"),
-        metavar="N",
-        help="cap on the balanced training windows (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--on-share",
-        type=float,
-        default=d("on_share"),
-        metavar="F",
-        help="share of training windows whose target is on; 0 keeps the natural mix "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-validation-windows",
-        type=int,
-        default=d("max_validation_windows"),
-        metavar="N",
-        help="evenly thin the validation block to N windows (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=d("seed"),
-        help="random seed for training, window sampling and calibration (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--modes",
-        nargs="+",
-        choices=MODES,
-        default=list(d("modes")),
+    test_default: SourceConfig = d("test")
+    test.add_argument(
+        "--test-source", choices=SOURCES, default=test_default.source,
+        help="data layout of the test house (default: %(default)s)",
+    )  # fmt: skip
+    test.add_argument(
+        "--test-house", type=int, default=test_default.house,
+        help="test house number (default: %(default)s)",
+    )  # fmt: skip
+    test.add_argument("--test-path", help="test file, for the sources that read one")
+    test.add_argument(
+        "--test-months", nargs="+", metavar="YYYY-MM",
+        help="refit30s: only these monthly files of the test house (default: all)",
+    )  # fmt: skip
+    steps = parser.add_argument_group("quantize, inspect, evaluate, export")
+    steps.add_argument(
+        "--modes", nargs="+", choices=MODES, default=list(d("modes")),
         help="conversions to make and compare: float TFLite, int8 weights, int8 weights + "
         "int8 or int16 activations (default: all: %(choices)s)",
-    )
-    parser.add_argument(
-        "--export-mode",
-        choices=MODES,
-        default=d("export_mode"),
+    )  # fmt: skip
+    steps.add_argument(
+        "--export-mode", choices=MODES, default=d("export_mode"),
         help="the conversion exported for the integration; must be among --modes "
         "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--representative-size",
-        type=int,
-        default=d("representative_size"),
-        metavar="N",
+    )  # fmt: skip
+    steps.add_argument(
+        "--representative-size", type=int, default=d("representative_size"), metavar="N",
         help="calibration windows, drawn from the training house (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--eval-max-windows",
-        type=int,
-        default=d("eval_max_windows"),
-        metavar="N",
-        help="evaluate the first N windows (in time order) of the validation block and "
-        "of the test house; 0 = every window "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--suspect-ratio",
-        type=float,
-        default=d("suspect_ratio"),
-        metavar="R",
-        help="flag a layer whose quantization RMSE/scale exceeds R x 0.289 (ideal "
-        "rounding) (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--no-selective",
-        action="store_true",
+    )  # fmt: skip
+    steps.add_argument(
+        "--suspect-ratio", type=float, default=default(InspectConfig, "suspect_ratio"),
+        metavar="R", help="flag a layer whose quantization RMSE/scale exceeds R x 0.289 "
+        "(ideal rounding) (default: %(default)s)",
+    )  # fmt: skip
+    steps.add_argument(
+        "--no-selective", action="store_true",
         help="skip the selective model that keeps flagged layers in float (default: made)",
-    )
-    parser.add_argument(
-        "--latency-runs",
-        type=int,
-        default=d("latency_runs"),
-        metavar="N",
+    )  # fmt: skip
+    steps.add_argument(
+        "--latency-runs", type=int, default=default(InspectConfig, "latency_runs"), metavar="N",
         help="timed inferences per backend in the inspection (default: %(default)s)",
+    )  # fmt: skip
+    steps.add_argument(
+        "--eval-max-windows", type=int, default=d("eval_max_windows"), metavar="N",
+        help="evaluate the first N windows (in time order) of the validation block and "
+        "of the test house; 0 = every window (default: %(default)s)",
+    )  # fmt: skip
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--run-dir", type=Path, required=True,
+        help="run directory for the model, reports, plots and export (required; created)",
+    )  # fmt: skip
+    out.add_argument(
+        "--name", default=d("name"), help="exported model name (default: the appliance)"
     )
-    parser.add_argument(
-        "--export-dir",
-        default=d("export_dir"),
+    out.add_argument(
+        "--export-dir", default=d("export_dir"),
         help="models folder to export into (default: RUN_DIR/export)",
-    )
-    parser.add_argument(
+    )  # fmt: skip
+    out.add_argument(
         "--no-plots", action="store_true", help="write no plots (default: plots in RUN_DIR/plots)"
     )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bars (default: shown)"
-    )
+    out.add_argument("--no-progress", action="store_true", help="no progress bars (default: shown)")
     parser.set_defaults(func=_run_pipeline)
 
 
 def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
     return PipelineConfig(
-        appliance=args.appliance,
+        train=train_config_from_args(args, PIPELINE_TRAINING),
+        test=SourceConfig(
+            source=args.test_source,
+            house=args.test_house,
+            data_dir=args.data_dir,
+            path=args.test_path,
+            months=tuple(args.test_months) if args.test_months else None,
+        ),
+        data=data_config_from_args(args),
         name=args.name,
-        data_dir=args.data_dir,
-        train_house=args.train_house,
-        test_house=args.test_house,
-        train_months=tuple(args.train_months) if args.train_months else None,
-        test_months=tuple(args.test_months) if args.test_months else None,
-        architecture=args.arch,
-        window_length=args.window,
-        target_index=args.target_index,
-        width=args.width,
-        dropout=args.dropout,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        patience=args.patience,
-        steps_per_epoch=args.steps_per_epoch,
-        max_windows=args.max_windows,
-        on_share=args.on_share or None,
-        max_validation_windows=args.max_validation_windows,
-        seed=args.seed,
         modes=tuple(args.modes),
         export_mode=args.export_mode,
         representative_size=args.representative_size,
+        inspect=InspectConfig(
+            suspect_ratio=args.suspect_ratio,
+            selective=not args.no_selective,
+            latency_runs=args.latency_runs,
+        ),
         eval_max_windows=args.eval_max_windows or None,
-        suspect_ratio=args.suspect_ratio,
-        selective=not args.no_selective,
-        latency_runs=args.latency_runs,
         export_dir=args.export_dir,
         plots=not args.no_plots,
     )

@@ -9,7 +9,9 @@ imports numpy-heavy or TensorFlow code, so ``nilm-trainer --help`` stays fast, a
 - :class:`ModelConfig`, :class:`WindowConfig`, :class:`TrainConfig`: one training run;
 - :class:`QuantizeConfig`, :class:`InspectConfig`, :class:`EvalConfig`: one conversion,
   inspection or evaluation;
-- :class:`PipelineConfig`: the one-shot pipeline (its own, quicker training defaults);
+- :func:`build_train_config`: the one builder of a TrainConfig from flat options (the CLI's
+  and the scripts'), :data:`PIPELINE_TRAINING` the pipeline's quicker preset of them;
+- :class:`PipelineConfig`: the one-shot pipeline (a TrainConfig, a test house, the steps);
 - :class:`SyntheticConfig`, :class:`SyntheticSettings`, :class:`Recipe`: synthetic
   aggregates and the bundled models' recipes (read from ``bundled.json``).
 """
@@ -20,6 +22,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from types import MappingProxyType
 from typing import Any, Literal
 
 from .appliances import check_appliance
@@ -471,6 +474,86 @@ class EvalConfig:
             raise TrainerError("delay tolerance must be positive seconds")
 
 
+# ---------------------------------------------------------------------------- one training, flat
+
+# Where each flat training option lives: the CLI and the scripts speak these names, and
+# :func:`build_train_config` files each under its dataclass (``window_length`` and ``seed``
+# belong to both the model/windows and the run, and are set in both).
+_MODEL_FIELDS = frozenset(f.name for f in fields(ModelConfig))
+_WINDOW_FIELDS = frozenset(f.name for f in fields(WindowConfig))
+_RUN_FIELDS = frozenset(
+    f.name
+    for f in fields(TrainConfig)
+    if f.name not in ("appliance", "model", "windows", "data", "distill")
+)
+TRAIN_FIELDS: frozenset[str] = _MODEL_FIELDS | _WINDOW_FIELDS | _RUN_FIELDS
+
+# The one-shot pipeline's quicker training (a one-minute delay, a few minutes on a CPU):
+# window 99 with the target 2 samples (60 s) before its end, 20 epochs at 1e-3, patience 4,
+# 200k windows. Every other value is TrainConfig's own default.
+PIPELINE_TRAINING: Mapping[str, Any] = MappingProxyType(
+    {
+        "window_length": 99,
+        "target_position": 96,
+        "epochs": 20,
+        "learning_rate": 1e-3,
+        "patience": 4,
+        "max_windows": 200_000,
+    }
+)
+
+
+def train_default(name: str, preset: Mapping[str, Any] = MappingProxyType({})) -> Any:
+    """The default of flat training option ``name``: ``preset``'s, else TrainConfig's (its
+    windows and model defaults included)."""
+    if name in preset:
+        return preset[name]
+    if name in _RUN_FIELDS:
+        return default(TrainConfig, name)
+    if name in _WINDOW_FIELDS:
+        return getattr(default(TrainConfig, "windows"), name)
+    if name in _MODEL_FIELDS:
+        return getattr(default(TrainConfig, "model"), name)
+    raise TrainerError(f"unknown training option {name!r}")
+
+
+def build_train_config(
+    appliance: str,
+    values: Mapping[str, Any] = MappingProxyType({}),
+    *,
+    preset: Mapping[str, Any] = MappingProxyType({}),
+    data: Mapping[str, Any] | None = None,
+    distill: DistillConfig | None = None,
+) -> TrainConfig:
+    """The one builder of a :class:`TrainConfig` from flat options (:data:`TRAIN_FIELDS`):
+    ``values`` over ``preset`` over the dataclasses' defaults."""
+    unknown = sorted(set(values) - TRAIN_FIELDS)
+    if unknown:
+        raise TrainerError(f"unknown training option(s) {unknown}")
+
+    def pick(names: frozenset[str]) -> dict[str, Any]:
+        return {n: values[n] if n in values else train_default(n, preset) for n in names}
+
+    return TrainConfig(
+        appliance=appliance,
+        model=ModelConfig(**pick(_MODEL_FIELDS)),
+        windows=WindowConfig(**pick(_WINDOW_FIELDS)),
+        data=dict(data or {}),
+        distill=distill,
+        **pick(_RUN_FIELDS),
+    )
+
+
+def source_label(source: SourceConfig) -> str:
+    """The house a selection reads, as calibration and the cards name it
+    (``REFIT house 20``); files are named by their path."""
+    if source.source.startswith("refit"):
+        return f"REFIT house {2 if source.source == 'refit8s' else source.house}"
+    if source.source == "ukdale":
+        return "UK-DALE house 1"
+    return f"{source.source} {source.path or ''}".strip()
+
+
 # ---------------------------------------------------------------------------- pipeline
 
 
@@ -478,49 +561,27 @@ class EvalConfig:
 class PipelineConfig:
     """Everything the one-shot pipeline needs; written to ``config.json``.
 
-    Training fields left at their defaults are :class:`TrainConfig`'s, :class:`ModelConfig`'s
-    and :class:`WindowConfig`'s, except the pipeline's own quicker geometry and schedule
-    (window 99 with a 60 s delay, 20 epochs at 1e-3, patience 4, 200k windows).
-    ``target_index`` None puts the target at the window's midpoint. ``eval_max_windows``
-    bounds each evaluation (the first N valid windows in time order: a contiguous stretch,
-    so onsets and delays stay meaningful); None evaluates every window.
+    ``train`` is the training run (its ``data`` record selects the training house; the
+    CLI's defaults for it are :data:`PIPELINE_TRAINING`), ``test`` the house only ever
+    evaluated, both loaded with ``data``. ``eval_max_windows`` bounds each evaluation (the
+    first N valid windows in time order: a contiguous stretch, so onsets and delays stay
+    meaningful); None evaluates every window.
     """
 
-    appliance: str
+    train: TrainConfig
+    test: SourceConfig = field(default_factory=lambda: SourceConfig(house=DEFAULT_TEST_HOUSE))
+    data: DataConfig = DEFAULT_DATA_CONFIG
     name: str = ""
-    data_dir: str = ""
-    train_house: int = default(SourceConfig, "house")
-    test_house: int = DEFAULT_TEST_HOUSE
-    train_months: tuple[str, ...] | None = None
-    test_months: tuple[str, ...] | None = None
-    architecture: str = default(ModelConfig, "architecture")
-    window_length: int = 99
-    target_index: int | None = 96
-    width: float = default(ModelConfig, "width")
-    dropout: float = default(ModelConfig, "dropout")
-    epochs: int = 20
-    batch_size: int = default(TrainConfig, "batch_size")
-    learning_rate: float = 1e-3
-    patience: int = 4
-    steps_per_epoch: int | None = default(TrainConfig, "steps_per_epoch")
-    max_windows: int | None = 200_000
-    on_share: float | None = TRAINING_ON_SHARE
-    max_validation_windows: int | None = default(TrainConfig, "max_validation_windows")
-    validation_fraction: float = default(WindowConfig, "validation_fraction")
-    seed: int = default(TrainConfig, "seed")
     modes: tuple[str, ...] = MODES
     export_mode: str = default(QuantizeConfig, "mode")
     representative_size: int = default(QuantizeConfig, "representative_size")
+    inspect: InspectConfig = DEFAULT_INSPECT_CONFIG
     eval_max_windows: int | None = 100_000
-    suspect_ratio: float = default(InspectConfig, "suspect_ratio")
-    selective: bool = default(InspectConfig, "selective")
-    latency_runs: int = default(InspectConfig, "latency_runs")
     export_dir: str = ""
     plots: bool = True
 
     def __post_init__(self) -> None:
-        check_appliance(self.appliance)
-        if self.train_house == self.test_house:
+        if source_label(self.train_source) == source_label(self.test):
             raise TrainerError("the test house must differ from the training house")
         unknown = sorted(set(self.modes) - set(MODES))
         if unknown:
@@ -529,49 +590,21 @@ class PipelineConfig:
             raise TrainerError(f"export mode {self.export_mode} is not among the modes run")
 
     @property
+    def appliance(self) -> str:
+        return self.train.appliance
+
+    @property
     def model_name(self) -> str:
         return self.name or self.appliance
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    @property
+    def train_source(self) -> SourceConfig:
+        return SourceConfig.from_saved(self.train.data)
 
-    def train_config(self) -> TrainConfig:
-        """The :class:`TrainConfig` of the pipeline's training step (REFIT 30 s)."""
-        target: float | int = (
-            default(WindowConfig, "target_position")
-            if self.target_index is None
-            else self.target_index
-        )
-        return TrainConfig(
-            appliance=self.appliance,
-            model=ModelConfig(
-                architecture=self.architecture,
-                window_length=self.window_length,
-                dropout=self.dropout,
-                width=self.width,
-            ),
-            windows=WindowConfig(
-                window_length=self.window_length,
-                target_position=target,
-                seed=self.seed,
-                validation_fraction=self.validation_fraction,
-                max_windows=self.max_windows,
-                on_share=self.on_share,
-            ),
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            patience=self.patience,
-            seed=self.seed,
-            steps_per_epoch=self.steps_per_epoch,
-            max_validation_windows=self.max_validation_windows,
-            data={
-                "source": "refit30s",
-                "house": self.train_house,
-                "months": list(self.train_months) if self.train_months else None,
-                "data_dir": self.data_dir or None,
-            },
-        )
+    def to_dict(self) -> dict[str, Any]:
+        raw = asdict(self)
+        raw["train"] = self.train.to_dict()
+        return raw
 
 
 # ---------------------------------------------------------------------------- synthetic

@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from . import __version__
 from .calibration import RepresentativeSet, check_not_test_house
-from .config import PipelineConfig, QuantizeConfig
+from .config import PipelineConfig, QuantizeConfig, SourceConfig, source_label
 from .errors import TrainerError
 from .files import CARD_JSON, beside, beside_path, jsonable, load_json, write_json
 from .quantize import ConvertedModel
@@ -39,7 +39,7 @@ from .runs import TrainedRun
 
 __all__ = [
     "METRIC_COLUMNS", "PipelineConfig", "PipelineResult", "TrainedRun", "export_from_run",
-    "house_slice", "run_pipeline", "write_variant",
+    "house_slice", "load_pipeline_house", "run_pipeline", "write_variant",
 ]  # fmt: skip
 
 FloatArray = npt.NDArray[np.float32]
@@ -94,13 +94,12 @@ def _progress(total: int, enabled: bool) -> Any:
     return tqdm(total=total, desc="pipeline", unit="step", disable=not enabled, leave=True)
 
 
-def _load_house(cfg: PipelineConfig, house: int, months: tuple[str, ...] | None) -> Any:
-    from .data import DataConfig, default_data_dir, load_refit_30s
+def load_pipeline_house(cfg: PipelineConfig, source: SourceConfig) -> Any:
+    """One of the pipeline's houses (training or test) with the pipeline's data settings,
+    only its appliance kept."""
+    from .sources import load_selected
 
-    root = Path(cfg.data_dir) if cfg.data_dir else default_data_dir()
-    return load_refit_30s(
-        root, house, list(months) if months else None, DataConfig(appliances=(cfg.appliance,))
-    )
+    return load_selected(source, dataclasses.replace(cfg.data, appliances=(cfg.appliance,)))
 
 
 def run_pipeline(
@@ -137,17 +136,18 @@ def run_pipeline(
     if train_run is None:
         from .train import train
 
-        house = _load_house(cfg, cfg.train_house, cfg.train_months)
-        train(house, cfg.train_config(), run_dir / "train", progress=False, log=log)
+        house = load_pipeline_house(cfg, cfg.train_source)
+        train(house, cfg.train, run_dir / "train", progress=False, log=log)
         train_run = TrainedRun.load(run_dir / "train", house=house)
     tr = train_run
-    test_label = f"REFIT house {cfg.test_house}"
+    test_label = source_label(cfg.test)
     check_not_test_house(tr.house.source, [test_label])
     step("train")
 
     # 2. quantize
-    rep = tr.representative(cfg.representative_size, cfg.seed, [test_label])
-    converted, failed = convert_all(tr.model, rep, modes=cfg.modes, seed=cfg.seed)
+    seed = cfg.train.seed
+    rep = tr.representative(cfg.representative_size, seed, [test_label])
+    converted, failed = convert_all(tr.model, rep, modes=cfg.modes, seed=seed)
     models_dir = run_dir / "models"
     models_dir.mkdir(exist_ok=True)
     for label, conv in converted.items():
@@ -160,9 +160,7 @@ def run_pipeline(
     step("quantize")
 
     # 3. inspect
-    inspect_cfg = insp.InspectConfig(
-        suspect_ratio=cfg.suspect_ratio, selective=cfg.selective, latency_runs=cfg.latency_runs
-    )
+    inspect_cfg = cfg.inspect
     eval_x = tr.validation_inputs(256)
     layers: tuple[insp.LayerError, ...] = ()
     selective = None
@@ -194,13 +192,12 @@ def run_pipeline(
     # metrics as `nilm-trainer evaluate`, the engine's backends for .tflite files).
     from .evaluate import EvalConfig, evaluate
 
-    rows = None if cfg.eval_max_windows is None else cfg.eval_max_windows + cfg.window_length - 1
+    window = tr.card.window_length
+    rows = None if cfg.eval_max_windows is None else cfg.eval_max_windows + window - 1
     val_start = max(0, tr.split.boundary)
     datasets = {
         "validation": house_slice(tr.house, val_start, rows, "validation block"),
-        "test": house_slice(
-            _load_house(cfg, cfg.test_house, cfg.test_months), 0, rows, "test house"
-        ),
+        "test": house_slice(load_pipeline_house(cfg, cfg.test), 0, rows, "test house"),
     }
     variants: dict[str, str] = {"float (Keras)": str(tr.run_dir)}
     for label in converted:
@@ -235,18 +232,19 @@ def run_pipeline(
     chosen = converted[cfg.export_mode]
     edgetpu = converted.get("w8_a8_int8io")
     export_dir = Path(cfg.export_dir) if cfg.export_dir else run_dir / "export"
+    test_key = f"test_house_{cfg.test.house}"
     metrics = {
         "validation": accuracy[cfg.export_mode]["validation"],
-        f"test_house_{cfg.test_house}": accuracy[cfg.export_mode]["test"],
+        test_key: accuracy[cfg.export_mode]["test"],
     }
     training = {
         "source": tr.house.source,
-        "train_house": f"REFIT house {cfg.train_house}",
+        "train_house": source_label(cfg.train_source),
         "test_house": test_label,
         "representative": rep.summary(),
-        "pipeline": {k: v for k, v in resolved.items() if k not in ("data_dir", "export_dir")},
+        "pipeline": _portable(resolved),
     }
-    summary_md = _accuracy_table(accuracy, cfg.test_house)
+    summary_md = _accuracy_table(accuracy, source_label(cfg.train_source), test_label)
     exported = export_model(
         export_dir, cfg.model_name, chosen, tr.card, edgetpu=edgetpu,
         metrics=jsonable(metrics), training=jsonable(training), report=summary_md,
@@ -273,16 +271,25 @@ def run_pipeline(
             "card": str(exported.card_path),
             "edgetpu_input": str(exported.edgetpu_input) if exported.edgetpu_input else None,
             "edgetpu_compiler_command": exported.compiler_command,
+            "test_metrics": test_key,
         },
         "timings_s": timings,
     }  # fmt: skip
     write_json(run_dir / "report.json", report)
-    md = _report_markdown(cfg, report, inspections, summary_md, rep, delay_s=tr.card.delay_s)
+    md = _report_markdown(cfg, report, inspections, summary_md, rep, card=tr.card)
     (run_dir / "report.md").write_text(md, "utf-8")
     beside(run_dir / "report.md", resolved)
     step("report")
     bar.close()
     return PipelineResult(run_dir, report, exported, converted)
+
+
+def _portable(resolved: dict[str, Any]) -> dict[str, Any]:
+    """The resolved configuration without this machine's folders (it travels in the card)."""
+    out = dict(resolved, export_dir=None)
+    out["train"] = dict(resolved["train"], data={**resolved["train"]["data"], "data_dir": None})
+    out["test"] = dict(resolved["test"], data_dir=None)
+    return out
 
 
 _LAYER_NOTES = {
@@ -299,7 +306,9 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def _accuracy_table(accuracy: dict[str, dict[str, dict[str, float]]], test_house: int) -> str:
+def _accuracy_table(
+    accuracy: dict[str, dict[str, dict[str, float]]], train_label: str, test_label: str
+) -> str:
     """One table: every variant's metrics on the validation block and the test house side by
     side, with its distance to the float parent (the cost of the mode)."""
     metrics = [("MAE W", "mae_w", 1), ("SAE", "sae", 3), ("F1", "f1", 3), ("MCC", "mcc", 3),
@@ -308,7 +317,7 @@ def _accuracy_table(accuracy: dict[str, dict[str, dict[str, float]]], test_house
     splits = (("validation", "val"), ("test", "test"))
     header = [f"{short} {name}" for _, short in splits for name, _, _ in metrics]
     lines = [
-        f"val = House 2 validation block (held out from training); test = House {test_house} "
+        f"val = {train_label} validation block (held out from training); test = {test_label} "
         "(unseen test house, never used to choose anything). Δ and agreement compare with "
         "the float Keras parent on the same windows.",
         "",
@@ -332,17 +341,17 @@ def _report_markdown(
     accuracy_md: str,
     rep: RepresentativeSet,
     *,
-    delay_s: float,
+    card: Any,
 ) -> str:
     from .inspection import BACKEND_LABELS
 
     s = rep.summary()
     lines = [
-        f"# NILM pipeline report: {cfg.appliance} ({cfg.architecture})",
+        f"# NILM pipeline report: {cfg.appliance} ({cfg.train.model.architecture})",
         "",
-        f"Trainer {__version__}. Train: REFIT house {cfg.train_house}; test: REFIT house "
-        f"{cfg.test_house} (evaluated only). Window {cfg.window_length}, target index "
-        f"{cfg.target_index}.",
+        f"Trainer {__version__}. Train: {source_label(cfg.train_source)}; test: "
+        f"{source_label(cfg.test)} (evaluated only). Window {card.window_length}, target "
+        f"index {card.target_index}.",
         "",
         "## Calibration (representative dataset)",
         "",
@@ -387,7 +396,7 @@ def _report_markdown(
         "",
         f"Same code and metrics as `nilm-trainer evaluate`, power gated by the status head. "
         f"'delay s' is the median detection delay at the target sample; on top of it every "
-        f"prediction lags real time by the window geometry ({delay_s:g} s).",
+        f"prediction lags real time by the window geometry ({card.delay_s:g} s).",
         "",
         accuracy_md,
     ]
@@ -513,16 +522,17 @@ def export_from_run(
 
     run_dir = Path(run_dir)
     report = load_json(run_dir / "report.json")
-    cfg = report["config"]
-    mode = mode or cfg["export_mode"]
+    exported = report["export"]
+    mode = mode or exported["mode"]
     path = run_dir / "models" / f"{mode}.tflite"
     if not path.is_file():
         raise TrainerError(f"{run_dir} has no converted {mode} model")
+    template = ModelCard.from_dict(load_json(Path(report["train_run"]) / CARD_JSON))
 
     def converted(p: Path, label_cfg: QuantizeConfig) -> ConvertedModel:
         meta = load_json(beside_path(p))
         return ConvertedModel(
-            p.read_bytes(), label_cfg, tuple(meta["output_order"]), (1, cfg["window_length"])
+            p.read_bytes(), label_cfg, tuple(meta["output_order"]), (1, template.window_length)
         )
 
     chosen = converted(path, QuantizeConfig(mode=mode))
@@ -532,17 +542,18 @@ def export_from_run(
         if tpu_path.is_file()
         else None
     )
-    template = ModelCard.from_dict(load_json(Path(report["train_run"]) / CARD_JSON))
-    test_key = f"test_house_{cfg['test_house']}"
     return export_model(
         out_dir or run_dir / "export",
-        name or cfg["name"] or cfg["appliance"],
+        name or Path(exported["model"]).stem,
         chosen,
         template,
         edgetpu=tpu,
         metrics={
             "validation": report["accuracy"][mode]["validation"],
-            test_key: report["accuracy"][mode]["test"],
+            exported["test_metrics"]: report["accuracy"][mode]["test"],
         },
-        training={"representative": report["representative"], "pipeline": cfg},
+        training={
+            "representative": report["representative"],
+            "pipeline": _portable(report["config"]),
+        },
     )

@@ -11,7 +11,6 @@ test house can only be loaded through ``part="test"``, and every other part refu
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,10 @@ from typing import Any
 import pandas as pd
 
 from .config import Recipe, SyntheticSettings
-from .data import (
-    DataConfig,
-    HouseData,
-    load_refit_8s,
-    load_refit_30s,
-    load_refit_day,
-    load_ukdale,
-)
+from .data import DataConfig, HouseData
 from .errors import TrainerError
+from .files import load_json
+from .sources import load
 
 RECIPES_PATH = Path(__file__).with_name("bundled.json")
 TEST_HOUSE = 20  # REFIT House 20: the unseen test house of record
@@ -35,10 +29,7 @@ PARTS = ("train", "validation", "test")
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise TrainerError(f"cannot read recipes {path}: {err}") from err
+    raw = load_json(path)
     if not isinstance(raw, dict):
         raise TrainerError(f"{path}: expected a JSON object")
     return raw
@@ -128,15 +119,16 @@ def load_source(
     _refuse_test_house(kind, houses, part)
     config = DataConfig(period_s=period_s)
     loaded: list[HouseData] = []
-    if kind == "refit30s":
-        loaded = [load_refit_30s(data_dir / "refit_30s", h, config=config) for h in houses]
-    elif kind == "refit_day":
-        loaded = [load_refit_day(data_dir, h, config=config) for h in houses]
+    if kind in ("refit30s", "refit_day"):
+        source = "refit-day" if kind == "refit_day" else kind
+        loaded = [load(source, house=h, data_dir=data_dir, config=config) for h in houses]
     elif kind == "refit8s":
         folder = data_dir / "refit_8s_house2"
-        loaded = [load_refit_8s(folder / f"REFIT_HF_{name}.csv.gz", config) for name in items]
+        loaded = [
+            load(kind, path=folder / f"REFIT_HF_{name}.csv.gz", config=config) for name in items
+        ]
     elif kind == "ukdale":
-        loaded = [load_ukdale(data_dir / "ukdale_house1_6s", config)]
+        loaded = [load(kind, data_dir=data_dir, config=config)]
     else:
         raise TrainerError(f"unknown source kind {kind!r} in {text!r}")
     out = []

@@ -3,6 +3,7 @@ inspection, export and pipeline tests (built once per test process: a few second
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -19,43 +20,41 @@ _CACHE: dict[str, Any] = {}
 
 
 def pipeline_config(data_dir: Path, **overrides: Any) -> Any:
-    """The tiny configuration every test trains with (kettle, 99 samples, 60 s delay)."""
-    from trainer.config import PipelineConfig
+    """The tiny configuration every test trains with (kettle, 99 samples, 60 s delay);
+    ``overrides`` are PipelineConfig fields."""
+    from trainer.config import PipelineConfig, SourceConfig, build_train_config
 
+    train = build_train_config(
+        APPLIANCE,
+        {
+            "window_length": WINDOW, "target_position": TARGET_INDEX, "width": 0.5,
+            "dropout": 0.0, "epochs": 3, "batch_size": 256, "steps_per_epoch": 40,
+            "learning_rate": 3e-3, "max_windows": 20_000, "max_validation_windows": 5_000,
+        },
+        data={"house": 2, "months": TRAIN_MONTHS, "data_dir": str(data_dir)},
+    )  # fmt: skip
     values: dict[str, Any] = {
-        "appliance": APPLIANCE,
-        "data_dir": str(data_dir),
-        "train_months": TRAIN_MONTHS,
-        "test_months": TEST_MONTHS,
-        "window_length": WINDOW,
-        "target_index": TARGET_INDEX,
-        "width": 0.5,
-        "dropout": 0.0,
-        "epochs": 3,
-        "batch_size": 256,
-        "steps_per_epoch": 40,
-        "learning_rate": 3e-3,
-        "max_windows": 20_000,
-        "max_validation_windows": 5_000,
+        "train": train,
+        "test": SourceConfig(house=20, months=TEST_MONTHS, data_dir=str(data_dir)),
         "eval_max_windows": 5_000,
         "representative_size": 128,
-        "latency_runs": 5,
     }
     values.update(overrides)
-    return PipelineConfig(**values)
+    cfg = PipelineConfig(**values)
+    return dataclasses.replace(cfg, inspect=dataclasses.replace(cfg.inspect, latency_runs=5))
 
 
 def trained_run(data_dir: Path, root: Path) -> Any:
     """trainer.train on two months of House 2, reloaded as a TrainedRun (cached)."""
     if "run" not in _CACHE:
-        from trainer.pipeline import _load_house
+        from trainer.pipeline import load_pipeline_house
         from trainer.runs import TrainedRun
         from trainer.train import train
 
         cfg = pipeline_config(data_dir)
-        house = _load_house(cfg, cfg.train_house, cfg.train_months)
+        house = load_pipeline_house(cfg, cfg.train_source)
         run_dir = root / "train"
-        train(house, cfg.train_config(), run_dir, progress=False, log=lambda *_: None)
+        train(house, cfg.train, run_dir, progress=False, log=lambda *_: None)
         _CACHE["run"] = TrainedRun.load(run_dir, house=house)
     return _CACHE["run"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from custom_components.nilm.engine.card import load_card
 from custom_components.nilm.engine.model import load_model
 from tests.trainer import quant_support as qs
 from trainer.cli import main
+from trainer.config import PIPELINE_TRAINING, SourceConfig, TrainConfig, build_train_config
 from trainer.errors import TrainerError
 from trainer.pipeline import PipelineConfig, run_pipeline
 
@@ -35,7 +37,8 @@ def test_report_has_side_by_side_accuracy_and_layer_table(result: Any) -> None:
     md = (result.run_dir / "report.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| variant | val MAE W"))
     assert "| test MAE W |" in header and "| val mean abs Δ W |" in header
-    assert "House 20 (unseen test house" in md
+    assert "test = REFIT house 20 (unseen test house" in md
+    assert "val = REFIT house 2 validation block" in md
     assert md.count("| float (Keras) | ") == 1  # one accuracy row, both splits side by side
     for variant in ("convert_only", "w8", "w8_a8", "w8_a16"):
         # accuracy, conversion, latency and memory rows
@@ -72,7 +75,7 @@ def test_every_artifact_has_its_config_beside_it(result: Any) -> None:
             assert cfg["denylisted_nodes"]
             continue
         cfg = json.loads(path.with_name(path.stem + ".config.json").read_text())
-        assert cfg["pipeline"]["appliance"] == "kettle"
+        assert cfg["pipeline"]["train"]["appliance"] == "kettle"
         assert cfg["quantize"]["mode"] == path.stem.removesuffix("_int8io")
         load_card(path.with_suffix(".json"))  # each variant is engine-loadable
     pngs = sorted((run_dir / "plots").glob("*.png"))
@@ -98,19 +101,37 @@ def test_exported_model_loads_in_engine_with_its_card(result: Any, run: Any) -> 
 
 
 def test_pipeline_config_refuses_leaks_and_bad_modes() -> None:
+    kettle = build_train_config("kettle", preset=PIPELINE_TRAINING)
     with pytest.raises(TrainerError, match="test house must differ"):
-        PipelineConfig(appliance="kettle", train_house=20, test_house=20)
+        PipelineConfig(train=dataclasses.replace(kettle, data={"house": 20}))
+    with pytest.raises(TrainerError, match="test house must differ"):  # the same house at 8 s
+        PipelineConfig(train=kettle, test=SourceConfig(source="refit8s"))
     with pytest.raises(TrainerError, match="export mode"):
-        PipelineConfig(appliance="kettle", modes=("w8",), export_mode="w8_a8")
+        PipelineConfig(train=kettle, modes=("w8",), export_mode="w8_a8")
+
+
+def test_the_pipeline_preset_is_train_s_defaults_but_a_few() -> None:
+    """One TrainConfig builder: the preset changes only the fields it names."""
+    plain = build_train_config("kettle")
+    quick = build_train_config("kettle", preset=PIPELINE_TRAINING)
+    assert plain == TrainConfig(appliance="kettle")
+    assert quick.windows.target_index == 96 and quick.model.window_length == 99
+    assert dataclasses.replace(
+        quick, model=plain.model, windows=plain.windows, epochs=plain.epochs,
+        learning_rate=plain.learning_rate, patience=plain.patience,
+    ) == plain  # fmt: skip
+    assert quick.windows.max_windows == 200_000 and plain.windows.max_windows is None
+    with pytest.raises(TrainerError, match="unknown training option"):
+        build_train_config("kettle", {"windw_length": 99})
 
 
 def test_cli_pipeline_then_quantize_inspect_export(data_dir: Path, tmp_path: Path) -> None:
     """The documented commands, end to end with a real (tiny) training."""
     run_dir = tmp_path / "run"
-    common = ["--data-dir", str(data_dir), "--train-months", *qs.TRAIN_MONTHS]
+    common = ["--data-dir", str(data_dir), "--months", *qs.TRAIN_MONTHS]
     code = main([
         "pipeline", "--appliance", "kettle", "--run-dir", str(run_dir), *common,
-        "--test-months", *qs.TEST_MONTHS, "--window", "99", "--target-index", "96",
+        "--test-months", *qs.TEST_MONTHS, "--window", "99", "--target", "96",
         "--width", "0.25", "--epochs", "1", "--steps-per-epoch", "5", "--batch-size", "128",
         "--max-windows", "5000", "--max-validation-windows", "2000",
         "--eval-max-windows", "2000", "--representative-size", "32", "--latency-runs", "3",
