@@ -34,7 +34,6 @@ from .config import (
     PIPELINE_TRAINING,
     SOURCES,
     STRATEGIES,
-    TRAIN_FIELDS,
     UNITS,
     DataConfig,
     DistillConfig,
@@ -296,9 +295,46 @@ def _target(value: str) -> float | int:
             raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
 
 
-# (flat option, CLI dest) where the two names differ; every other dest is its option name
-_TRAIN_DESTS = {"architecture": "arch", "window_length": "window", "target_position": "target",
-                "learning_rate": "lr"}  # fmt: skip
+# The training options shared by `train` and `pipeline`, one row each: (group, flag, flat
+# option of config.build_train_config, type, metavar, help). The default is the preset's
+# or the dataclasses' (config.train_default); "%(default)s" is argparse's.
+_MODEL = "model and windows"
+_OPTIM = "optimisation"
+_TRAINING_OPTIONS: tuple[tuple[str, str, str, Any, str | None, str], ...] = (
+    (_MODEL, "--window", "window_length", int, "N", "window length in samples"),
+    (_MODEL, "--target", "target_position", _target, "POS",
+     "target position: fraction of the window (0.5 = midpoint) or index (-1 = last sample); "
+     "the samples after it are the model's delay"),
+    (_MODEL, "--stride", "stride", int, "N", "keep every N-th window start"),
+    (_MODEL, "--on-share", "on_share", float, "F",
+     "share of training windows with the appliance on; 0 keeps the natural mix"),
+    (_MODEL, "--max-windows", "max_windows", int, "N", "cap on the balanced training windows"),
+    (_MODEL, "--validation-fraction", "validation_fraction", float, "F",
+     "last share of the house (by time) used for validation"),
+    (_MODEL, "--max-validation-windows", "max_validation_windows", int, "N",
+     "evenly thin the validation block to N windows"),
+    (_MODEL, "--dropout", "dropout", float, None, "dropout rate"),
+    (_MODEL, "--d-model", "d_model", int, "N", "transformer width"),
+    (_MODEL, "--width", "width", float, "F", "compact CNN channel multiplier"),
+    (_OPTIM, "--steps-per-epoch", "steps_per_epoch", int, "N",
+     "batches per epoch; None: one pass over the training windows"),
+    (_OPTIM, "--batch-size", "batch_size", int, "N", "batch size per replica"),
+    (_OPTIM, "--lr", "learning_rate", float, None, "Adam learning rate"),
+    (_OPTIM, "--patience", "patience", int, None, "early-stopping patience in epochs"),
+    (_OPTIM, "--mae-weight", "mae_weight", float, "LAMBDA",
+     "weight of the MAE term on relevant samples"),
+    (_OPTIM, "--seed", "seed", int, None,
+     "random seed of training, window sampling and calibration"),
+    (_OPTIM, "--logical-cpus", "logical_cpus", int, "N",
+     "split the CPU into N logical devices (for --strategy mirrored without GPUs)"),
+)  # fmt: skip
+# flat option -> argparse dest, for every option read back by train_config_from_args
+_TRAIN_DESTS: dict[str, str] = {
+    **{field: flag[2:].replace("-", "_") for _, flag, field, *_ in _TRAINING_OPTIONS},
+    "architecture": "arch",
+    "strategy": "strategy",
+    "epochs": "epochs",
+}
 
 
 def add_training_arguments(
@@ -308,89 +344,25 @@ def add_training_arguments(
     and ``pipeline``; defaults are ``preset``'s, else the dataclasses' (:func:`train_default`).
     """
     d = functools.partial(train_default, preset=preset)
-    m = parser.add_argument_group("model and windows")
-    m.add_argument(
+    groups = {name: parser.add_argument_group(name) for name in (_MODEL, _OPTIM)}
+    groups[_MODEL].add_argument(
         "--arch", choices=ARCHITECTURES, default=d("architecture"),
         help="architecture (default: %(default)s)",
     )  # fmt: skip
-    m.add_argument(
-        "--window", type=int, default=d("window_length"), metavar="N",
-        help="window length in samples (default: %(default)s)",
-    )  # fmt: skip
-    m.add_argument(
-        "--target", type=_target, default=d("target_position"), metavar="POS",
-        help="target position: fraction of the window (0.5 = midpoint) or index "
-        "(-1 = last sample); the window's end minus the target is the model's delay "
-        "(default: %(default)s)",
-    )  # fmt: skip
-    m.add_argument(
-        "--stride", type=int, default=d("stride"), metavar="N",
-        help="keep every N-th window start (default: %(default)s)",
-    )  # fmt: skip
-    m.add_argument(
-        "--on-share", type=float, default=d("on_share"), metavar="F",
-        help="share of training windows with the appliance on; 0 keeps the "
-        "natural mix (default: %(default)s)",
-    )  # fmt: skip
-    m.add_argument(
-        "--max-windows", type=int, default=d("max_windows"), metavar="N",
-        help="cap on the balanced training windows (default: %(default)s)",
-    )  # fmt: skip
-    m.add_argument(
-        "--validation-fraction", type=float, default=d("validation_fraction"), metavar="F",
-        help="last share of the house (by time) used for validation (default: %(default)s)",
-    )  # fmt: skip
-    m.add_argument(
-        "--max-validation-windows", type=int, default=d("max_validation_windows"),
-        metavar="N", help="evenly thin the validation block to N windows (default: %(default)s)",
-    )  # fmt: skip
-    m.add_argument(
-        "--dropout", type=float, default=d("dropout"), help="dropout rate (default: %(default)s)"
-    )
-    m.add_argument(
-        "--d-model", type=int, default=d("d_model"), metavar="N",
-        help="transformer width (default: %(default)s)",
-    )  # fmt: skip
-    m.add_argument(
-        "--width", type=float, default=d("width"), metavar="F",
-        help="compact CNN channel multiplier (default: %(default)s)",
-    )  # fmt: skip
-    t = parser.add_argument_group("optimisation")
     epochs = preset.get("epochs")  # None: TrainConfig's, or with --resume the run's own
     shown = epochs or f"{DEFAULT_EPOCHS}; with --resume: the run's own"
-    t.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs (default: {shown})")
-    t.add_argument(
-        "--steps-per-epoch", type=int, default=d("steps_per_epoch"), metavar="N",
-        help="batches per epoch (default: one pass over the training windows)",
-    )  # fmt: skip
-    t.add_argument(
-        "--batch-size", type=int, default=d("batch_size"), metavar="N",
-        help="batch size per replica (default: %(default)s)",
-    )  # fmt: skip
-    t.add_argument(
-        "--lr", type=float, default=d("learning_rate"),
-        help="Adam learning rate (default: %(default)s)",
-    )  # fmt: skip
-    t.add_argument(
-        "--patience", type=int, default=d("patience"),
-        help="early-stopping patience in epochs (default: %(default)s)",
-    )  # fmt: skip
-    t.add_argument(
-        "--mae-weight", type=float, default=d("mae_weight"), metavar="LAMBDA",
-        help="weight of the MAE term on relevant samples (default: %(default)s)",
-    )  # fmt: skip
-    t.add_argument(
-        "--seed", type=int, default=d("seed"),
-        help="random seed of training, window sampling and calibration (default: %(default)s)",
-    )  # fmt: skip
+    groups[_OPTIM].add_argument(
+        "--epochs", type=int, default=epochs, help=f"maximum epochs (default: {shown})"
+    )
+    for group, flag, name, kind, metavar, text in _TRAINING_OPTIONS:
+        groups[group].add_argument(
+            flag, type=kind, default=d(name), metavar=metavar, help=f"{text} (default: %(default)s)"
+        )
+    t = groups[_OPTIM]
     t.add_argument(
         "--strategy", choices=STRATEGIES, default=d("strategy"),
         help="tf.distribute strategy: mirrored = all local GPUs (or logical "
         "CPUs), multi-worker = TF_CONFIG cluster (default: %(default)s)",
-    )  # fmt: skip
-    t.add_argument(
-        "--logical-cpus", type=int, default=d("logical_cpus"), metavar="N",
-        help="split the CPU into N logical devices (for --strategy mirrored without GPUs)",
     )  # fmt: skip
     t.add_argument(
         "--nondeterministic", action="store_true",
@@ -405,9 +377,7 @@ def train_config_from_args(
     """The :class:`TrainConfig` of :func:`add_data_arguments` + :func:`add_training_arguments`."""
     if not args.appliance or len(args.appliance) != 1:
         raise TrainerError(f"{args.command} needs exactly one --appliance")
-    values = {name: getattr(args, _TRAIN_DESTS.get(name, name)) for name in TRAIN_FIELDS
-              if name not in ("deterministic", "beta_1", "beta_2", "epsilon", "heads", "blocks",
-                              "norm", "activation", "pool")}  # fmt: skip
+    values = {name: getattr(args, dest) for name, dest in _TRAIN_DESTS.items()}
     values["on_share"] = values["on_share"] or None  # 0: the natural mix
     values["deterministic"] = not args.nondeterministic
     if values["epochs"] is None:
