@@ -153,6 +153,35 @@ def test_adapt_learns_a_household_whose_kettle_the_model_misjudges(
     assert card.status.probability_threshold == _kettle()[0].status.probability_threshold
 
 
+def test_each_head_is_adopted_on_its_own_evidence(kettle: AdaptableModel) -> None:
+    """A plug that agrees with every on/off decision of the shipped model but meters half
+    its watts: F1 cannot improve, the energy can. The power head is re-fitted, the status
+    head stays the shipped one, and the newer days' energy comes to the plug's."""
+    mains = _mains(5, 8 * 2880 // 4)
+    probe = series_for(kettle, mains, np.zeros_like(mains))
+    label = np.full(mains.shape, np.nan)
+    label[probe.targets] = np.where(probe.shipped.on, 0.5 * probe.shipped.power_w, 0.0)
+    result = adapt(kettle, series_for(kettle, mains, label))
+    assert result.adopted, result.summary()
+    assert result.reason == "energy improved on the newer days (the shipped status head kept)"
+    heads = result.heads
+    assert heads is not None
+    shipped = kettle.shipped
+    np.testing.assert_array_equal(heads.status_weights, shipped.status_weights)
+    assert (heads.status_bias, heads.threshold) == (shipped.status_bias, shipped.threshold)
+    assert not np.allclose(heads.power_weights, shipped.power_weights)
+    assert result.energy_metered_kwh is not None
+    assert result.energy_before_kwh is not None and result.energy_after_kwh is not None
+    before = abs(result.energy_before_kwh - result.energy_metered_kwh)
+    after = abs(result.energy_after_kwh - result.energy_metered_kwh)
+    assert after < 0.5 * before, result.summary()
+
+    # The same decisions at the model's own watts: nothing to teach, nothing adopted.
+    label[probe.targets] = np.where(probe.shipped.on, probe.shipped.power_w, 0.0)
+    same = adapt(kettle, series_for(kettle, mains, label))
+    assert not same.adopted and same.reason.startswith("no re-fit improved"), same.summary()
+
+
 def test_adapt_waits_for_enough_runs(kettle: AdaptableModel) -> None:
     mains = np.full(2000, 200.0)
     label = np.zeros(2000)

@@ -42,6 +42,9 @@ MAX_WEIGHT = 1e6
 MIN_RUNS_FIT = 2
 MIN_RUNS_VALIDATION = 1
 FIT_SHARE = 0.7  # the older 70 % fits, the newer 30 % decides adoption
+# On the newer days a re-fit may not make the energy error larger, and counts as better
+# only if it makes it smaller, by more than this share of the plug's energy (noise).
+ENERGY_MARGIN = 0.05
 INNER_SHARE = 0.75  # within the fit part: the older 75 % fits, the rest picks strength/threshold
 STRENGTHS = (
     1e-3,
@@ -482,28 +485,77 @@ def adapt(
     strength, threshold = (
         (best[1], best[2]) if best else (STRENGTHS[-1], card.status.probability_threshold)
     )
-    heads = replace(_fit(card, series, model.shipped, fit, strength), threshold=threshold)
+    refit = replace(_fit(card, series, model.shipped, fit, strength), threshold=threshold)
     before = _score(card, series, _take(series.shipped, validation), validation)
-    after = _score(card, series, heads.predict(card, series.features[validation]), validation)
     label = series.label_w[validation & series.truth_on]
     metered = (
         float(np.nansum(label)) * card.sample_period_s / 3.6e6
         if not np.isnan(series.label_w).all()
         else None
     )
-    adopted = after.f1 > before.f1
+    picked, reason = _choose_heads(
+        card, series, model.shipped, refit, validation, metered_kwh=metered
+    )
+    adopted = picked is not None
+    chosen = picked if picked is not None else refit  # not adopted: the re-fit, for the record
+    after = _score(card, series, chosen.predict(card, series.features[validation]), validation)
     return replace(
         base,
         adopted=adopted,
-        reason="F1 improved on the newer days" if adopted else "F1 did not improve",
+        reason=reason,
         f1_before=before.f1,
         f1_after=after.f1,
         energy_before_kwh=before.energy_kwh,
         energy_after_kwh=after.energy_kwh,
         energy_metered_kwh=metered,
-        heads=heads,
+        heads=chosen,
         strength=strength,
     )
+
+
+def _choose_heads(
+    card: ModelCard,
+    series: Series,
+    shipped: Heads,
+    refit: Heads,
+    validation: BoolArray,
+    *,
+    metered_kwh: float | None,
+) -> tuple[Heads | None, str]:
+    """The heads to adopt, judged on the newer days against the shipped ones: each head is
+    the re-fit's or the shipped one, and a mix is adopted only if no entity gets worse
+    (F1 not lower; with a plug's watts, the energy error not larger by more than
+    ``ENERGY_MARGIN`` of the plug's energy) and one gets better (F1 higher, or the energy
+    error smaller by that margin). Of those, the best F1 wins, then the closest energy.
+    None, and why, when no mix qualifies."""
+    where = series.features[validation]
+
+    def judge(heads: Heads) -> tuple[float, float]:
+        score = _score(card, series, heads.predict(card, where), validation)
+        error = 0.0 if metered_kwh is None else abs(score.energy_kwh - metered_kwh)
+        return score.f1, error
+
+    margin = 0.0 if metered_kwh is None else ENERGY_MARGIN * metered_kwh
+    f1_0, error_0 = judge(shipped)  # the shipped heads in float, like every mix
+    best: tuple[float, float, Heads, str] | None = None
+    mixes = ((refit, refit, ""), (refit, shipped, " (the shipped power head kept)"),
+             (shipped, refit, " (the shipped status head kept)"))  # fmt: skip
+    for status_from, power_from, kept in mixes:
+        heads = replace(
+            status_from, power_weights=power_from.power_weights, power_bias=power_from.power_bias
+        )
+        f1, error = judge(heads)
+        f1_better, energy_better = f1 > f1_0 + 1e-12, error < error_0 - margin
+        if f1 < f1_0 - 1e-12 or error > error_0 + margin or not (f1_better or energy_better):
+            continue
+        what = " and ".join(
+            name for name, better in (("F1", f1_better), ("energy", energy_better)) if better
+        )
+        if best is None or (f1, -error) > (best[0], -best[1]):
+            best = (f1, error, heads, f"{what} improved on the newer days{kept}")
+    if best is None:
+        return None, "no re-fit improved F1 or energy on the newer days without worsening the other"
+    return best[2], best[3]
 
 
 # --- the adapter file ---------------------------------------------------------------------

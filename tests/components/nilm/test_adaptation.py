@@ -131,11 +131,11 @@ def misjudged_kettle(mains: np.ndarray) -> np.ndarray:
 
 
 def agreeing_plug(mains: np.ndarray) -> np.ndarray:
-    """A plug that already agrees with the shipped model (2 kW wherever it says "on"): a
-    re-fit cannot beat an F1 of 1, whichever model is bundled."""
+    """A plug that already agrees with the shipped model (its watts wherever it says "on"):
+    a re-fit cannot beat an F1 of 1 nor an exact energy, whichever model is bundled."""
     probe = shipped_kettle(mains)
     plug = np.zeros(len(mains))
-    plug[probe.targets] = np.where(probe.shipped.on, 2000.0, 0.0)
+    plug[probe.targets] = np.where(probe.shipped.on, probe.shipped.power_w, 0.0)
     return plug
 
 
@@ -232,7 +232,10 @@ async def test_a_plug_with_nothing_to_teach_is_rejected_by_the_daily_fit_off_the
     assert fit_threads and threading.get_ident() not in fit_threads  # fitted in the executor
     state, attrs = adaptation_state(hass, entry)
     assert state == "rejected", attrs
-    assert attrs["reason"] == "F1 did not improve"
+    assert (
+        attrs["reason"]
+        == "no re-fit improved F1 or energy on the newer days without worsening the other"
+    )
     assert attrs["f1_after"] <= attrs["f1_before"]
     assert attrs["energy_metered_kwh"] > 0
     assert attrs["adapter_active"] is False
