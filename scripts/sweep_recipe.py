@@ -24,7 +24,6 @@ import os
 import shlex
 import statistics
 import sys
-import time
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -103,7 +102,6 @@ def run_variant(
 ) -> dict[str, Any]:
     run_root = root / variant_name(overrides).replace("=", "-").replace(",", "_")
     selection = run_root / appliance / "selection.json"
-    started = time.process_time()
     if not (reuse and selection.is_file()):
         bundle.build(
             appliance, data_dir, run_root, SHIPPED, overrides=resolved or None, export=False
@@ -130,7 +128,6 @@ def run_variant(
             k: data.get(k) for k in ("real_windows", "real_on_share", "synthetic_windows")
         },
         "train_seconds": sum(float(s["seconds"]) for s in seeds),
-        "cpu_s": round(time.process_time() - started, 1),
         "recipe": summary["recipe"],
     }
 
