@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, load_script
 
 SCRIPT = PROJECT_ROOT / "scripts" / "make_models_doc.py"
 PNG = b"\x89PNG\r\n\x1a\nfake"
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_models_doc", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-doc = _load()
+doc = load_script("make_models_doc")
 
 
 def _metrics(f1: float, rule_f1: float, pred_kwh: float, on_s: float, off_s: float) -> dict:

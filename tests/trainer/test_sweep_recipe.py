@@ -3,31 +3,18 @@ trained through bundle.build without export, the table built from the seeds' val
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import load_script
 from trainer.errors import TrainerError
 from trainer.files import write_json
 from trainer.recipes import load_recipes
 
-SCRIPT = PROJECT_ROOT / "scripts" / "sweep_recipe.py"
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sweep_recipe", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sweep = _load()
+sweep = load_script("sweep_recipe")
 
 
 def test_a_variant_is_key_value_pairs_read_as_json() -> None:
