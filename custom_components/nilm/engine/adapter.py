@@ -493,12 +493,9 @@ def adapt(
         if not np.isnan(series.label_w).all()
         else None
     )
-    picked, reason = _choose_heads(
+    chosen, after, adopted, reason = _choose_heads(
         card, series, model.shipped, refit, validation, metered_kwh=metered
     )
-    adopted = picked is not None
-    chosen = picked if picked is not None else refit  # not adopted: the re-fit, for the record
-    after = _score(card, series, chosen.predict(card, series.features[validation]), validation)
     return replace(
         base,
         adopted=adopted,
@@ -521,41 +518,48 @@ def _choose_heads(
     validation: BoolArray,
     *,
     metered_kwh: float | None,
-) -> tuple[Heads | None, str]:
+) -> tuple[Heads, Score, bool, str]:
     """The heads to adopt, judged on the newer days against the shipped ones: each head is
     the re-fit's or the shipped one, and a mix is adopted only if no entity gets worse
     (F1 not lower; with a plug's watts, the energy error not larger by more than
     ``ENERGY_MARGIN`` of the plug's energy) and one gets better (F1 higher, or the energy
     error smaller by that margin). Of those, the best F1 wins, then the closest energy.
-    None, and why, when no mix qualifies."""
+    Returns the heads, their score on the newer days, whether they are adopted and why;
+    when no mix qualifies, the whole re-fit (for the record) and False."""
     where = series.features[validation]
 
-    def judge(heads: Heads) -> tuple[float, float]:
+    def judge(heads: Heads) -> tuple[Score, float]:
         score = _score(card, series, heads.predict(card, where), validation)
         error = 0.0 if metered_kwh is None else abs(score.energy_kwh - metered_kwh)
-        return score.f1, error
+        return score, error
 
     margin = 0.0 if metered_kwh is None else ENERGY_MARGIN * metered_kwh
-    f1_0, error_0 = judge(shipped)  # the shipped heads in float, like every mix
-    best: tuple[float, float, Heads, str] | None = None
+    base, error_0 = judge(shipped)  # the shipped heads in float, like every mix
     mixes = ((refit, refit, ""), (refit, shipped, " (the shipped power head kept)"),
              (shipped, refit, " (the shipped status head kept)"))  # fmt: skip
+    judged = []
     for status_from, power_from, kept in mixes:
         heads = replace(
             status_from, power_weights=power_from.power_weights, power_bias=power_from.power_bias
         )
-        f1, error = judge(heads)
-        f1_better, energy_better = f1 > f1_0 + 1e-12, error < error_0 - margin
-        if f1 < f1_0 - 1e-12 or error > error_0 + margin or not (f1_better or energy_better):
+        judged.append((heads, kept, *judge(heads)))
+    best: tuple[Heads, Score, float, str] | None = None
+    for heads, kept, score, error in judged:
+        f1_better, energy_better = score.f1 > base.f1 + 1e-12, error < error_0 - margin
+        if score.f1 < base.f1 - 1e-12 or error > error_0 + margin:
+            continue
+        if not (f1_better or energy_better):
             continue
         what = " and ".join(
             name for name, better in (("F1", f1_better), ("energy", energy_better)) if better
         )
-        if best is None or (f1, -error) > (best[0], -best[1]):
-            best = (f1, error, heads, f"{what} improved on the newer days{kept}")
+        if best is None or (score.f1, -error) > (best[1].f1, -best[2]):
+            best = (heads, score, error, f"{what} improved on the newer days{kept}")
     if best is None:
-        return None, "no re-fit improved F1 or energy on the newer days without worsening the other"
-    return best[2], best[3]
+        whole_refit, _, refit_score, _ = judged[0]
+        reason = "no re-fit improved F1 or energy on the newer days without worsening the other"
+        return whole_refit, refit_score, False, reason
+    return best[0], best[1], True, best[3]
 
 
 # --- the adapter file ---------------------------------------------------------------------
