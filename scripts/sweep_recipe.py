@@ -91,8 +91,13 @@ def _spread(values: list[float]) -> dict[str, float | None]:
     return {"mean": statistics.fmean(finite), "sd": sd, "min": min(finite), "max": max(finite)}
 
 
+def _reusable(selection: Path, recipe: dict[str, Any]) -> bool:
+    """A finished run of exactly this recipe (``bundled.json`` may have changed since)."""
+    return selection.is_file() and load_json(selection).get("recipe") == recipe
+
+
 def run_variant(
-    appliance: str,
+    recipe: Recipe,
     overrides: dict[str, Any],
     resolved: dict[str, Any],
     *,
@@ -100,9 +105,10 @@ def run_variant(
     root: Path,
     reuse: bool,
 ) -> dict[str, Any]:
+    appliance = recipe.appliance
     run_root = root / variant_name(overrides).replace("=", "-").replace(",", "_")
     selection = run_root / appliance / "selection.json"
-    if not (reuse and selection.is_file()):
+    if not (reuse and _reusable(selection, recipe.with_overrides(**resolved).to_dict())):
         bundle.build(
             appliance, data_dir, run_root, SHIPPED, overrides=resolved or None, export=False
         )
@@ -189,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--run-root", type=Path, default=ROOT / "runs" / "sweep")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "sweeps")
-    parser.add_argument("--reuse", action="store_true", help="reuse finished variant runs")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse finished runs of the same recipe"
+    )
     args = parser.parse_args(argv)
     recipe = load_recipes().get(args.appliance)
     if recipe is None:
@@ -202,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = args.data_dir or default_data_dir()
     root = args.run_root / args.appliance
     rows = [
-        run_variant(args.appliance, v, r, data_dir=data_dir, root=root, reuse=args.reuse)
+        run_variant(recipe, v, r, data_dir=data_dir, root=root, reuse=args.reuse)
         for v, r in zip(variants, resolved, strict=True)
     ]
     command = "python scripts/sweep_recipe.py " + shlex.join(

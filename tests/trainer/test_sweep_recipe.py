@@ -67,9 +67,10 @@ def test_each_variant_is_trained_without_export_and_tabulated(
         ]
         data = {"real_windows": 6000, "real_on_share": 0.06, "synthetic_windows": 4000}
         write_json(run_root / appliance / "seed0" / "result.json", {"data": data})
+        recipe = load_recipes()[appliance].with_overrides(**(kw["overrides"] or {}))
         write_json(
             run_root / appliance / "selection.json",
-            {"selected_seed": 2, "seeds": seeds, "recipe": {"appliance": appliance}},
+            {"selected_seed": 2, "seeds": seeds, "recipe": recipe.to_dict()},
         )
 
     monkeypatch.setattr(sweep.bundle, "build", fake_build)
@@ -94,3 +95,11 @@ def test_each_variant_is_trained_without_export_and_tabulated(
     calls.clear()
     assert sweep.main([*argv, "--out", str(out), "--data-dir", str(tmp_path), "--reuse"]) == 0
     assert calls == []
+
+    # ... unless the run was made with another recipe (bundled.json changed since)
+    stale = tmp_path / "runs" / "microwave" / "recipe" / "microwave" / "selection.json"
+    selection = sweep.load_json(stale)
+    selection["recipe"]["window_length"] += 1
+    write_json(stale, selection)
+    assert sweep.main([*argv, "--out", str(out), "--data-dir", str(tmp_path), "--reuse"]) == 0
+    assert [c["overrides"] for c in calls] == [None]
