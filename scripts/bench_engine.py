@@ -37,6 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from custom_components.nilm.engine.backends import open_litert_interpreter  # noqa: E402
 from custom_components.nilm.engine.interpreter import NumpyInterpreter  # noqa: E402
 from custom_components.nilm.engine.reader import read_model_file  # noqa: E402
 
@@ -67,16 +68,12 @@ def _inputs(spec_dtype: str, shape: tuple[int, ...], n: int, seed: int) -> Any:
 
 
 def _litert(path: Path, reference: bool) -> Any:
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    kind = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
-    return Interpreter(model_path=str(path), experimental_op_resolver_type=kind, num_threads=1)
+    return open_litert_interpreter(path, reference=reference, num_threads=1)
 
 
 def _litert_single(path: Path, reference: bool, x: Any) -> Callable[[], object]:
     """One set_tensor + invoke on a batch-1 interpreter (what a live tick would call)."""
     interp = _litert(path, reference)
-    interp.allocate_tensors()
     idx = interp.get_input_details()[0]["index"]
 
     def call() -> None:
@@ -99,7 +96,6 @@ def _litert_batch(path: Path, reference: bool, x: Any) -> float:
         return time.perf_counter() - t0
     except (RuntimeError, ValueError):
         interp = _litert(path, reference)
-        interp.allocate_tensors()
         t0 = time.perf_counter()
         for w in x:
             interp.set_tensor(idx, w[None])

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from trainer.data import default_data_dir  # noqa: E402
 from trainer.evaluate import evaluate  # noqa: E402
 from trainer.files import load_json, write_json  # noqa: E402
 from trainer.recipes import load_recipes, load_split  # noqa: E402
+from trainer.summary import format_spread, spread  # noqa: E402
 
 KEYS = ("f1", "mcc", "mae_w", "sae", "predicted_energy_kwh", "true_energy_kwh")
 SHIPPED = ROOT / "custom_components" / "nilm" / "models"
@@ -50,13 +50,6 @@ def _build(appliance: str, data_dir: Path, root: Path, reuse: bool, **kwargs: An
     if reuse and (root / appliance / "selection.json").is_file():
         return
     bundle.build(appliance, data_dir, root, SHIPPED, export=False, **kwargs)
-
-
-def _spread(rows: list[dict[str, Any]], key: str) -> dict[str, float | None]:
-    values = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
-    if not values:
-        return {"mean": None, "min": None, "max": None}
-    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values)}
 
 
 def main() -> int:
@@ -131,9 +124,9 @@ def main() -> int:
         out["variants"][name] = {
             "selected_seed": selection["selected_seed"],
             "seeds": rows,
-            "validation_f1": _spread([{"v": r["validation_f1"]} for r in rows], "v"),
-            "float_f1": _spread([r["float"] for r in rows], "f1"),
-            "int8_f1": _spread([r["int8"] for r in rows], "f1"),
+            "validation_f1": spread(r["validation_f1"] for r in rows),
+            "float_f1": spread(r["float"]["f1"] for r in rows),
+            "int8_f1": spread(r["int8"]["f1"] for r in rows),
         }
     val = {n: v["validation_f1"]["mean"] for n, v in out["variants"].items()}
     out["chosen_on_validation"] = max(val, key=lambda n: val[n] or -1.0)
@@ -180,8 +173,8 @@ def markdown(r: dict[str, Any]) -> str:
     for name, v in r["variants"].items():
         fl, i8 = v["float_f1"], v["int8_f1"]
         lines.append(
-            f"| {name} | {f(v['validation_f1']['mean'])} | {f(fl['mean'])} "
-            f"({f(fl['min'])}-{f(fl['max'])}) | {f(i8['mean'])} ({f(i8['min'])}-{f(i8['max'])}) |"
+            f"| {name} | {f(v['validation_f1']['mean'])} | {format_spread(fl, sd=False)} | "
+            f"{format_spread(i8, sd=False)} |"
         )
     lines += [
         "",

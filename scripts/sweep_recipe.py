@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shlex
-import statistics
 import sys
 from dataclasses import fields, replace
 from pathlib import Path
@@ -38,6 +36,7 @@ from trainer.data import default_data_dir  # noqa: E402
 from trainer.errors import TrainerError  # noqa: E402
 from trainer.files import load_json, write_json  # noqa: E402
 from trainer.recipes import load_recipes  # noqa: E402
+from trainer.summary import format_spread, spread  # noqa: E402
 
 SHIPPED = ROOT / "custom_components" / "nilm" / "models"
 KEYS = ("f1", "f1_training_houses", "f1_unseen_houses")
@@ -83,14 +82,6 @@ def variant_name(overrides: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in overrides.items()) or "recipe"
 
 
-def _spread(values: list[float]) -> dict[str, float | None]:
-    finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    if not finite:
-        return {"mean": None, "sd": None, "min": None, "max": None}
-    sd = statistics.stdev(finite) if len(finite) > 1 else 0.0
-    return {"mean": statistics.fmean(finite), "sd": sd, "min": min(finite), "max": max(finite)}
-
-
 def _reusable(selection: Path, recipe: dict[str, Any]) -> bool:
     """A finished run of exactly this recipe (``bundled.json`` may have changed since)."""
     return selection.is_file() and load_json(selection).get("recipe") == recipe
@@ -129,19 +120,13 @@ def run_variant(
             }
             for s in seeds
         ],
-        **{k: _spread([s["validation"][k] for s in seeds]) for k in KEYS},
+        **{k: spread([s["validation"][k] for s in seeds]) for k in KEYS},
         "training_windows": {
             k: data.get(k) for k in ("real_windows", "real_on_share", "synthetic_windows")
         },
         "train_seconds": sum(float(s["seconds"]) for s in seeds),
         "recipe": summary["recipe"],
     }
-
-
-def _fmt(spread: dict[str, float | None]) -> str:
-    if spread["mean"] is None:
-        return "—"
-    return f"{spread['mean']:.3f} ± {spread['sd']:.3f} ({spread['min']:.3f}-{spread['max']:.3f})"
 
 
 def markdown(appliance: str, rows: list[dict[str, Any]], command: str) -> str:
@@ -170,9 +155,9 @@ def markdown(appliance: str, rows: list[dict[str, Any]], command: str) -> str:
             if w.get("real_windows") is not None
             else "—"
         )
+        f1s = (format_spread(r[k], missing="—") for k in KEYS)
         lines.append(
-            f"| `{r['variant']}`{mark} | {_fmt(r['f1'])} | {_fmt(r['f1_training_houses'])} "
-            f"| {_fmt(r['f1_unseen_houses'])} | {thresholds} | {windows} "
+            f"| `{r['variant']}`{mark} | {' | '.join(f1s)} | {thresholds} | {windows} "
             f"| {r['train_seconds']:.0f} s |"
         )
     lines += [

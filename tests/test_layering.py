@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAINER_LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(layer)
     for layer in (
-        {"__init__", "errors"},
+        {"__init__", "errors", "summary"},
         {"appliances"},
         {"config"},
         {"files"},

@@ -306,18 +306,18 @@ def op_table(data: bytes, *, int8_model: bool) -> list[OpRow]:
 # mapped, so an in-process RSS delta would mostly read 0.
 _LITERT_MEMORY_PROBE = """
 import json, sys
+sys.path.insert(0, sys.argv[3])
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
+import ai_edge_litert.interpreter  # loaded before the first reading, so not counted
+from custom_components.nilm.engine.backends import open_litert_interpreter
 
 def status():
     fields = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
     return {k: int(fields[k].split()[0]) * 1024 for k in ("VmRSS", "VmHWM")}
 
 data = open(sys.argv[1], "rb").read()
-resolver = OpResolverType.BUILTIN_REF if sys.argv[2] == "ref" else OpResolverType.AUTO
 before = status()
-interp = Interpreter(model_content=data, experimental_op_resolver_type=resolver, num_threads=1)
-interp.allocate_tensors()
+interp = open_litert_interpreter(data, reference=sys.argv[2] == "ref", num_threads=1)
 inp = interp.get_input_details()[0]
 interp.set_tensor(inp["index"], np.zeros(inp["shape"], dtype=inp["dtype"]))
 interp.invoke()
@@ -343,7 +343,14 @@ def _litert_memory(data: bytes, ref: bool) -> int | None:
         path = Path(tmp) / "model.tflite"
         path.write_bytes(data)
         proc = subprocess.run(
-            [sys.executable, "-c", _LITERT_MEMORY_PROBE, str(path), "ref" if ref else "auto"],
+            [
+                sys.executable,
+                "-c",
+                _LITERT_MEMORY_PROBE,
+                str(path),
+                "ref" if ref else "auto",
+                str(Path(__file__).resolve().parents[1]),
+            ],
             capture_output=True,
             text=True,
             timeout=120,

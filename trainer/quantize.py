@@ -222,15 +222,9 @@ def open_litert(data: bytes, *, reference: bool = False, num_threads: int | None
     """``reference`` selects LiteRT's reference kernels instead of the default (XNNPACK):
     XNNPACK's int8 requantization rounds differently, so the two may differ by a few
     output steps on int8 models."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from custom_components.nilm.engine.backends import TensorIO, open_litert_interpreter
 
-    from custom_components.nilm.engine.backends import TensorIO
-
-    resolver = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
-    interp = Interpreter(
-        model_content=data, experimental_op_resolver_type=resolver, num_threads=num_threads
-    )
-    interp.allocate_tensors()
+    interp = open_litert_interpreter(data, reference=reference, num_threads=num_threads)
     inp = interp.get_input_details()[0]
     outs = interp.get_output_details()
     return LiteRT(

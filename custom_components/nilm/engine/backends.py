@@ -212,6 +212,43 @@ def litert_module() -> ModuleType | None:
     return None
 
 
+def open_litert_interpreter(
+    model: Path | bytes,
+    *,
+    reference: bool = False,
+    delegates: Sequence[Any] = (),
+    num_threads: int | None = None,
+) -> Any:
+    """A LiteRT interpreter over a model file or its bytes, tensors allocated: the one
+    place that knows LiteRT's loading options (the backend, the trainer's parity checks
+    and the benchmarks all open it here). ``reference``: TFLite's reference kernels,
+    which the numpy engine matches bit for bit, instead of XNNPACK.
+
+    Raises BackendUnavailableError when no LiteRT is installed or it refuses the model."""
+    module = litert_module()
+    if module is None:
+        raise BackendUnavailableError("neither ai_edge_litert nor tflite_runtime is installed")
+    kwargs: dict[str, Any] = {"num_threads": num_threads}
+    if isinstance(model, bytes):
+        kwargs["model_content"] = model
+    else:
+        kwargs["model_path"] = str(model)
+    if delegates:
+        kwargs["experimental_delegates"] = list(delegates)
+    if reference:
+        resolver = getattr(module, "OpResolverType", None)
+        if resolver is None:
+            raise BackendUnavailableError(f"{module.__name__} has no reference op resolver")
+        kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_REF
+    try:
+        interpreter = module.Interpreter(**kwargs)
+        interpreter.allocate_tensors()
+    except _LITERT_ERRORS as err:
+        name = "the model" if isinstance(model, bytes) else model.name
+        raise BackendUnavailableError(f"LiteRT cannot load {name}: {err}") from err
+    return interpreter
+
+
 class LiteRTBackend:
     """LiteRT's native kernels: XNNPACK by default, TFLite reference kernels on request.
 
@@ -258,25 +295,12 @@ class LiteRTBackend:
     def _open(
         self, model_path: Path, reference: bool, delegates: Sequence[Any], threads: int | None
     ) -> Any:
-        module = litert_module()
-        if module is None:
-            raise BackendUnavailableError("neither ai_edge_litert nor tflite_runtime is installed")
-        kwargs: dict[str, Any] = {"model_path": str(model_path), "num_threads": threads}
-        if delegates:
-            kwargs["experimental_delegates"] = list(delegates)
-        if reference:
-            resolver = getattr(module, "OpResolverType", None)
-            if resolver is None:
-                raise BackendUnavailableError(f"{module.__name__} has no reference op resolver")
-            kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_REF
         try:
-            interpreter = module.Interpreter(**kwargs)
-            interpreter.allocate_tensors()
-        except _LITERT_ERRORS as err:
-            raise BackendUnavailableError(
-                f"{self.name} cannot load {model_path.name}: {err}"
-            ) from err
-        return interpreter
+            return open_litert_interpreter(
+                model_path, reference=reference, delegates=delegates, num_threads=threads
+            )
+        except BackendUnavailableError as err:
+            raise BackendUnavailableError(f"{self.name}: {err}") from err
 
     def _batch_works(self) -> bool:
         """Whether the model runs 2 windows at once (dynamic batch); else loop per window.
