@@ -15,7 +15,8 @@ Inputs, one folder per appliance under ``--reports`` (default ``reports/bundled`
 Outputs: ``--docs`` (default ``docs/models.md``) and the block between
 ``<!-- models:start -->`` and ``<!-- models:end -->`` in ``--readme`` (default
 ``README.md``); without those markers nothing is written and the exit status is 2.
-Both outputs name the command that regenerates them. Standard library only.
+Both outputs name the command that regenerates them. Standard library and
+``trainer.summary`` (itself standard library) only.
 
 Run: ``python scripts/make_models_doc.py [--reports DIR] [--docs FILE] [--readme FILE]``
 """
@@ -33,6 +34,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from trainer.summary import format_spread, spread
 
 START = "<!-- models:start -->"
 END = "<!-- models:end -->"
@@ -174,16 +179,6 @@ def unseen_houses(entry: dict[str, Any]) -> list[dict[str, Any]]:
     return [h for h in houses if isinstance(h, dict)] if isinstance(houses, list) else []
 
 
-def _spread(values: list[float]) -> str:
-    if not values:
-        return "n/a"
-    mean = statistics.fmean(values)
-    if len(values) == 1:
-        return f"{mean:.3f} (1 seed)"
-    sd = statistics.stdev(values)
-    return f"{mean:.3f} ± {sd:.3f} (range {min(values):.3f}-{max(values):.3f})"
-
-
 def _seed_list(block: Any) -> list[dict[str, Any]]:
     if not isinstance(block, dict):
         return []
@@ -197,11 +192,15 @@ def seeds_section(seeds: dict[str, Any]) -> list[str]:
     entries = _seed_list(seeds)
     if not entries:
         return []
-    selected = seeds.get("selected_seed")
+    ensemble = seeds.get("ensemble") if isinstance(seeds.get("ensemble"), dict) else None
+    shipped_ensemble = seeds.get("selected_run") == "ensemble" and ensemble is not None
+    selected = None if shipped_ensemble else seeds.get("selected_seed")
     lines = [
-        "Seeds (the shipped one is chosen on the validation score: the mean of the F1 on "
-        "REFIT House 2's validation months and on validation houses no model trained on; "
-        "the test-house columns are reported, never used to choose):",
+        "Seeds, and their ensemble (one model averaging the seeds' heads). What ships is "
+        "chosen on the validation score, the mean of the F1 on REFIT House 2's validation "
+        "months and on validation houses no model trained on: the ensemble if it scores at "
+        "least the seeds' mean, else the best seed. The test-house columns are reported, "
+        "never used to choose:",
         "",
         "| seed | validation F1 | validation loss | test F1 | test MCC | test SAE |",
         "|---|---|---|---|---|---|",
@@ -215,10 +214,20 @@ def seeds_section(seeds: dict[str, Any]) -> list[str]:
             f"{fmt(val.get('loss'), '{:.4f}')} | {fmt(test.get('f1'), '{:.3f}')} | "
             f"{fmt(test.get('mcc'), '{:.3f}')} | {fmt(test.get('sae'), '{:.3f}')} |"
         )
+    if ensemble is not None:
+        members = ", ".join(str(m) for m in ensemble.get("seeds") or [])
+        mark = " (shipped)" if shipped_ensemble else ""
+        val = ensemble.get("validation") or {}
+        lines.append(
+            f"| ensemble of {members}{mark} | {fmt(val.get('f1'), '{:.3f}')} | — | "
+            "int8: the table above | | |"
+            if shipped_ensemble
+            else f"| ensemble of {members} | {fmt(val.get('f1'), '{:.3f}')} | — | — | — | — |"
+        )
     for key, label in (("f1", "F1"), ("mcc", "MCC")):
         values = [v for e in entries if (v := _num(_test_entry(e).get(key))) is not None]
         lines.append("")
-        lines.append(f"Test {label} over seeds: mean ± sd {_spread(values)}.")
+        lines.append(f"Test {label} over seeds: mean ± sd {format_spread(spread(values))}.")
     reference = _seed_list(seeds.get("reference_cnn"))
     if reference:
         f1s = [v for e in reference if (v := _num(_test_entry(e).get("f1"))) is not None]
@@ -227,8 +236,8 @@ def seeds_section(seeds: dict[str, Any]) -> list[str]:
         ]
         lines.append("")
         lines.append(
-            f"Reference CNN (seq2point, for comparison): validation F1 {_spread(vals)}; "
-            f"test F1 {_spread(f1s)}."
+            "Reference CNN (seq2point, for comparison): validation F1 "
+            f"{format_spread(spread(vals))}; test F1 {format_spread(spread(f1s))}."
         )
         carried = (seeds.get("reference_cnn") or {}).get("carried_over")
         if isinstance(carried, str):

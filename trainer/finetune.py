@@ -77,6 +77,32 @@ class FinetuneResult:
     summary: dict[str, Any]
 
 
+def _freeze_features(model: Any) -> None:
+    """Freeze every layer but the head's; inside an ensemble's members too, so each
+    member keeps training its own ``head_dense`` as a single model does."""
+    for layer in model.layers:
+        if layer.name in HEAD_LAYERS:
+            continue
+        inner = getattr(layer, "layers", None)
+        if inner:
+            for sub in inner:
+                sub.trainable = sub.name in HEAD_LAYERS
+        else:
+            layer.trainable = False
+
+
+def _frozen_names(model: Any) -> list[str]:
+    """The frozen layers, an ensemble member's as ``member0/conv0``."""
+    names = []
+    for layer in model.layers:
+        inner = getattr(layer, "layers", None)
+        if inner:
+            names += [f"{layer.name}/{sub.name}" for sub in inner if not sub.trainable]
+        elif not layer.trainable:
+            names.append(layer.name)
+    return names
+
+
 def _runs(on: npt.NDArray[np.bool_]) -> int:
     from custom_components.nilm.engine.metrics import event_bounds
 
@@ -234,9 +260,8 @@ def fit(
     y = [y_power.astype(np.float32), on.reshape(-1, 1)]
     val_x, val_y = _validation_arrays(split.validation, card, config.max_validation_windows)
     model = parent.load_model()
-    for layer in model.layers:
-        if config.freeze_features and layer.name not in HEAD_LAYERS:
-            layer.trainable = False
+    if config.freeze_features:
+        _freeze_features(model)
     if split.status_labels:
         model.get_layer("power").trainable = False
     model.compile(
@@ -280,7 +305,7 @@ def fit(
         "train_windows": len(x),
         "train_on_windows": int(on.sum()),
         "validation_windows": len(val_x),
-        "frozen_layers": [ly.name for ly in model.layers if not ly.trainable],
+        "frozen_layers": _frozen_names(model),
     }
     return model, record, x, np.nan_to_num(target_w).astype(np.float32)
 

@@ -24,7 +24,14 @@ from keras import layers, ops
 from .config import ARCHITECTURES, POWER_OUTPUT, STATUS_OUTPUT, ModelConfig
 from .errors import TrainerError
 
-__all__ = ["ARCHITECTURES", "MODELS", "ModelConfig", "build_model", "load_keras_model"]
+__all__ = [
+    "ARCHITECTURES",
+    "MODELS",
+    "ModelConfig",
+    "build_ensemble",
+    "build_model",
+    "load_keras_model",
+]
 
 
 def _heads(features: Any, dropout: float, hidden: int) -> list[Any]:
@@ -254,6 +261,50 @@ def build_model(config: ModelConfig) -> keras.Model:
     if config.window_length < 2:
         raise TrainerError("window_length must be at least 2")
     return builder(config)
+
+
+def build_ensemble(
+    members: list[tuple[keras.Model, float, float]], mean_w: float, std_w: float
+) -> keras.Model:
+    """One model that averages several seeds' heads: each member's head features
+    (``head_dense``) are concatenated and read by one power and one status dense layer
+    whose weights are the members' stacked and divided by their number, so the power
+    output is the mean of the members' powers and the status logit the mean of their
+    logits. It keeps the two-headed ending that Home Assistant's adapter re-fits.
+
+    ``members``: (model, its input mean, its input std) in watts; the ensemble takes
+    windows normalised with ``mean_w``/``std_w`` and re-normalises them per member
+    (a ``Rescaling``: one multiply-add), since each seed drew its own training sample."""
+    import numpy as np
+
+    if len(members) < 2:
+        raise TrainerError("an ensemble needs at least two members")
+    length = int(members[0][0].inputs[0].shape[-1])
+    inp = keras.Input(shape=(length,), name="mains", dtype="float32")
+    features, power_w, power_b, status_w, status_b = [], [], [], [], []
+    for i, (model, mean_i, std_i) in enumerate(members):
+        if int(model.inputs[0].shape[-1]) != length:
+            raise TrainerError("ensemble members must share one window length")
+        trunk = keras.Model(model.inputs, model.get_layer("head_dense").output, name=f"member{i}")
+        x = layers.Rescaling(
+            std_w / std_i, offset=(mean_w - mean_i) / std_i, name=f"member{i}_input"
+        )(inp)
+        features.append(trunk(x))
+        for layer, ws, bs in (
+            (model.get_layer(POWER_OUTPUT), power_w, power_b),
+            (model.get_layer(STATUS_OUTPUT), status_w, status_b),
+        ):
+            kernel, bias = layer.get_weights()
+            ws.append(kernel)
+            bs.append(bias)
+    joined = layers.Concatenate(name="members")(features)
+    power = layers.Dense(1, name=POWER_OUTPUT)(joined)
+    status = layers.Dense(1, activation="sigmoid", name=STATUS_OUTPUT)(joined)
+    n = np.float32(len(members))
+    model = keras.Model(inp, [power, status], name="ensemble")
+    for name, ws, bs in ((POWER_OUTPUT, power_w, power_b), (STATUS_OUTPUT, status_w, status_b)):
+        model.get_layer(name).set_weights([np.concatenate(ws) / n, np.mean(bs, axis=0)])
+    return model
 
 
 def load_keras_model(path: str) -> keras.Model:

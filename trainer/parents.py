@@ -59,12 +59,14 @@ def save_parent(
     models_dir: Path = BUNDLED_MODELS_DIR,
     parents_dir: Path = PARENTS_DIR,
 ) -> Path:
-    """Copy the chosen seed's float model (from ``selection.json``) beside its record."""
+    """Copy the chosen run's float model (a seed or the seeds' ensemble, from
+    ``selection.json``) beside its record."""
     selection = load_json(run_root / appliance / "selection.json")
     if not selection.get("card"):
         raise TrainerError(f"{appliance}: the build under {run_root} exported no model")
-    seed = int(selection["selected_seed"])
-    run_dir = run_root / appliance / f"seed{seed}"
+    seed = int(selection["selected_seed"])  # the converter's seed, also for an ensemble
+    run = selection.get("selected_run", f"seed{seed}")
+    run_dir = run_root / appliance / run
     card = load_card(models_dir / f"{appliance}.json", verify_hash=True)
     folder = parents_dir / appliance
     folder.mkdir(parents=True, exist_ok=True)
@@ -76,6 +78,7 @@ def save_parent(
         {
             "appliance": appliance,
             "seed": seed,
+            "run": run,
             "keras_sha256": _sha256(target),
             "bundled_tflite_sha256": card.tflite_sha256,
             "export_mode": selection["recipe"]["export_mode"],

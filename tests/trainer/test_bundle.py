@@ -69,6 +69,59 @@ def test_smoke_build_exports_a_model_the_engine_runs(tmp_path: Path) -> None:
     assert out.power_w.shape == (2,) and np.all(np.isfinite(out.power_w))
     assert (tmp_path / "runs" / "kettle" / "selection.json").is_file()
 
+    # The seeds' ensemble was scored on validation too, and ships if it beats their mean.
+    ensemble = summary["ensemble"]
+    assert ensemble["seeds"] == [0, 1]
+    mean = np.mean([s["validation"]["f1"] for s in summary["seeds"]])
+    beats = ensemble["validation"]["f1"] >= mean
+    assert summary["selected_run"] == ("ensemble" if beats else f"seed{chosen['seed']}")
+    # Exported, it is one model with one two-headed ending over both members' features,
+    # so Home Assistant's adapter can re-fit it like a single seed.
+    from custom_components.nilm.engine.adapter import head_spec
+    from custom_components.nilm.engine.card import load_card
+    from custom_components.nilm.engine.reader import read_model_file
+
+    path = bundle.export_seed(
+        bundle.load_recipes()["kettle"],
+        tmp_path / "runs" / "kettle" / "ensemble",
+        models_dir=tmp_path / "ensemble",
+        seed=summary["selected_seed"],
+    )
+    ens_card = load_card(path)
+    spec = head_spec(read_model_file(path.with_suffix(".tflite")), ens_card)
+    assert spec is not None and spec.features == 2 * 64
+    assert ens_card.training["ensemble_of_seeds"] == [0, 1]
+    assert "ensemble of seeds 0, 1" in (path.parent / "kettle.export.md").read_text()
+    out = load_model(path, "numpy").predict(windows)
+    assert np.all(np.isfinite(out.power_w))
+    # Shipped, the ensemble is the float parent fine-tuning starts from, bound to it.
+    from trainer.parents import load_parent, requantize_parent, save_parent
+
+    selection_path = tmp_path / "runs" / "kettle" / "selection.json"
+    selection = json.loads(selection_path.read_text())
+    selection_path.write_text(json.dumps({**selection, "selected_run": "ensemble"}))
+    save_parent("kettle", tmp_path / "runs", tmp_path / "ensemble", tmp_path / "parents")
+    parent = load_parent("kettle", tmp_path / "ensemble", tmp_path / "parents")
+    assert parent.record["run"] == "ensemble"
+    assert requantize_parent(parent) == (tmp_path / "ensemble" / "kettle.tflite").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("ensemble_f1", "run"),
+    [(0.6, "ensemble"), (0.45, "ensemble"), (0.44, "seed2"), (None, "seed2")],
+)
+def test_the_ensemble_ships_when_it_scores_at_least_the_seeds_mean_on_validation(
+    ensemble_f1: float | None, run: str
+) -> None:
+    """Seeds 0.40 / 0.45 / 0.50 (mean 0.45): the ensemble need not beat the luckiest
+    seed, only what a seed gives on average; without it the best seed ships."""
+    seeds = [
+        {"seed": i, "val_loss": 0.1, "validation": {"f1": f}}
+        for i, f in enumerate((0.4, 0.45, 0.5))
+    ]
+    ensemble = None if ensemble_f1 is None else {"validation": {"f1": ensemble_f1}}
+    assert bundle.choose_run(seeds, ensemble) == run
+
 
 def test_float_parent_is_bound_to_the_bundled_model_it_produced(tmp_path: Path) -> None:
     """The parent shipped for fine-tuning: requantized with its own calibration set it
@@ -87,6 +140,9 @@ def test_float_parent_is_bound_to_the_bundled_model_it_produced(tmp_path: Path) 
         },
         log=lambda *_: None,
     )  # fmt: skip
+    # Trained on REFIT alone, the card credits REFIT alone.
+    attribution = json.loads((models / "kettle.json").read_text())["training"]["attribution"]
+    assert attribution.startswith("REFIT") and "UK-DALE" not in attribution
     parents = tmp_path / "parents"
     record = save_parent("kettle", tmp_path / "runs", models, parents)
     assert record == parents / "kettle" / "parent.json"

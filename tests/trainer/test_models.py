@@ -133,3 +133,46 @@ def test_unknown_norm_or_activation_names_the_known_ones() -> None:
         ModelConfig("transformer", 33, norm="group")
     with pytest.raises(TrainerError, match="known: gelu, relu"):
         ModelConfig("transformer", 33, activation="swish")
+
+
+def test_an_ensemble_averages_its_members_powers_and_status_logits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Each member sees the windows in its own normalisation; the ensemble's power is
+    the members' mean power and its status the sigmoid of their mean logit, and it
+    survives save/load and converts with one concatenated head-feature tensor."""
+    import keras
+
+    from trainer.models import build_ensemble
+
+    config = ModelConfig("compact", 21)
+    members = []
+    for seed, (mean, std) in enumerate(((400.0, 300.0), (350.0, 500.0), (500.0, 250.0))):
+        keras.utils.set_random_seed(seed)
+        members.append((build_model(config), mean, std))
+    ensemble = build_ensemble(members, 420.0, 350.0)
+    watts = np.random.default_rng(1).uniform(0.0, 3000.0, size=(8, 21)).astype(np.float32)
+    powers, logits = [], []
+    for model, mean, std in members:
+        p, s = (np.asarray(o, dtype=np.float64) for o in model((watts - mean) / std))
+        powers.append(p)
+        logits.append(np.log(s / (1.0 - s)))
+    power, status = (np.asarray(o) for o in ensemble((watts - 420.0) / 350.0))
+    np.testing.assert_allclose(power, np.mean(powers, axis=0), rtol=1e-4, atol=1e-5)
+    expected = 1.0 / (1.0 + np.exp(-np.mean(logits, axis=0)))
+    np.testing.assert_allclose(status, expected, rtol=1e-4, atol=1e-5)
+
+    ensemble.save(tmp_path / "ensemble.keras")
+    again = load_keras_model(str(tmp_path / "ensemble.keras"))
+    np.testing.assert_allclose(again((watts - 420.0) / 350.0)[0], power, rtol=1e-5, atol=1e-6)
+    assert "CONCATENATION" in _op_names(to_tflite(ensemble))
+    assert ensemble.get_layer("members").output.shape[-1] == 3 * 64
+
+
+def test_an_ensemble_refuses_one_member_or_mixed_windows() -> None:
+    from trainer.models import build_ensemble
+
+    one = build_model(ModelConfig("compact", 21))
+    with pytest.raises(TrainerError, match="at least two"):
+        build_ensemble([(one, 0.0, 1.0)], 0.0, 1.0)
+    other = build_model(ModelConfig("compact", 31))
+    with pytest.raises(TrainerError, match="one window length"):
+        build_ensemble([(one, 0.0, 1.0), (other, 0.0, 1.0)], 0.0, 1.0)
