@@ -598,6 +598,52 @@ def _renormalised_representative(
     write_json(run_dir / "representative.json", meta)
 
 
+ENERGY_FACTOR_LIMITS = (0.5, 2.0)
+
+
+def energy_calibration(run_dir: Path, recipe: Recipe, val_series: list[Series]) -> dict[str, Any]:
+    """The factor on the card's power scale that makes the chosen model's energy, as the
+    integration counts it (gated power while "Running" is on after the minimum
+    durations), equal the metered energy over the validation sources, pooled.
+
+    Every bundled model over-counts energy in houses it did not train on: false
+    "Running" periods add whole cycles while missed ones lose only part of theirs. One
+    scalar on the power head fixes the bias it shows on validation without touching the
+    .tflite; it is kept within ``ENERGY_FACTOR_LIMITS``. The float model stands in for
+    its int8 export here, as for the threshold."""
+    from custom_components.nilm.engine.card import load_card
+    from custom_components.nilm.engine.status import apply_min_durations, durations_to_samples
+
+    from .keras_backend import keras_model
+
+    card = load_card(run_dir / CARD_JSON, verify_hash=False)
+    model = keras_model(str(run_dir / MODEL_KERAS), card, batch_size=4096)
+    length, t_idx, period = recipe.window_length, recipe.target_index, recipe.period_s
+    min_on = durations_to_samples(card.status.min_on_s, period)
+    min_off = durations_to_samples(card.status.min_off_s, period)
+    predicted_w = metered_w = 0.0
+    for s in val_series:
+        starts = valid_starts(s.aggregate_w, s.target_w, length, t_idx)
+        if not starts.size:
+            continue
+        pred = model.predict(_windows(s, starts, length))
+        running = apply_min_durations(pred.on, min_on, min_off)  # as the tracker gates it
+        predicted_w += float(np.sum(pred.power_w[running], dtype=np.float64))
+        metered_w += float(np.nansum(s.target_w[starts + t_idx], dtype=np.float64))
+    to_kwh = period / 3.6e6
+    raw = metered_w / predicted_w if predicted_w > 0 else 1.0
+    lo, hi = ENERGY_FACTOR_LIMITS
+    return {
+        "factor": float(min(max(raw, lo), hi)),
+        "unclipped_factor": float(raw),
+        "predicted_kwh": predicted_w * to_kwh,
+        "metered_kwh": metered_w * to_kwh,
+        "sources": [s.label for s in val_series],
+        "note": "power_scale_w multiplied by metered / predicted energy on the validation "
+        "sources (float model), so the energy entity has no validation bias",
+    }
+
+
 def choose_run(results: list[dict[str, Any]], ensemble: dict[str, Any] | None) -> str:
     """``ensemble`` when its validation F1 is at least the seeds' mean, else the best
     seed's ``seed<N>``.
@@ -650,9 +696,17 @@ def load_representative(run_dir: Path) -> Any:
     )  # fmt: skip
 
 
-def export_seed(recipe: Recipe, run_dir: Path, *, models_dir: Path, seed: int) -> Path:
+def export_seed(
+    recipe: Recipe,
+    run_dir: Path,
+    *,
+    models_dir: Path,
+    seed: int,
+    calibration: dict[str, Any] | None = None,
+) -> Path:
     """Quantize the chosen run's model (a seed or the ensemble; calibrated on training
-    windows) and export it. ``seed`` seeds the converter."""
+    windows) and export it. ``seed`` seeds the converter; ``calibration``
+    (:func:`energy_calibration`) scales the card's power."""
     from custom_components.nilm.engine.card import load_card
 
     from .export import export_model
@@ -660,6 +714,12 @@ def export_seed(recipe: Recipe, run_dir: Path, *, models_dir: Path, seed: int) -
     from .quantize import QuantizeConfig, convert
 
     card = load_card(run_dir / CARD_JSON, verify_hash=False)
+    if calibration is not None:
+        card = dataclasses.replace(
+            card,
+            power_scale_w=card.power_scale_w * calibration["factor"],
+            training={**card.training, "energy_calibration": calibration},
+        )
     members = card.training.get("ensemble_of_seeds")
     what = f"the ensemble of seeds {', '.join(map(str, members))}" if members else f"seed {seed}"
     model = load_keras_model(str(run_dir / MODEL_KERAS))
@@ -720,16 +780,25 @@ def build(
             recipe, results, train=train, val_series=val, run_root=run_root, log=log
         )
     selected_run = choose_run(results, ensemble)
-    card_path = None
+    card_path = calibration = None
     if export:
         run_dir = run_root / appliance / selected_run
-        card_path = export_seed(recipe, run_dir, models_dir=models_dir, seed=chosen["seed"])
+        calibration = energy_calibration(run_dir, recipe, val)
+        log(
+            f"{appliance}: energy on validation {calibration['predicted_kwh']:.1f} kWh "
+            f"predicted / {calibration['metered_kwh']:.1f} metered: power scale x "
+            f"{calibration['factor']:.3f}"
+        )
+        card_path = export_seed(
+            recipe, run_dir, models_dir=models_dir, seed=chosen["seed"], calibration=calibration
+        )
     summary = {
         "appliance": appliance,
         "selected_seed": chosen["seed"],
         "selected_run": selected_run,
         "selected_by": "validation score (validation sources only; see validation_scores)",
         "ensemble": ensemble,
+        "energy_calibration": calibration,
         "seeds": [
             {k: r[k] for k in ("seed", "best_epoch", "val_loss", "validation", "seconds")}
             for r in results

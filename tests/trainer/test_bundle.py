@@ -62,6 +62,16 @@ def test_smoke_build_exports_a_model_the_engine_runs(tmp_path: Path) -> None:
     assert card["training"]["recipe"]["split"]["train"] == list(split["train"])
     assert "UK-DALE" in card["training"]["attribution"]
     assert not any("house 20" in s.lower() for s in card["training"]["data"]["train_sources"])
+    # The power scale carries the energy calibration measured on validation, recorded.
+    cal = summary["energy_calibration"]
+    assert card["training"]["energy_calibration"] == json.loads(json.dumps(cal))
+    assert bundle.ENERGY_FACTOR_LIMITS[0] <= cal["factor"] <= bundle.ENERGY_FACTOR_LIMITS[1]
+    lo, hi = bundle.ENERGY_FACTOR_LIMITS
+    assert cal["factor"] == min(max(cal["metered_kwh"] / cal["predicted_kwh"], lo), hi)
+    run_card = json.loads(
+        (tmp_path / "runs" / "kettle" / summary["selected_run"] / "card.json").read_text()
+    )
+    assert card["power_scale_w"] == pytest.approx(run_card["power_scale_w"] * cal["factor"])
     model = load_model(card_path, "numpy")
     windows = np.full((2, 99), 300.0, dtype=np.float32)
     windows[1, -4:] += 2800.0
