@@ -522,8 +522,10 @@ def _choose_heads(
     """The heads to adopt, judged on the newer days against the shipped ones: each head is
     the re-fit's or the shipped one, and a mix is adopted only if no entity gets worse
     (F1 not lower; with a plug's watts, the energy error not larger by more than
-    ``ENERGY_MARGIN`` of the plug's energy) and one gets better (F1 higher, or the energy
-    error smaller by that margin). Of those, the best F1 wins, then the closest energy.
+    ``ENERGY_MARGIN`` of the plug's energy) and each re-fitted head earns its place: a
+    re-fitted status head needs a higher F1, a re-fitted power head an energy error
+    smaller by that margin (so an on/off plug, with no watts, never replaces the power
+    head). Of those, the best F1 wins, then the closest energy.
     Returns the heads, their score on the newer days, whether they are adopted and why;
     when no mix qualifies, the whole re-fit (for the record) and False."""
     where = series.features[validation]
@@ -535,20 +537,24 @@ def _choose_heads(
 
     margin = 0.0 if metered_kwh is None else ENERGY_MARGIN * metered_kwh
     base, error_0 = judge(shipped)  # the shipped heads in float, like every mix
-    mixes = ((refit, refit, ""), (refit, shipped, " (the shipped power head kept)"),
-             (shipped, refit, " (the shipped status head kept)"))  # fmt: skip
+    # (status head, power head, reason suffix, needs F1 evidence, needs energy evidence)
+    mixes = ((refit, refit, "", True, True),
+             (refit, shipped, " (the shipped power head kept)", True, False),
+             (shipped, refit, " (the shipped status head kept)", False, True))  # fmt: skip
     judged = []
-    for status_from, power_from, kept in mixes:
+    for status_from, power_from, kept, needs_f1, needs_energy in mixes:
         heads = replace(
             status_from, power_weights=power_from.power_weights, power_bias=power_from.power_bias
         )
-        judged.append((heads, kept, *judge(heads)))
+        judged.append((heads, kept, needs_f1, needs_energy, *judge(heads)))
     best: tuple[Heads, Score, float, str] | None = None
-    for heads, kept, score, error in judged:
+    for heads, kept, needs_f1, needs_energy, score, error in judged:
         f1_better, energy_better = score.f1 > base.f1 + 1e-12, error < error_0 - margin
         if score.f1 < base.f1 - 1e-12 or error > error_0 + margin:
             continue
-        if not (f1_better or energy_better):
+        # A re-fitted head is adopted only on its own entity's evidence: the status head
+        # where F1 rose, the power head where the energy came nearer the plug's.
+        if (needs_f1 and not f1_better) or (needs_energy and not energy_better):
             continue
         what = " and ".join(
             name for name, better in (("F1", f1_better), ("energy", energy_better)) if better
@@ -556,7 +562,7 @@ def _choose_heads(
         if best is None or (score.f1, -error) > (best[1].f1, -best[2]):
             best = (heads, score, error, f"{what} improved on the newer days{kept}")
     if best is None:
-        whole_refit, _, refit_score, _ = judged[0]
+        whole_refit, _, _, _, refit_score, _ = judged[0]
         reason = "no re-fit improved F1 or energy on the newer days without worsening the other"
         return whole_refit, refit_score, False, reason
     return best[0], best[1], True, best[3]

@@ -314,7 +314,7 @@ def corrupt(path: Path, how: str) -> None:
     [
         ("{not json", "cannot be read"),
         ("other model", "another model file"),
-        ("short", "must be a list of 64"),
+        ("short", "weights must be a list of"),
     ],
 )
 async def test_an_invalid_adapter_file_is_a_repair_and_the_shipped_model_runs(
