@@ -218,11 +218,9 @@ def seeds_section(seeds: dict[str, Any]) -> list[str]:
         members = ", ".join(str(m) for m in ensemble.get("seeds") or [])
         mark = " (shipped)" if shipped_ensemble else ""
         val = ensemble.get("validation") or {}
+        test = "int8: the table above | | " if shipped_ensemble else "— | — | — "
         lines.append(
-            f"| ensemble of {members}{mark} | {fmt(val.get('f1'), '{:.3f}')} | — | "
-            "int8: the table above | | |"
-            if shipped_ensemble
-            else f"| ensemble of {members} | {fmt(val.get('f1'), '{:.3f}')} | — | — | — | — |"
+            f"| ensemble of {members}{mark} | {fmt(val.get('f1'), '{:.3f}')} | — | {test}|"
         )
     for key, label in (("f1", "F1"), ("mcc", "MCC")):
         values = [v for e in entries if (v := _num(_test_entry(e).get(key))) is not None]

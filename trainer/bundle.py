@@ -196,6 +196,11 @@ def _house_of(label: str) -> str:
     return label.split(" <", maxsplit=1)[0].split(" >", maxsplit=1)[0]
 
 
+def _train_houses(train: list[Source]) -> frozenset[str]:
+    """The houses a model trained on, as validation labels name them."""
+    return frozenset(_house_of(s.house.source) for s in train)
+
+
 def validation_scores(
     model: Any,
     recipe: Recipe,
@@ -399,7 +404,7 @@ def train_seed(
     )  # fmt: skip
     losses = history.history["val_loss"]
     best_epoch = int(np.argmin(losses)) + 1
-    train_houses = frozenset(_house_of(s.house.source) for s in train)
+    train_houses = _train_houses(train)
     scores = validation_scores(
         model, recipe, val_series, mean_w=data.mean_w, std_w=data.std_w, train_houses=train_houses
     )
@@ -542,7 +547,7 @@ def train_ensemble(
         for s, c in zip(seeds, cards, strict=True)
     ]
     model = build_ensemble(members, mean_w, std_w)
-    train_houses = frozenset(_house_of(s.house.source) for s in train)
+    train_houses = _train_houses(train)
     scores = validation_scores(
         model, recipe, val_series, mean_w=mean_w, std_w=std_w, train_houses=train_houses
     )
@@ -653,13 +658,11 @@ def choose_run(results: list[dict[str, Any]], ensemble: dict[str, Any] | None) -
     noisy scores on the very data it was picked on, so it overstates what that seed does
     in a new house (a validation-picked seed was the weakest of three on other houses
     more than once)."""
-    best = select_seed(results)
-    if ensemble is None:
-        return f"seed{best['seed']}"
-    f1s = [np.nan_to_num(r["validation"]["f1"], nan=-1.0) for r in results]
-    if np.nan_to_num(ensemble["validation"]["f1"], nan=-1.0) >= float(np.mean(f1s)):
-        return ENSEMBLE_RUN
-    return f"seed{best['seed']}"
+    if ensemble is not None:
+        f1s = [np.nan_to_num(r["validation"]["f1"], nan=-1.0) for r in results]
+        if np.nan_to_num(ensemble["validation"]["f1"], nan=-1.0) >= float(np.mean(f1s)):
+            return ENSEMBLE_RUN
+    return f"seed{select_seed(results)['seed']}"
 
 
 def save_representative(

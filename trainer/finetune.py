@@ -77,30 +77,29 @@ class FinetuneResult:
     summary: dict[str, Any]
 
 
+def _leaf_layers(model: Any) -> list[tuple[str, Any]]:
+    """Every layer that holds weights, by path: ``conv0``, or inside an ensemble's
+    member ``member0/conv0``."""
+    leaves = []
+    for layer in model.layers:
+        inner = getattr(layer, "layers", None)
+        if inner:
+            leaves += [(f"{layer.name}/{sub.name}", sub) for sub in inner]
+        else:
+            leaves.append((layer.name, layer))
+    return leaves
+
+
 def _freeze_features(model: Any) -> None:
     """Freeze every layer but the head's; inside an ensemble's members too, so each
     member keeps training its own ``head_dense`` as a single model does."""
-    for layer in model.layers:
-        if layer.name in HEAD_LAYERS:
-            continue
-        inner = getattr(layer, "layers", None)
-        if inner:
-            for sub in inner:
-                sub.trainable = sub.name in HEAD_LAYERS
-        else:
-            layer.trainable = False
+    for path, layer in _leaf_layers(model):
+        layer.trainable = path.rsplit("/", 1)[-1] in HEAD_LAYERS
 
 
 def _frozen_names(model: Any) -> list[str]:
     """The frozen layers, an ensemble member's as ``member0/conv0``."""
-    names = []
-    for layer in model.layers:
-        inner = getattr(layer, "layers", None)
-        if inner:
-            names += [f"{layer.name}/{sub.name}" for sub in inner if not sub.trainable]
-        elif not layer.trainable:
-            names.append(layer.name)
-    return names
+    return [path for path, layer in _leaf_layers(model) if not layer.trainable]
 
 
 def _runs(on: npt.NDArray[np.bool_]) -> int:
